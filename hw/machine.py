@@ -1,0 +1,199 @@
+"""The whole PCI machine as one component: bridge, DRAM, arbiter, cards.
+
+A machine is described by a JSON-able dict (:class:`MachineSpec`), so the
+same description can be elaborated here for pysim and in a separate process
+for Verilator. Agents on the bus, in resolver order:
+
+    0  bridge.cpu    host bridge initiator (the CPU's MMIO/config cycles)
+    1  bridge.dram   host DRAM target
+    then per card, by slot: slotN.target, slotN.master
+
+Masters, in arbiter order: the bridge, then each card by slot. Card in slot
+N has IDSEL = AD[16+N] and its INTA# on system line (N-1) % 4 (INTA#..INTD#).
+
+Flat ports (the host contract in ``sim/backend.py``): ``cpu_*``, ``dram_*``,
+``irq``, ``attn``, ``cycle``, ``chk_error``, ``chk_first_cycle`` and the
+monitor counters ``mon_total``, ``mon_<class>``, ``mon_a<agent>_<class>``,
+``mon_t<agent>_data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+
+from amaranth.hdl import Module, Signal, Cat
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .pci.arbiter import Arbiter
+from .pci.bus import Resolver
+from .pci.host_bridge import HostBridge
+from .pci.monitor import Monitor, Checker, CLASSES, RULES
+from .cards.dmatest import DmaTestCard
+
+__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS"]
+
+#: card kind → constructor(**params)
+CARD_KINDS = {
+    "dmatest": DmaTestCard,
+}
+
+#: bus clock periods in ps (PCI 2.3: 33 MHz → 30 ns, 66 MHz → 15 ns)
+PERIOD_PS = {33: 30_000, 66: 15_000}
+
+
+@dataclass
+class CardSpec:
+    kind: str
+    slot: int
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class MachineSpec:
+    clock_mhz: int = 33
+    dram_bytes: int = 4 << 20
+    cards: list[CardSpec] = field(default_factory=list)
+    blackbox_dram: bool = False
+
+    def __post_init__(self):
+        self.cards = [c if isinstance(c, CardSpec) else CardSpec(**c) for c in self.cards]
+        if self.clock_mhz not in PERIOD_PS:
+            raise ValueError(f"bus clock must be 33 or 66 MHz, not {self.clock_mhz}")
+        slots = [c.slot for c in self.cards]
+        if len(set(slots)) != len(slots):
+            raise ValueError(f"two cards in one slot: {slots}")
+        for c in self.cards:
+            if not 1 <= c.slot <= 15:   # IDSEL = AD[16+slot] must exist
+                raise ValueError(f"slot {c.slot} outside 1..15")
+            if c.kind not in CARD_KINDS:
+                raise ValueError(f"unknown card kind {c.kind!r}")
+        self.cards.sort(key=lambda c: c.slot)
+
+    @property
+    def period_ps(self) -> int:
+        return PERIOD_PS[self.clock_mhz]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MachineSpec":
+        return cls(**d)
+
+    def agent_names(self) -> list[str]:
+        names = ["bridge.cpu", "bridge.dram"]
+        for c in self.cards:
+            names += [f"slot{c.slot}.target", f"slot{c.slot}.master"]
+        return names
+
+    def master_names(self) -> list[str]:
+        return ["bridge"] + [f"slot{c.slot}" for c in self.cards]
+
+    def ports(self) -> list[tuple[str, str, int]]:
+        """Flat ports of :class:`Machine` as (name, "in"/"out", width)."""
+        return [(name, "in" if flow == "in" else "out", width)
+                for name, flow, width in _port_list(self)]
+
+
+def _port_list(spec: MachineSpec):
+    n_agents = len(spec.agent_names())
+    ports = [
+        ("cpu_seq", "in", 1), ("cpu_op", "in", 2), ("cpu_addr", "in", 32),
+        ("cpu_wdata", "in", 32), ("cpu_be", "in", 4),
+        ("cpu_ack", "out", 1), ("cpu_rdata", "out", 32), ("cpu_status", "out", 2),
+        ("dram_latency", "in", 4), ("dram_wait_every", "in", 8),
+        ("dram_wait_len", "in", 5), ("dram_retry_every", "in", 8),
+        ("irq", "out", 4), ("attn", "out", 16), ("cycle", "out", 64),
+        ("chk_error", "out", len(RULES)), ("chk_first_cycle", "out", 64),
+        ("mon_total", "out", Monitor.WIDTH),
+    ]
+    ports += [(f"arb_wait_max{i}", "out", 16) for i in range(len(spec.master_names()))]
+    ports += [(f"mon_{c}", "out", Monitor.WIDTH) for c in CLASSES]
+    for a in range(n_agents):
+        ports += [(f"mon_a{a}_{c}", "out", Monitor.WIDTH) for c in CLASSES[1:]]
+        ports.append((f"mon_t{a}_data", "out", Monitor.WIDTH))
+    return ports
+
+
+class Machine(wiring.Component):
+    def __init__(self, spec: MachineSpec | dict):
+        if isinstance(spec, dict):
+            spec = MachineSpec.from_dict(spec)
+        self.spec = spec
+        super().__init__({name: (In if d == "in" else Out)(w)
+                          for name, d, w in _port_list(spec)})
+        self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram)
+        self.cards = [CARD_KINDS[c.kind](**c.params) for c in spec.cards]
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        n_agents = len(spec.agent_names())
+        n_masters = len(spec.master_names())
+
+        m.submodules.bridge = bridge = self.bridge
+        m.submodules.resolver = res = Resolver(n_agents)
+        m.submodules.arbiter = arb = Arbiter(n_masters)
+        mon = Monitor(n_agents)
+        mon.bind_outputs(lambda name: getattr(self, name))
+        chk = Checker(n_agents, n_masters)
+        chk.bind_outputs(self.chk_error, self.chk_first_cycle, self.cycle)
+        m.submodules.monitor = mon
+        m.submodules.checker = chk
+
+        agents = [bridge.pci_m, bridge.pci_t]
+        masters = [bridge]
+        for spec_c, card in zip(spec.cards, self.cards):
+            m.submodules[f"slot{spec_c.slot}"] = card
+            agents += [card.pci_t, card.pci_m]
+            masters.append(card)
+            m.d.comb += card.idsel.eq(res.bus.ad[16 + spec_c.slot])
+        for agent, port in zip(agents, res.agents):
+            self._join(m, agent, port)
+        for i, master in enumerate(masters):
+            m.d.comb += [arb.req[i].eq(master.req), master.gnt.eq(arb.gnt[i])]
+        m.d.comb += arb.bus.eq(res.bus)
+        for i in range(n_masters):
+            m.d.comb += getattr(self, f"arb_wait_max{i}").eq(arb.wait_max[i])
+
+        # interrupt routing: slot N INTA# → system line (N-1) % 4
+        irq = [0, 0, 0, 0]
+        for spec_c, card in zip(spec.cards, self.cards):
+            line = (spec_c.slot - 1) % 4
+            irq[line] = irq[line] | card.inta
+        m.d.comb += self.irq.eq(Cat(*irq))
+
+        # CPU side and test knobs
+        for name in ("cpu_seq", "cpu_op", "cpu_addr", "cpu_wdata", "cpu_be",
+                     "dram_latency", "dram_wait_every", "dram_wait_len", "dram_retry_every"):
+            m.d.comb += getattr(bridge, name).eq(getattr(self, name))
+        m.d.comb += [self.cpu_ack.eq(bridge.cpu_ack), self.cpu_rdata.eq(bridge.cpu_rdata),
+                     self.cpu_status.eq(bridge.cpu_status)]
+
+        # monitor and checker
+        master_agent = [0] + [2 * k + 3 for k in range(len(self.cards))]   # agent index per master
+        gnt_of_agent = [0] * (n_agents + 1)
+        for i, a in enumerate(master_agent):
+            gnt_of_agent[a + 1] = arb.gnt[i]
+        m.d.comb += [
+            mon.bus.eq(res.bus), mon.master_of.eq(res.frame_owner),
+            mon.target_of.eq(res.devsel_owner),
+            chk.bus.eq(res.bus), chk.contention.eq(res.contention), chk.gnt.eq(arb.gnt),
+            chk.gnt_of_agent.eq(Cat(*gnt_of_agent)), chk.master_of.eq(res.frame_owner),
+        ]
+
+        # cycle counter and attention counter
+        m.d.sync += self.cycle.eq(self.cycle + 1)
+        prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(RULES))
+        m.d.sync += [prev_ack.eq(self.cpu_ack), prev_irq.eq(self.irq),
+                     prev_err.eq(chk.error)]
+        with m.If((prev_ack != self.cpu_ack) | (prev_irq != self.irq)
+                  | (prev_err != chk.error)):
+            m.d.sync += self.attn.eq(self.attn + 1)
+        return m
+
+    @staticmethod
+    def _join(m, agent, port):
+        """Connect a card's ``Out(AgentSignature)`` to a resolver slot."""
+        m.d.comb += [port.o.eq(agent.o), port.oe.eq(agent.oe), agent.bus.eq(port.bus)]

@@ -1,0 +1,149 @@
+"""Host bridge: the CPU's way onto the bus, and host DRAM as a PCI target.
+
+CPU side (flat ports, driven by the host API between host events): the CPU
+places one operation in ``cpu_op/cpu_addr/cpu_wdata/cpu_be`` and toggles
+``cpu_seq``; when the bus transaction has finished the bridge copies
+``cpu_seq`` to ``cpu_ack`` with ``cpu_rdata`` and ``cpu_status``
+(``hw.pci.initiator.Status``; a master-aborted read returns all ones, as
+PCI 2.3 §3.3.3.1 requires of the bridge).
+
+Operations: ``MEM_READ``/``MEM_WRITE`` of one dword, ``CFG_READ``/
+``CFG_WRITE`` of one dword where ``cpu_addr`` = device<<11 | function<<8 |
+register (configuration mechanism #1 layout); the bridge issues a type-0
+configuration cycle with IDSEL = AD[16 + device].
+
+DRAM side: a target decoding ``[0, size)`` on the bus, prefetchable, in front
+of :class:`HostDram`. Test knobs: ``latency`` (extra clocks before the first
+read of a burst, modelling a page open), ``wait_every``/``wait_len`` (every
+Nth access stalls for L clocks: wait states, and a disconnect when L exceeds
+the subsequent-latency limit) and ``retry_every`` (every Nth transaction is
+retried).
+"""
+
+from amaranth.hdl import Module, Signal, Mux, Const
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .bus import AgentSignature, Cmd
+from .dram import HostDram
+from .initiator import PciInitiator, Status
+from .target import PciTarget
+
+__all__ = ["HostBridge", "CpuOp"]
+
+
+class CpuOp:
+    MEM_READ = 0
+    MEM_WRITE = 1
+    CFG_READ = 2
+    CFG_WRITE = 3
+
+
+class HostBridge(wiring.Component):
+    def __init__(self, dram_bytes: int = 4 << 20, *, blackbox_dram: bool = False):
+        self.dram_bytes = dram_bytes
+        super().__init__({
+            "pci_m": Out(AgentSignature),     # the CPU's initiator
+            "pci_t": Out(AgentSignature),     # the DRAM target
+            "req": Out(1), "gnt": In(1),
+            "cpu_seq": In(1), "cpu_op": In(2), "cpu_addr": In(32),
+            "cpu_wdata": In(32), "cpu_be": In(4),
+            "cpu_ack": Out(1), "cpu_rdata": Out(32), "cpu_status": Out(2),
+            "dram_latency": In(4), "dram_wait_every": In(8), "dram_wait_len": In(5),
+            "dram_retry_every": In(8),
+        })
+        self.dram = HostDram(dram_bytes, blackbox=blackbox_dram)
+        self.initiator = PciInitiator(depth=2)
+        self.target = PciTarget(fixed_base=0, fixed_size=dram_bytes)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dram = dram = self.dram
+        m.submodules.initiator = ini = self.initiator
+        m.submodules.target = tgt = self.target
+        wiring.connect(m, wiring.flipped(self.pci_m), ini.pci)
+        wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
+        m.d.comb += [self.req.eq(ini.req), ini.gnt.eq(self.gnt),
+                     ini.master_enable.eq(1), ini.latency_timer.eq(0)]
+        self._cpu_side(m, ini)
+        self._dram_side(m, tgt, dram)
+        return m
+
+    def _cpu_side(self, m, ini):
+        busy = Signal()
+        op = self.cpu_op
+        is_cfg = op[1]
+        is_write = op[0]
+        dev = self.cpu_addr[11:15]
+        cfg_ad = (Const(1, 32) << (dev + 16)) | (self.cpu_addr[8:11] << 8) \
+            | (self.cpu_addr[2:8] << 2)
+        code = Mux(is_cfg, Mux(is_write, Cmd.CFG_WRITE, Cmd.CFG_READ),
+                   Mux(is_write, Cmd.MEM_WRITE, Cmd.MEM_READ))
+        with m.If(~busy & (self.cpu_seq != self.cpu_ack)):
+            m.d.comb += [
+                ini.cmd.valid.eq(1),
+                ini.cmd.payload.addr.eq(Mux(is_cfg, cfg_ad, self.cpu_addr)),
+                ini.cmd.payload.count.eq(1), ini.cmd.payload.code.eq(code),
+                ini.cmd.payload.first_be.eq(self.cpu_be),
+                ini.cmd.payload.last_be.eq(self.cpu_be),
+                ini.wdata.valid.eq(is_write), ini.wdata.payload.eq(self.cpu_wdata),
+            ]
+            m.d.sync += busy.eq(1)
+        m.d.comb += ini.rdata.ready.eq(1)
+        with m.If(ini.rdata.valid):
+            m.d.sync += self.cpu_rdata.eq(ini.rdata.payload)
+        with m.If(ini.done):
+            m.d.sync += [busy.eq(0), self.cpu_ack.eq(self.cpu_seq),
+                         self.cpu_status.eq(ini.done_status)]
+            with m.If(ini.done_status != Status.OK):
+                m.d.sync += self.cpu_rdata.eq(0xFFFF_FFFF)
+                m.d.comb += ini.flush.eq(1)
+
+    def _dram_side(self, m, tgt, dram):
+        port = tgt.port
+        page_open = Signal()            # a read was accepted last clock
+        latency_left = Signal(4)
+        accesses = Signal(8)
+        stall_left = Signal(5)
+        txns = Signal(8)
+        retry_this = Signal()
+
+        will_retry = (self.dram_retry_every != 0) & (txns + 1 >= self.dram_retry_every)
+        with m.If(tgt.started):
+            m.d.sync += txns.eq(Mux(txns + 1 >= self.dram_retry_every, 0, txns + 1))
+            m.d.sync += retry_this.eq(will_retry)
+        m.d.comb += port.retry.eq(retry_this)
+
+        can_go = Signal()
+        m.d.comb += can_go.eq((stall_left == 0) & ~retry_this & ~(tgt.started & will_retry))
+        is_read = port.cmd_valid & ~port.cmd.write
+        with m.If(is_read & ~page_open & (latency_left == 0) & (self.dram_latency != 0)):
+            m.d.sync += latency_left.eq(self.dram_latency)
+            m.d.comb += can_go.eq(0)
+        with m.Elif(latency_left > 1):
+            m.d.sync += latency_left.eq(latency_left - 1)
+            m.d.comb += can_go.eq(0)
+        with m.Elif(latency_left == 1):
+            m.d.sync += latency_left.eq(0)
+        with m.If(stall_left != 0):
+            m.d.sync += stall_left.eq(stall_left - 1)
+
+        accept = port.cmd_valid & can_go
+        m.d.comb += port.cmd_ready.eq(can_go)
+        m.d.sync += page_open.eq(accept & ~port.cmd.write)
+        with m.If(accept):
+            nxt = accesses + 1
+            with m.If((self.dram_wait_every != 0) & (nxt >= self.dram_wait_every)):
+                m.d.sync += [accesses.eq(0), stall_left.eq(self.dram_wait_len)]
+            with m.Else():
+                m.d.sync += accesses.eq(nxt)
+        word = port.cmd.addr[2:2 + dram.addr_width]
+        m.d.comb += [
+            dram.rd_en.eq(accept & ~port.cmd.write), dram.rd_addr.eq(word),
+            dram.wr_en.eq(accept & port.cmd.write), dram.wr_addr.eq(word),
+            dram.wr_data.eq(port.cmd.data), dram.wr_be.eq(port.cmd.be),
+        ]
+        rsp_pending = Signal()
+        m.d.sync += rsp_pending.eq(accept & ~port.cmd.write)
+        m.d.comb += [port.rsp_valid.eq(rsp_pending), port.rsp_data.eq(dram.rd_data),
+                     port.abort.eq(0)]

@@ -1,0 +1,390 @@
+"""PCI target core: type-0 configuration space, memory BARs, data phases.
+
+Bus behaviour (PCI 2.3 chapter 3):
+
+- medium DEVSEL# (asserted two clocks after the address phase);
+- single and burst reads and writes, linear addressing;
+- reads are fetched ahead from the user port into a small FIFO when the BAR
+  is prefetchable; a non-prefetchable BAR (registers) is read exactly once
+  and the target disconnects with data after the first data phase;
+- retry when the first data phase is not ready after ``INITIAL_LIMIT``
+  clocks or when the user asks for it (``retry``); disconnect without data
+  when a later phase is not ready after ``SUBSEQUENT_LIMIT`` clocks; target
+  abort when the user raises ``abort``.
+
+User port (``port``), one command per data dword, in bus order:
+
+``cmd`` (stream out)  ``{addr, bar, write, data, be}`` — byte offset within
+    the BAR (dword aligned), BAR index, write flag, write data, byte enables
+    (1 = enabled). Writes are posted through a FIFO; reads are requests.
+``rsp_valid``/``rsp_data`` (in)  read data, in request order, any latency.
+``retry``/``abort`` (in)  see above.
+
+A target with ``fixed_base``/``fixed_size`` has no configuration space and
+decodes a fixed window (the host bridge's DRAM target).
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, ResetInserter
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from .bus import Lines, AgentSignature, Cmd
+
+__all__ = ["PciTarget", "BarSpec", "TargetPort", "TargetCommand", "merge_bytes",
+           "INITIAL_LIMIT", "SUBSEQUENT_LIMIT"]
+
+
+def merge_bytes(old, new, be):
+    """``old`` with the bytes of ``new`` whose enable bit in ``be`` is set."""
+    return Cat(*(Mux(be[k], new[8 * k:8 * k + 8], old[8 * k:8 * k + 8])
+                 for k in range(len(old) // 8)))
+
+#: PCI 2.3 §3.5.1.1: a target completes the first data phase within 16
+#: clocks of FRAME#; we retry at 14 so STOP# is on the bus by clock 16.
+INITIAL_LIMIT = 14
+#: PCI 2.3 §3.5.1.2: subsequent data phases within 8 clocks.
+SUBSEQUENT_LIMIT = 7
+#: read prefetch / posted-write depth, in dwords
+FIFO_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class BarSpec:
+    size: int                 # bytes, a power of two ≥ 16 (PCI 2.3 §6.2.5.1)
+    prefetchable: bool = False
+
+    def __post_init__(self):
+        if self.size < 16 or self.size & (self.size - 1):
+            raise ValueError(f"BAR size {self.size} is not a power of two ≥ 16")
+
+
+class TargetCommand(data.Struct):
+    addr:  32
+    bar:   3
+    write: 1
+    data:  32
+    be:    4
+
+
+TargetPort = wiring.Signature({
+    "cmd_valid": Out(1),
+    "cmd_ready": In(1),
+    "cmd":       Out(TargetCommand),
+    "rsp_valid": In(1),
+    "rsp_data":  In(32),
+    "retry":     In(1),
+    "abort":     In(1),
+})
+
+# Command register bits (PCI 2.3 §6.2.2)
+CMD_MEM_ENABLE = 1 << 1
+CMD_BUS_MASTER = 1 << 2
+CMD_INT_DISABLE = 1 << 10
+COMMAND_WRITABLE = 0x0446      # memory, master, parity response, int disable
+# Status register bits
+STATUS_INT = 1 << 3
+STATUS_DEVSEL_MEDIUM = 1 << 9
+STATUS_SIG_TARGET_ABORT = 1 << 11
+STATUS_RX_TARGET_ABORT = 1 << 12
+STATUS_RX_MASTER_ABORT = 1 << 13
+STATUS_W1C = STATUS_SIG_TARGET_ABORT | STATUS_RX_TARGET_ABORT | STATUS_RX_MASTER_ABORT
+
+# target FSM states (also visible in VCDs as ``state``)
+S_IDLE, S_DEVSEL, S_DATA, S_TURN = range(4)
+
+
+class PciTarget(wiring.Component):
+    """Target half of a PCI agent (see module docstring)."""
+
+    def __init__(self, *, vendor_id=0, device_id=0, class_code=0, revision=0,
+                 subsystem=0, int_pin=0, bars=(), fixed_base=None, fixed_size=None):
+        self.has_config = fixed_base is None
+        if not self.has_config:
+            bars = (BarSpec(fixed_size, prefetchable=True),)
+        if len(bars) > 6:
+            raise ValueError("at most six BARs")
+        self.bars = tuple(bars)
+        self.ids = dict(vendor_id=vendor_id, device_id=device_id, class_code=class_code,
+                        revision=revision, subsystem=subsystem, int_pin=int_pin)
+        self.fixed_base = fixed_base
+        super().__init__({
+            "pci":   Out(AgentSignature),
+            "idsel": In(1),
+            "port":  Out(TargetPort),
+            # configuration state for the rest of the card
+            "command":       Out(16),
+            "latency_timer": Out(8),
+            "bar_base":      Out(32).array(max(len(self.bars), 1)),
+            "set_status":    In(16),   # one-clock pulses OR-ed into status (W1C bits)
+            "int_status":    In(1),    # status bit 3: the function's interrupt is pending
+            "started":       Out(1),   # pulse: this target claimed a transaction
+        })
+        self.state = Signal(2)
+
+    def elaborate(self, platform):
+        m = Module()
+        pci, port, bus = self.pci, self.port, self.pci.bus
+
+        # ---------------------------------------------------------------
+        # Configuration registers
+        command = Signal(16)
+        status = Signal(16)
+        latency_timer = Signal(8)
+        cache_line = Signal(8)
+        int_line = Signal(8)
+        bars = [Signal(32, name=f"bar{i}") for i in range(len(self.bars))]
+        m.d.comb += [self.command.eq(command), self.latency_timer.eq(latency_timer)]
+        for i, b in enumerate(bars):
+            m.d.comb += self.bar_base[i].eq(b)
+        status_set = Signal(16)       # bits set this clock (comb, several sources)
+        status_clr = Signal(16)       # bits cleared by a config write of 1
+        m.d.sync += status.eq((status | status_set | (self.set_status & STATUS_W1C))
+                              & ~status_clr)
+
+        ids = self.ids
+        cfg_rdata = Signal(32)
+        cfg_reg = Signal(6)            # dword index within the 256-byte header
+        with m.Switch(cfg_reg):
+            with m.Case(0x00 >> 2):
+                m.d.comb += cfg_rdata.eq((ids["device_id"] << 16) | ids["vendor_id"])
+            with m.Case(0x04 >> 2):
+                m.d.comb += cfg_rdata.eq(Cat(command, status | STATUS_DEVSEL_MEDIUM
+                                             | Mux(self.int_status, STATUS_INT, 0)))
+            with m.Case(0x08 >> 2):
+                m.d.comb += cfg_rdata.eq((ids["class_code"] << 8) | ids["revision"])
+            with m.Case(0x0C >> 2):
+                m.d.comb += cfg_rdata.eq(Cat(cache_line, latency_timer, Const(0, 16)))
+            for i, spec in enumerate(self.bars):
+                with m.Case((0x10 >> 2) + i):
+                    m.d.comb += cfg_rdata.eq(bars[i] | (0x8 if spec.prefetchable else 0))
+            with m.Case(0x2C >> 2):
+                m.d.comb += cfg_rdata.eq(ids["subsystem"])
+            with m.Case(0x3C >> 2):
+                m.d.comb += cfg_rdata.eq(Cat(int_line, Const(ids["int_pin"], 8), Const(0, 16)))
+
+        # ---------------------------------------------------------------
+        # Address decode
+        frame_prev = Signal()
+        m.d.sync += frame_prev.eq(bus.frame)
+        addr_phase = bus.frame & ~frame_prev
+        bus_cmd = bus.cbe_n
+        is_mem_cmd = Signal()
+        m.d.comb += is_mem_cmd.eq(
+            (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
+            | (bus_cmd == Cmd.MEM_READ_MULT) | (bus_cmd == Cmd.MEM_WRITE)
+            | (bus_cmd == Cmd.MEM_WRITE_INV))
+        is_read_cmd = Signal()
+        m.d.comb += is_read_cmd.eq(
+            (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
+            | (bus_cmd == Cmd.MEM_READ_MULT) | (bus_cmd == Cmd.CFG_READ))
+
+        hit_bar = Signal(3)
+        mem_hit = Signal()
+        for i, spec in reversed(list(enumerate(self.bars))):
+            mask = ~(spec.size - 1) & 0xFFFF_FFFF
+            if self.has_config:
+                base = bars[i]
+                enabled = command[1] & (bars[i] != 0)
+            else:
+                base = Const(self.fixed_base, 32)
+                enabled = Const(1)
+            with m.If(enabled & ((bus.ad & mask) == (base & mask))):
+                m.d.comb += [mem_hit.eq(1), hit_bar.eq(i)]
+        cfg_hit = Signal()
+        if self.has_config:
+            m.d.comb += cfg_hit.eq(self.idsel & (bus.ad[0:2] == 0)
+                                   & ((bus_cmd == Cmd.CFG_READ) | (bus_cmd == Cmd.CFG_WRITE)))
+
+        # ---------------------------------------------------------------
+        # Transaction state
+        state = self.state
+        is_cfg = Signal()
+        is_read = Signal()
+        cur_bar = Signal(3)
+        prefetch = Signal()           # this transaction may read ahead
+        phase_addr = Signal(32)       # byte offset of the current data phase
+        issue_addr = Signal(32)       # byte offset of the next read request
+        issued = Signal(range(1 << 16))
+        inflight = Signal(range(FIFO_DEPTH + 1))
+        drop = Signal(range(FIFO_DEPTH + 1))   # stale responses to discard
+        any_xfer = Signal()           # a data phase completed in this transaction
+        wait_count = Signal(range(INITIAL_LIMIT + 2))
+
+        ad_o = Signal(32)
+        trdy_o = Signal()
+        stop_o = Signal()
+        devsel_o = Signal()
+        drive_ctl = Signal()          # DEVSEL#/TRDY#/STOP# enabled
+        drive_ad = Signal()
+        m.d.comb += [
+            pci.o.ad.eq(ad_o), pci.oe.ad.eq(Mux(drive_ad, 0xFFFF_FFFF, 0)),
+            pci.o.trdy.eq(trdy_o), pci.oe.trdy.eq(drive_ctl),
+            pci.o.stop.eq(stop_o), pci.oe.stop.eq(drive_ctl),
+            pci.o.devsel.eq(devsel_o), pci.oe.devsel.eq(drive_ctl),
+        ]
+
+        # Read FIFO (prefetch) and posted-write FIFO, both flushed per transaction
+        flush = Signal()
+        rfifo = ResetInserter(flush)(fifo.SyncFIFO(width=32, depth=FIFO_DEPTH))
+        wfifo = fifo.SyncFIFO(width=32 + 32 + 3 + 4, depth=FIFO_DEPTH)
+        m.submodules.rfifo = rfifo
+        m.submodules.wfifo = wfifo
+
+        # responses: discard stale ones after a transaction ended early
+        with m.If(port.rsp_valid):
+            with m.If(drop != 0):
+                m.d.sync += drop.eq(drop - 1)
+            with m.Else():
+                m.d.comb += [rfifo.w_en.eq(1), rfifo.w_data.eq(port.rsp_data)]
+
+        # user command mux: posted writes first, then read requests
+        want_read = Signal()
+        m.d.comb += want_read.eq(
+            (state != S_IDLE) & (state != S_TURN) & is_read & ~is_cfg & ~stop_o
+            & (rfifo.level + inflight < FIFO_DEPTH)
+            & (prefetch | (issued == 0)) & ~wfifo.r_rdy)
+        read_issue = Signal()
+        with m.If(wfifo.r_rdy):
+            m.d.comb += [
+                port.cmd_valid.eq(1),
+                port.cmd.addr.eq(wfifo.r_data[0:32]),
+                port.cmd.data.eq(wfifo.r_data[32:64]),
+                port.cmd.bar.eq(wfifo.r_data[64:67]),
+                port.cmd.be.eq(wfifo.r_data[67:71]),
+                port.cmd.write.eq(1),
+                wfifo.r_en.eq(port.cmd_ready),
+            ]
+        with m.Elif(want_read):
+            m.d.comb += [
+                port.cmd_valid.eq(1),
+                port.cmd.addr.eq(issue_addr), port.cmd.bar.eq(cur_bar),
+                port.cmd.write.eq(0), port.cmd.be.eq(0xF),
+                read_issue.eq(port.cmd_ready),
+            ]
+        rsp_taken = port.rsp_valid & (drop == 0)
+        m.d.sync += inflight.eq(inflight + read_issue - rsp_taken)
+        with m.If(read_issue):
+            m.d.sync += [issue_addr.eq(issue_addr + 4), issued.eq(issued + 1)]
+
+        xfer = trdy_o & bus.irdy
+        be = ~bus.cbe_n & 0xF
+
+        with m.Switch(state):
+            with m.Case(S_IDLE):
+                m.d.sync += [drive_ctl.eq(0), drive_ad.eq(0), trdy_o.eq(0),
+                             stop_o.eq(0), devsel_o.eq(0)]
+                with m.If(addr_phase & (mem_hit & is_mem_cmd | cfg_hit)):
+                    m.d.sync += [
+                        state.eq(S_DEVSEL),
+                        is_cfg.eq(cfg_hit),
+                        is_read.eq(is_read_cmd),
+                        cur_bar.eq(hit_bar),
+                        prefetch.eq(0),
+                        any_xfer.eq(0),
+                        wait_count.eq(0),
+                        issued.eq(0),
+                    ]
+                    with m.If(cfg_hit):
+                        m.d.sync += [cfg_reg.eq(bus.ad[2:8]), phase_addr.eq(0)]
+                    with m.Else():
+                        for i, spec in enumerate(self.bars):
+                            with m.If(hit_bar == i):
+                                off = bus.ad & (spec.size - 1) & ~3
+                                m.d.sync += [phase_addr.eq(off), issue_addr.eq(off),
+                                             prefetch.eq(int(spec.prefetchable))]
+
+            with m.Case(S_DEVSEL):
+                # clock A+1: decode done; DEVSEL# goes out at A+2 (medium)
+                m.d.comb += self.started.eq(1)
+                m.d.sync += [state.eq(S_DATA), drive_ctl.eq(1), devsel_o.eq(1),
+                             drive_ad.eq(is_read), wait_count.eq(1)]
+
+            with m.Case(S_DATA):
+                m.d.sync += wait_count.eq(wait_count + 1)
+                with m.If(xfer):
+                    m.d.sync += [any_xfer.eq(1), phase_addr.eq(phase_addr + 4),
+                                 wait_count.eq(0)]
+                    with m.If(is_cfg & ~is_read):
+                        self._config_write(m, cfg_reg, bus.ad, be, command, status_clr,
+                                           latency_timer, cache_line, int_line, bars)
+                    with m.If(~is_cfg & ~is_read):
+                        m.d.comb += [wfifo.w_en.eq(1),
+                                     wfifo.w_data.eq(Cat(phase_addr, bus.ad, cur_bar, be))]
+                ended = (bus.irdy & ~bus.frame & (xfer | stop_o))
+                with m.If(ended):
+                    m.d.sync += [state.eq(S_TURN), trdy_o.eq(0), stop_o.eq(0),
+                                 devsel_o.eq(0), drive_ad.eq(0)]
+                with m.Elif(stop_o):
+                    # hold STOP# until FRAME# goes; no more data
+                    m.d.sync += trdy_o.eq(0)
+                with m.Elif(self.port.abort):
+                    m.d.sync += [stop_o.eq(1), devsel_o.eq(0), trdy_o.eq(0)]
+                    m.d.comb += status_set.eq(STATUS_SIG_TARGET_ABORT)
+                with m.Elif(trdy_o & ~xfer):
+                    pass                                   # phase still open
+                with m.Else():
+                    self._next_phase(m, is_cfg, is_read, prefetch, any_xfer, xfer,
+                                     wait_count, cfg_rdata, rfifo, wfifo, ad_o,
+                                     trdy_o, stop_o, bus)
+
+            with m.Case(S_TURN):
+                # drive DEVSEL#/TRDY#/STOP# deasserted for one clock, then release
+                m.d.sync += [state.eq(S_IDLE), drive_ctl.eq(0)]
+                m.d.comb += flush.eq(1)
+                m.d.sync += [drop.eq(inflight - rsp_taken), inflight.eq(0)]
+        return m
+
+    def _next_phase(self, m, is_cfg, is_read, prefetch, any_xfer, xfer, wait_count,
+                    cfg_rdata, rfifo, wfifo, ad_o, trdy_o, stop_o, bus):
+        """Decide TRDY#/STOP#/AD for the next clock of an open transaction."""
+        first = ~any_xfer & ~xfer
+        single = Signal()             # this target takes one data phase only
+        m.d.comb += single.eq(is_cfg | ~prefetch)
+        m.d.sync += trdy_o.eq(0)
+        with m.If(single & (any_xfer | xfer)):
+            # disconnect after the one data phase
+            m.d.sync += stop_o.eq(1)
+        with m.Elif(is_cfg):
+            m.d.sync += [ad_o.eq(cfg_rdata), trdy_o.eq(1), stop_o.eq(bus.frame)]
+        with m.Elif(is_read):
+            with m.If(rfifo.r_rdy):
+                m.d.comb += rfifo.r_en.eq(1)
+                m.d.sync += [ad_o.eq(rfifo.r_data), trdy_o.eq(1),
+                             stop_o.eq(~prefetch & bus.frame)]
+            with m.Elif(self.port.retry & first):
+                m.d.sync += stop_o.eq(1)
+            with m.Elif(wait_count >= Mux(first, INITIAL_LIMIT, SUBSEQUENT_LIMIT)):
+                m.d.sync += stop_o.eq(1)                  # retry / disconnect w/o data
+        with m.Else():
+            free = FIFO_DEPTH - wfifo.level
+            with m.If(self.port.retry & first):
+                m.d.sync += stop_o.eq(1)
+            with m.Elif(free - (wfifo.w_en) >= 1):
+                m.d.sync += [trdy_o.eq(1), stop_o.eq(~prefetch & bus.frame)]
+            with m.Elif(wait_count >= Mux(first, INITIAL_LIMIT, SUBSEQUENT_LIMIT)):
+                m.d.sync += stop_o.eq(1)
+
+    def _config_write(self, m, cfg_reg, wdata, be, command, status_clr, latency_timer,
+                      cache_line, int_line, bars):
+        def merged(old, byte_lo, width):
+            """Merge the enabled bytes of wdata into a register at byte offset."""
+            parts = []
+            for k in range(width // 8):
+                b = byte_lo + k
+                parts.append(Mux(be[b], wdata[8 * b:8 * b + 8], old[8 * k:8 * k + 8]))
+            return Cat(*parts)
+        with m.Switch(cfg_reg):
+            with m.Case(0x04 >> 2):
+                m.d.sync += command.eq(merged(command, 0, 16) & COMMAND_WRITABLE)
+                m.d.comb += status_clr.eq(merged(Const(0, 16), 2, 16) & STATUS_W1C)
+            with m.Case(0x0C >> 2):
+                m.d.sync += [cache_line.eq(merged(cache_line, 0, 8)),
+                             latency_timer.eq(merged(latency_timer, 1, 8))]
+            for i, spec in enumerate(self.bars):
+                with m.Case((0x10 >> 2) + i):
+                    mask = ~(spec.size - 1) & 0xFFFF_FFF0
+                    m.d.sync += bars[i].eq(merged(bars[i], 0, 32) & mask)
+            with m.Case(0x3C >> 2):
+                m.d.sync += int_line.eq(merged(int_line, 0, 8))

@@ -1,0 +1,110 @@
+"""Backend on Amaranth's own simulator (pure Python; the default).
+
+The host side runs inside one async testbench; ``step`` ticks the clock until
+the machine's ``attn`` counter moves. Each tick is Python here by the nature
+of pysim; what the host layer guarantees is that host software itself only
+wakes for events.
+"""
+
+from __future__ import annotations
+
+from amaranth.sim import Simulator
+
+from .backend import Backend
+
+__all__ = ["PysimBackend", "run_pysim"]
+
+#: ``step(None)`` gives up after this many cycles without attention
+#: (≈ 127 ms of bus time at 33 MHz), so a hung machine is reported.
+IDLE_BOUND = 1 << 22
+
+
+class PysimBackend(Backend):
+    name = "pysim"
+
+    def __init__(self, ctx, top, period_ps: int):
+        self.ctx = ctx
+        self.top = top
+        self.period_ps = period_ps
+        self._cycle = 0
+        self._attn = top.attn
+        dram = top.bridge.dram
+        self._mem = dram.mem
+        self._dram_bytes = dram.size
+
+    async def step(self, max_cycles):
+        ctx, attn = self.ctx, self._attn
+        start = ctx.get(attn)
+        limit = IDLE_BOUND if max_cycles is None else max_cycles
+        n = 0
+        while n < limit:
+            await ctx.tick()
+            n += 1
+            if ctx.get(attn) != start:
+                break
+        self._cycle += n
+        return n
+
+    @property
+    def cycle(self) -> int:
+        return self._cycle
+
+    def get(self, port: str) -> int:
+        return self.ctx.get(getattr(self.top, port))
+
+    def set(self, port: str, value: int) -> None:
+        self.ctx.set(getattr(self.top, port), value)
+
+    def _check(self, addr, n):
+        if addr < 0 or n < 0 or addr + n > self._dram_bytes:
+            raise ValueError(f"DRAM access [{addr:#x}, +{n}) out of range")
+
+    def dram_read(self, addr: int, n: int) -> bytes:
+        self._check(addr, n)
+        if n == 0:
+            return b""
+        first, last = addr >> 2, (addr + n - 1) >> 2
+        data = self._mem.data
+        get = self.ctx.get
+        raw = b"".join(get(data[i]).to_bytes(4, "little") for i in range(first, last + 1))
+        off = addr & 3
+        return raw[off:off + n]
+
+    def dram_write(self, addr: int, data: bytes) -> None:
+        n = len(data)
+        self._check(addr, n)
+        if n == 0:
+            return
+        first, last = addr >> 2, (addr + n - 1) >> 2
+        off = addr & 3
+        mem = self._mem.data
+        get, set_ = self.ctx.get, self.ctx.set
+        if off or (addr + n) & 3:
+            # read-modify-write of partial edge words
+            head = bytearray(get(mem[first]).to_bytes(4, "little"))
+            tail = bytearray(get(mem[last]).to_bytes(4, "little"))
+            full = head + bytearray(4 * (last - first - 1)) + tail if last > first else head
+            full[off:off + n] = data
+        else:
+            full = bytes(data)
+        for k, i in enumerate(range(first, last + 1)):
+            set_(mem[i], int.from_bytes(full[4 * k:4 * k + 4], "little"))
+
+
+def run_pysim(top, period_ps: int, body, vcd: str | None = None):
+    """Simulate ``top`` with ``body(backend)`` (async) as the host; return its value."""
+    sim = Simulator(top)
+    sim.add_clock(period_ps * 1e-12)
+    result = {}
+
+    async def host(ctx):
+        backend = PysimBackend(ctx, top, period_ps)
+        result["value"] = await body(backend)
+
+    sim.add_testbench(host)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return result["value"]

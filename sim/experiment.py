@@ -1,0 +1,81 @@
+"""Run host software against a machine on either backend: the one front door.
+
+An *experiment* is an ``async def entry(host, **args) -> dict`` named by
+``"module:function"``, a machine description (:class:`hw.machine.MachineSpec`)
+and JSON-able arguments. :func:`run` elaborates the machine and runs the
+entry on the chosen backend:
+
+- ``pysim``: in this process, under Amaranth's simulator;
+- ``verilator``: the machine is exported to Verilog, compiled by Verilator
+  (cached), and the entry runs inside the simulator process driven by cocotb;
+  only the JSON result comes back.
+
+Either way the entry sees the same :class:`sim.host.Host` and returns a
+JSON-able dict; :func:`run` adds ``_wall_s`` (wall time of the simulation
+proper, excluding elaboration and compilation) and ``_cycles``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+from hw.machine import Machine, MachineSpec
+
+from .backend import Backend
+from .host import Host
+
+__all__ = ["run", "execute", "BACKENDS", "resolve_entry"]
+
+BACKENDS = ("pysim", "verilator")
+
+
+def resolve_entry(entry: str):
+    module, _, name = entry.partition(":")
+    if not module or not name:
+        raise ValueError(f"entry {entry!r} is not 'module:function'")
+    fn = importlib.import_module(module)
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    return fn
+
+
+async def execute(backend: Backend, spec: dict, entry: str, args: dict) -> dict:
+    """Build the host on ``backend`` and run ``entry`` on it (inside the simulator)."""
+    machine = MachineSpec.from_dict(spec)
+    host = Host(backend, machine)
+    fn = resolve_entry(entry)
+    t0 = time.perf_counter()
+    c0 = backend.cycle
+    result = await host.loop.run_until_complete(fn(host, **args))
+    if not isinstance(result, dict):
+        raise TypeError(f"{entry} returned {type(result).__name__}, not a dict")
+    result = dict(result)
+    result["_wall_s"] = time.perf_counter() - t0
+    result["_cycles"] = backend.cycle - c0
+    return result
+
+
+def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
+        backend: str = "pysim", vcd: str | None = None) -> dict[str, Any]:
+    """Run experiment ``entry`` on a fresh machine; return its result dict."""
+    spec = MachineSpec.from_dict(spec) if isinstance(spec, dict) else spec
+    args = args or {}
+    resolve_entry(entry)                      # fail early on a bad name
+    if backend == "pysim":
+        from .backend_pysim import run_pysim
+        spec.blackbox_dram = False
+        top = Machine(spec)
+
+        async def body(b):
+            return await execute(b, spec.to_dict(), entry, args)
+        return run_pysim(top, spec.period_ps, body, vcd=vcd)
+    if backend == "verilator":
+        from amaranth.back import verilog
+        from .verilator.runner import run_experiment
+        spec.blackbox_dram = True
+        text = verilog.convert(Machine(spec), name="ocfsim_machine")
+        return run_experiment(text, spec.ports(), spec.to_dict(), entry, args,
+                              period_ps=spec.period_ps, vcd=vcd)
+    raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")

@@ -1,0 +1,287 @@
+"""The host API drivers use: config and MMIO cycles, interrupts, DMA memory, time.
+
+:class:`Host` sits between the host event loop (:mod:`sim.loop`) and a
+simulator backend (:mod:`sim.backend`). Drivers ``await`` its operations;
+between operations the RTL runs free until the next timer or until the
+machine raises attention (a bus operation finished, an INTx# line changed, the
+protocol checker fired). Nothing here knows which backend runs the RTL.
+
+CPU accesses go through the host bridge as real bus transactions, one at a
+time in program order. Memory writes are *posted* (PCI 2.3 §3.2.5): the CPU
+continues once the write is in the bridge's posting buffer, which holds
+``POSTED_WRITES`` entries; reads and config cycles wait for their result and,
+being queued behind earlier writes, flush them first.
+
+Host DRAM is reached directly (:attr:`Host.memory`), as the CPU reaches its
+own memory without PCI cycles.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from hw.machine import MachineSpec
+from hw.pci.host_bridge import CpuOp
+from hw.pci.initiator import Status
+from hw.pci.monitor import CLASSES, RULES
+
+from .backend import Backend, CheckerError, SimulationError
+from .loop import Deadlock, Future, HardwarePort, SimLoop
+from .memory import HostMemory
+
+__all__ = ["Host", "DramMemory", "BusError", "POSTED_WRITES"]
+
+#: posting-buffer entries of the host bridge (estimate: chipsets of the
+#: period buffer a few dwords of CPU-to-PCI writes; 4 keeps the CPU from
+#: stalling on short register sequences)
+POSTED_WRITES = 4
+
+STATUS_NAMES = {Status.OK: "ok", Status.MASTER_ABORT: "master-abort",
+                Status.TARGET_ABORT: "target-abort", Status.GIVE_UP: "retry-limit"}
+
+
+class BusError(SimulationError):
+    """A CPU access ended in master or target abort (when asked to raise)."""
+
+
+class DramMemory(HostMemory):
+    """Host DRAM through the backend's backdoor (no bus cycles)."""
+
+    def __init__(self, backend: Backend, size: int):
+        super().__init__(size)
+        self._backend = backend
+
+    def read(self, addr: int, n: int) -> bytes:
+        self._check(addr, n)
+        return self._backend.dram_read(addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._check(addr, len(data))
+        self._backend.dram_write(addr, bytes(data))
+
+
+@dataclass
+class _Op:
+    op: int
+    addr: int
+    data: int
+    be: int
+    future: Optional[Future]       # None for a posted write
+
+
+class Host(HardwarePort):
+    """One simulated machine as host software sees it."""
+
+    def __init__(self, backend: Backend, spec: MachineSpec, loop: SimLoop | None = None):
+        self.backend = backend
+        self.spec = spec
+        self.loop = loop or SimLoop()
+        self.loop.hardware = self
+        self.period_ps = backend.period_ps
+        self.memory = DramMemory(backend, spec.dram_bytes)
+        self._queue: deque[_Op] = deque()
+        self._inflight: Optional[_Op] = None
+        self._seq = 0
+        self._attn = backend.get("attn")
+        self._irq = backend.get("irq")
+        self._irq_handlers: list[Callable[[int, bool], None]] = []
+        self._post_waiters: deque[Future] = deque()
+        #: posted writes that ended in an abort: (addr, status name)
+        self.write_errors: list[tuple[int, str]] = []
+        self.interrupt_edges = [0, 0, 0, 0]   # assertions seen per line
+
+    # ------------------------------------------------------------------ time
+    @property
+    def now(self) -> int:
+        """Simulated time in picoseconds."""
+        return self.loop.now
+
+    def sleep(self, ps: int) -> Future:
+        return self.loop.sleep(ps)
+
+    @property
+    def cycle(self) -> int:
+        return self.backend.cycle
+
+    # ------------------------------------------------------------- bus access
+    def _submit(self, op: int, addr: int, data: int = 0, be: int = 0xF,
+                posted: bool = False) -> Future:
+        if not 0 <= addr <= 0xFFFF_FFFF:
+            raise ValueError(f"bus address {addr:#x} out of range")
+        fut = None if posted else self.loop.create_future(f"{_OP_NAMES[op]} {addr:#x}")
+        self._queue.append(_Op(op, addr, data & 0xFFFF_FFFF, be & 0xF, fut))
+        return fut
+
+    async def mmio_read(self, addr: int, *, raise_on_abort: bool = False) -> int:
+        """One dword at bus address ``addr`` (all ones after a master abort)."""
+        value, status = await self._submit(CpuOp.MEM_READ, addr)
+        if status != Status.OK and raise_on_abort:
+            raise BusError(f"read {addr:#010x}: {STATUS_NAMES[status]}")
+        return value
+
+    async def mmio_read_status(self, addr: int) -> tuple[int, str]:
+        value, status = await self._submit(CpuOp.MEM_READ, addr)
+        return value, STATUS_NAMES[status]
+
+    async def mmio_write(self, addr: int, value: int, be: int = 0xF) -> None:
+        """Posted write: returns once the bridge's posting buffer has room."""
+        while sum(1 for o in self._queue if o.future is None) >= POSTED_WRITES:
+            fut = self.loop.create_future("posting buffer")
+            self._post_waiters.append(fut)
+            await fut
+        self._submit(CpuOp.MEM_WRITE, addr, value, be, posted=True)
+
+    async def cfg_read(self, slot: int, reg: int, func: int = 0) -> int:
+        value, _ = await self._submit(CpuOp.CFG_READ, self._cfg_addr(slot, func, reg))
+        return value
+
+    async def cfg_write(self, slot: int, reg: int, value: int, func: int = 0,
+                        be: int = 0xF) -> None:
+        _, status = await self._submit(CpuOp.CFG_WRITE, self._cfg_addr(slot, func, reg),
+                                       value, be)
+
+    @staticmethod
+    def _cfg_addr(slot: int, func: int, reg: int) -> int:
+        if not 0 <= slot <= 15 or not 0 <= func <= 7 or not 0 <= reg <= 0xFC or reg & 3:
+            raise ValueError(f"bad config address slot={slot} func={func} reg={reg:#x}")
+        return slot << 11 | func << 8 | reg
+
+    # ------------------------------------------------------------- interrupts
+    def on_interrupt(self, handler: Callable[[int, bool], None]) -> None:
+        """``handler(line, asserted)`` runs (from the loop) on every INTx# change."""
+        self._irq_handlers.append(handler)
+
+    @property
+    def irq_lines(self) -> int:
+        return self._irq
+
+    def interrupt_route(self, slot: int, pin: int) -> int:
+        """The board's routing table: system line (0..3 = INTA#..INTD#) of a slot's pin.
+
+        Pin is the config-space interrupt pin (1 = INTA#). This board wires
+        slot N's INTA# to system line (N-1) % 4 and swizzles the others.
+        """
+        if not 1 <= pin <= 4:
+            raise ValueError(f"interrupt pin {pin} is not INTA#..INTD#")
+        return (slot - 1 + pin - 1) % 4
+
+    @property
+    def mmio_window(self) -> tuple[int, int]:
+        """Bus addresses free for BARs: everything above DRAM up to 4 GiB."""
+        return max(self.spec.dram_bytes, 0x8000_0000), 0x1_0000_0000
+
+    # ------------------------------------------------------------ test knobs
+    def set_dram_timing(self, latency: int = 0, wait_every: int = 0, wait_len: int = 0,
+                        retry_every: int = 0) -> None:
+        """Host-DRAM target test knobs (see ``hw.pci.host_bridge``)."""
+        self.backend.set("dram_latency", latency)
+        self.backend.set("dram_wait_every", wait_every)
+        self.backend.set("dram_wait_len", wait_len)
+        self.backend.set("dram_retry_every", retry_every)
+
+    # ------------------------------------------------------------ statistics
+    def bus_stats(self) -> dict:
+        """Monitor counters: totals by class, per master and per target."""
+        get = self.backend.get
+        names = self.spec.agent_names()
+        by_class = {c: get(f"mon_{c}") for c in CLASSES}
+        total = get("mon_total")
+        masters = {}
+        for a, name in enumerate(names):
+            counts = {c: get(f"mon_a{a}_{c}") for c in CLASSES[1:]}
+            if any(counts.values()):
+                masters[name] = counts
+        targets = {name: get(f"mon_t{a}_data") for a, name in enumerate(names)
+                   if get(f"mon_t{a}_data")}
+        return {
+            "total": total,
+            "breakdown": by_class,
+            "pci_utilisation": by_class["data"] / total if total else 0.0,
+            "by_master": masters,
+            "target_data": targets,
+        }
+
+    def arbiter_wait_max(self) -> dict[str, int]:
+        """Longest wait for the bus per master so far (REQ# asserted until the
+        master starts its transaction), in bus clocks."""
+        return {name: self.backend.get(f"arb_wait_max{i}")
+                for i, name in enumerate(self.spec.master_names())}
+
+    def checker_errors(self) -> list[str]:
+        bits = self.backend.get("chk_error")
+        return [r for i, r in enumerate(RULES) if bits >> i & 1]
+
+    # ------------------------------------------------------- hardware port
+    async def advance(self, limit: Optional[int]) -> int:
+        """Run the RTL towards ``limit`` ps; stop early when it needs attention."""
+        backend, period = self.backend, self.period_ps
+        self._start_next()
+        now = self.loop.now
+        hw_now = backend.cycle * period
+        if limit is None:
+            ran = await backend.step(None)
+            if not self._events() and self._inflight is None:
+                raise Deadlock(self.loop._describe_waiters()
+                               + f" (hardware quiet for {ran} cycles)")
+            return max(now, backend.cycle * period)
+        cycles = (limit - hw_now) // period
+        if cycles <= 0:
+            return limit
+        await backend.step(cycles)
+        if self._events():
+            return max(now, backend.cycle * period)
+        return limit
+
+    def _start_next(self) -> None:
+        if self._inflight is not None or not self._queue:
+            return
+        op = self._queue.popleft()
+        self._inflight = op
+        b = self.backend
+        b.set("cpu_op", op.op)
+        b.set("cpu_addr", op.addr)
+        b.set("cpu_wdata", op.data)
+        b.set("cpu_be", op.be)
+        self._seq ^= 1
+        b.set("cpu_seq", self._seq)
+        if op.future is None and self._post_waiters:
+            self._post_waiters.popleft().set_result(None)
+
+    def _events(self) -> bool:
+        """Handle whatever raised attention; True if anything did."""
+        b = self.backend
+        attn = b.get("attn")
+        if attn == self._attn:
+            return False
+        self._attn = attn
+        errors = b.get("chk_error")
+        if errors:
+            names = [r for i, r in enumerate(RULES) if errors >> i & 1]
+            raise CheckerError(f"PCI protocol violation at cycle "
+                               f"{b.get('chk_first_cycle')}: {', '.join(names)}")
+        op = self._inflight
+        if op is not None and b.get("cpu_ack") == self._seq:
+            status = b.get("cpu_status")
+            value = b.get("cpu_rdata")
+            self._inflight = None
+            if op.future is not None:
+                op.future.set_result((value, status))
+            elif status != Status.OK:
+                self.write_errors.append((op.addr, STATUS_NAMES[status]))
+            self._start_next()
+        irq = b.get("irq")
+        if irq != self._irq:
+            changed, self._irq = irq ^ self._irq, irq
+            for line in range(4):
+                if changed >> line & 1:
+                    asserted = bool(irq >> line & 1)
+                    self.interrupt_edges[line] += asserted
+                    for h in self._irq_handlers:
+                        self.loop.call_soon(lambda _, h=h, l=line, a=asserted: h(l, a))
+        return True
+
+
+_OP_NAMES = {CpuOp.MEM_READ: "mmio read", CpuOp.MEM_WRITE: "mmio write",
+             CpuOp.CFG_READ: "config read", CpuOp.CFG_WRITE: "config write"}
