@@ -8,7 +8,10 @@ wakes for events.
 
 from __future__ import annotations
 
+import contextlib
+
 from amaranth.sim import Simulator
+from amaranth.sim import pysim as _pysim
 
 from .backend import Backend
 
@@ -91,6 +94,36 @@ class PysimBackend(Backend):
             set_(mem[i], int.from_bytes(full[4 * k:4 * k + 4], "little"))
 
 
+#: memories deeper than this are left out of VCDs: Amaranth traces every row
+#: of every memory, and host DRAM alone is a million rows
+VCD_MEMORY_LIMIT = 64
+
+
+@contextlib.contextmanager
+def _small_memories_only(limit: int = VCD_MEMORY_LIMIT):
+    """While the VCD writer is built, hide deep memories from its memory scan.
+
+    Amaranth 0.5's VCD writer has no option for this; it recognises memories
+    by ``isinstance(fragment, MemoryInstance)`` in ``amaranth.sim.pysim``, so
+    we narrow that check for the duration. Untraced memories are skipped by
+    the writer's updates already.
+    """
+    real = _pysim.MemoryInstance
+
+    class _Meta(type):
+        def __instancecheck__(cls, obj):
+            return isinstance(obj, real) and obj._data.depth <= limit
+
+    class SmallMemoryInstance(metaclass=_Meta):
+        pass
+
+    _pysim.MemoryInstance = SmallMemoryInstance
+    try:
+        yield
+    finally:
+        _pysim.MemoryInstance = real
+
+
 def run_pysim(top, period_ps: int, body, vcd: str | None = None):
     """Simulate ``top`` with ``body(backend)`` (async) as the host; return its value."""
     sim = Simulator(top)
@@ -103,7 +136,9 @@ def run_pysim(top, period_ps: int, body, vcd: str | None = None):
 
     sim.add_testbench(host)
     if vcd:
-        with sim.write_vcd(vcd):
+        with contextlib.ExitStack() as stack:
+            with _small_memories_only():
+                stack.enter_context(sim.write_vcd(vcd))
             sim.run()
     else:
         sim.run()

@@ -1,0 +1,33 @@
+"""Human-readable formatting shared by the commands (units always shown)."""
+
+from hw.pci.monitor import CLASSES
+
+__all__ = ["si_time", "table", "bus_lines"]
+
+
+def si_time(seconds: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds} s"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def bus_lines(result: dict) -> list[str]:
+    total = sum(result["breakdown"].values()) or 1
+    out = [f"  PCI utilisation  {100 * result['pci_utilisation']:.1f} % of bus cycles carried data"]
+    out.append("  by cycle class   " + ", ".join(
+        f"{c} {result['breakdown'][c]} ({100 * result['breakdown'][c] / total:.1f} %)"
+        for c in CLASSES))
+    for name, counts in sorted(result.get("by_master", {}).items()):
+        busy = sum(counts.values())
+        out.append(f"  master {name:<13} {busy} cycles ({100 * busy / total:.1f} %): "
+                   + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return out
