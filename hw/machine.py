@@ -87,6 +87,13 @@ class MachineSpec:
             names += [f"slot{c.slot}.target", f"slot{c.slot}.master"]
         return names
 
+    def master_agents(self) -> list[int]:
+        """Agent index of each master, in arbiter order."""
+        return [0] + [3 + 2 * k for k in range(len(self.cards))]
+
+    def target_agents(self) -> list[int]:
+        return [1] + [2 + 2 * k for k in range(len(self.cards))]
+
     def master_names(self) -> list[str]:
         return ["bridge"] + [f"slot{c.slot}" for c in self.cards]
 
@@ -110,8 +117,9 @@ def _port_list(spec: MachineSpec):
     ]
     ports += [(f"arb_wait_max{i}", "out", 16) for i in range(len(spec.master_names()))]
     ports += [(f"mon_{c}", "out", Monitor.WIDTH) for c in CLASSES]
-    for a in range(n_agents):
+    for a in spec.master_agents():
         ports += [(f"mon_a{a}_{c}", "out", Monitor.WIDTH) for c in CLASSES[1:]]
+    for a in spec.target_agents():
         ports.append((f"mon_t{a}_data", "out", Monitor.WIDTH))
     return ports
 
@@ -135,7 +143,7 @@ class Machine(wiring.Component):
         m.submodules.bridge = bridge = self.bridge
         m.submodules.resolver = res = Resolver(n_agents)
         m.submodules.arbiter = arb = Arbiter(n_masters)
-        mon = Monitor(n_agents)
+        mon = Monitor(n_agents, spec.master_agents(), spec.target_agents())
         mon.bind_outputs(lambda name: getattr(self, name))
         chk = Checker(n_agents, n_masters)
         chk.bind_outputs(self.chk_error, self.chk_first_cycle, self.cycle)
@@ -172,7 +180,7 @@ class Machine(wiring.Component):
                      self.cpu_status.eq(bridge.cpu_status)]
 
         # monitor and checker
-        master_agent = [0] + [2 * k + 3 for k in range(len(self.cards))]   # agent index per master
+        master_agent = spec.master_agents()
         gnt_of_agent = [0] * (n_agents + 1)
         for i, a in enumerate(master_agent):
             gnt_of_agent[a + 1] = arb.gnt[i]

@@ -189,12 +189,15 @@ class Host(HardwarePort):
         by_class = {c: get(f"mon_{c}") for c in CLASSES}
         total = get("mon_total")
         masters = {}
-        for a, name in enumerate(names):
+        for a in self.spec.master_agents():
             counts = {c: get(f"mon_a{a}_{c}") for c in CLASSES[1:]}
             if any(counts.values()):
-                masters[name] = counts
-        targets = {name: get(f"mon_t{a}_data") for a, name in enumerate(names)
-                   if get(f"mon_t{a}_data")}
+                masters[names[a]] = counts
+        targets = {}
+        for a in self.spec.target_agents():
+            data = get(f"mon_t{a}_data")
+            if data:
+                targets[names[a]] = data
         return {
             "total": total,
             "breakdown": by_class,

@@ -13,7 +13,8 @@ Every bus clock falls in exactly one class (priority in this order):
 ``idle``        everything else.
 
 Counters: per class; per master agent (the agent driving FRAME#/IRDY#) for
-each class; per target agent, data clocks. PCI utilisation is data clocks
+each class; per target agent, data clocks. Only agents that can master get
+master counters and only targets get target counters. PCI utilisation is data clocks
 over total clocks, computed from these counters.
 
 The checker asserts, every clock, the rules listed in :data:`RULES` (PCI 2.3
@@ -102,8 +103,12 @@ class Monitor(Elaboratable):
 
     WIDTH = 40   # counter width: 2^40 clocks is 9 hours at 33 MHz
 
-    def __init__(self, n_agents: int):
+    def __init__(self, n_agents: int, masters=None, targets=None):
+        """``masters``/``targets``: agent indices that can master / be targets
+        (default: all); only those get per-master / per-target counters."""
         self.n = n_agents
+        self.masters = list(range(n_agents)) if masters is None else list(masters)
+        self.targets = list(range(n_agents)) if targets is None else list(targets)
         self.bus = Signal(Lines)
         self.master_of = Signal(range(n_agents + 1))   # resolver.frame_owner
         self.target_of = Signal(range(n_agents + 1))   # resolver.devsel_owner
@@ -111,10 +116,10 @@ class Monitor(Elaboratable):
         self.total = Signal(self.WIDTH)
         self.by_class = [Signal(self.WIDTH, name=f"mon_{c}") for c in CLASSES]
         # per agent as master: every class but idle
-        self.by_master = [[Signal(self.WIDTH, name=f"mon_a{a}_{c}") for c in CLASSES[1:]]
-                          for a in range(n_agents)]
-        self.target_data = [Signal(self.WIDTH, name=f"mon_t{a}_data")
-                            for a in range(n_agents)]
+        self.by_master = {a: [Signal(self.WIDTH, name=f"mon_a{a}_{c}") for c in CLASSES[1:]]
+                          for a in self.masters}
+        self.target_data = {a: Signal(self.WIDTH, name=f"mon_t{a}_data")
+                            for a in self.targets}
 
     def bind_outputs(self, lookup) -> None:
         """Count straight into the owner's signals: ``lookup(name)`` returns the
@@ -122,9 +127,9 @@ class Monitor(Elaboratable):
         (saves a comb copy per counter per clock in simulation)."""
         self.total = lookup("mon_total")
         self.by_class = [lookup(f"mon_{c}") for c in CLASSES]
-        self.by_master = [[lookup(f"mon_a{a}_{c}") for c in CLASSES[1:]]
-                          for a in range(self.n)]
-        self.target_data = [lookup(f"mon_t{a}_data") for a in range(self.n)]
+        self.by_master = {a: [lookup(f"mon_a{a}_{c}") for c in CLASSES[1:]]
+                          for a in self.masters}
+        self.target_data = {a: lookup(f"mon_t{a}_data") for a in self.targets}
 
     def elaborate(self, platform):
         m = Module()
@@ -148,12 +153,12 @@ class Monitor(Elaboratable):
         for k, ctr in enumerate(self.by_class):
             with m.If(self.cls == k):
                 m.d.sync += ctr.eq(ctr + 1)
-        for a, ctrs in enumerate(self.by_master):
+        for a, ctrs in self.by_master.items():
             with m.If(self.master_of == a + 1):
                 for k, ctr in enumerate(ctrs, start=1):
                     with m.If(self.cls == k):
                         m.d.sync += ctr.eq(ctr + 1)
-        for a, ctr in enumerate(self.target_data):
+        for a, ctr in self.target_data.items():
             with m.If((self.target_of == a + 1) & (self.cls == C_DATA)):
                 m.d.sync += ctr.eq(ctr + 1)
         return m
