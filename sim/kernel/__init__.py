@@ -1,0 +1,14 @@
+"""The simulated kernel: CPU ownership timeline, scheduler, interrupts, host profiles.
+
+``Kernel(loop, memory, profile="p3-1400-openbsd")`` — see :mod:`sim.kernel.core`.
+"""
+
+from . import errno
+from .core import (KINDS, PINOD, PLOCK, PPAUSE, PRIBIO, PSOCK, PSWP, PUSER, PVFS, PVM,
+                   PWAIT, PZERO, Context, File, IntrHandler, Kernel, KernelError)
+from .profile import DEFAULT_PROFILE, Profile, load_profile, profile_names
+
+__all__ = ["Kernel", "Context", "File", "IntrHandler", "KernelError", "errno",
+           "Profile", "load_profile", "profile_names", "DEFAULT_PROFILE", "KINDS",
+           "PSWP", "PVM", "PINOD", "PRIBIO", "PVFS", "PZERO", "PSOCK", "PWAIT",
+           "PLOCK", "PPAUSE", "PUSER"]

@@ -1,0 +1,35 @@
+"""Error numbers with OpenBSD's values (sys/errno.h).
+
+``ERESTART`` and ``EJUSTRETURN`` are kernel-internal pseudo-errors, as in BSD.
+"""
+
+EPERM = 1
+ENOENT = 2
+ESRCH = 3
+EINTR = 4
+EIO = 5
+ENXIO = 6
+E2BIG = 7
+EBADF = 9
+ENOMEM = 12
+EFAULT = 14
+EBUSY = 16
+ENODEV = 19
+EINVAL = 22
+ENOTTY = 25
+EAGAIN = 35
+EWOULDBLOCK = EAGAIN
+EOPNOTSUPP = 45
+ETIMEDOUT = 60
+ERESTART = -1
+EJUSTRETURN = -2
+
+_NAMES = {v: k for k, v in dict(globals()).items()
+          if k.startswith("E") and isinstance(v, int) and k != "EWOULDBLOCK"}
+
+
+def errorname(err: int) -> str:
+    """``errorname(22) == "EINVAL"``; 0 is ``"OK"``."""
+    if err == 0:
+        return "OK"
+    return _NAMES.get(err, f"E?{err}")
