@@ -56,34 +56,60 @@ def one_point(backend: str, nbytes: int, burst: int, masters: int, clock: int = 
     }
 
 
+#: the speed comparison of issue 2: ``ocfsim dma --bytes 65536`` on each backend
+SPEED_BYTES = 65536
+#: the project's target for that comparison (DESIGN.md: Verilator 300–800x
+#: pysim on the same RTL; issue 2 asks for at least 50x)
+REF_SPEEDUP = 50
+
+
 def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
-              masters=(1, 2, 3), progress=None) -> dict:
+              masters=(1, 2, 3), progress=None, speed=None) -> dict:
+    """Sweep; with both backends (or ``speed=True``) also time a 64 KiB copy on each."""
     rows = []
     for backend in backends:
         for m in masters:
             for b in bursts:
                 rows.append(one_point(backend, nbytes, b, m))
+                rows[-1]["kind"] = "sweep"
                 if progress:
                     progress(rows[-1])
+    if speed is None:
+        speed = len(set(backends)) > 1
+    if speed:
+        for backend in backends:
+            row = one_point(backend, SPEED_BYTES, 256, 1)
+            row["kind"] = "speed"
+            rows.append(row)
+            if progress:
+                progress(row)
+        by = {r["backend"]: r["cycles_per_s"] for r in rows if r["kind"] == "speed"}
+        if "pysim" in by and "verilator" in by:
+            for r in rows:
+                if r["kind"] == "speed" and r["backend"] == "verilator":
+                    r["speedup"] = by["verilator"] / by["pysim"]
+                    r["ref_speedup"] = REF_SPEEDUP
     return {"bench": "pci", "rows": rows}
 
 
 def format_table(result: dict) -> str:
     from ocfsim.report import table
+    sweep = [r for r in result["rows"] if r.get("kind", "sweep") == "sweep"]
     rows = [[r["backend"], r["masters"], r["burst"], r["size"], f"{r['mbps']:.1f}",
              f"{100 * r['efficiency']:.1f}", f"{100 * r['ref_efficiency']:.1f}",
              f"{100 * r['pci_utilisation']:.1f}", f"{r['cycles_per_s']:.0f}",
-             "ok" if r["ok"] else "FAIL"] for r in result["rows"]]
+             "ok" if r["ok"] else "FAIL"] for r in sweep]
     text = table(["backend", "masters", "burst(dw)", "bytes/card", "Mbit/s",
                   "eff %", "ref eff %", "PCI util %", "cycles/s", "verified"], rows)
-    speeds = {}
-    for r in result["rows"]:
-        speeds.setdefault(r["backend"], []).append(r["cycles_per_s"])
-    if len(speeds) == 2:
-        mean = {k: sum(v) / len(v) for k, v in speeds.items()}
-        text += (f"\nsimulation speed: verilator {mean['verilator']:.0f} vs pysim "
-                 f"{mean['pysim']:.0f} bus cycles/s (x{mean['verilator'] / mean['pysim']:.0f})")
-    return text + f"\nPCI peak at 32-bit/33 MHz: {PCI_PEAK_MBPS[33]:.0f} Mbit/s"
+    text += f"\nPCI peak at 32-bit/33 MHz: {PCI_PEAK_MBPS[33]:.0f} Mbit/s"
+    speed = [r for r in result["rows"] if r.get("kind") == "speed"]
+    for r in speed:
+        text += (f"\nspeed, dma --bytes {r['size']}: {r['backend']:9} {r['cycles_per_s']:10.0f} "
+                 f"bus cycles/s ({r['sim_cycles']} cycles, {r['wall_s']:.1f} s wall incl. build)")
+        if "speedup" in r:
+            text += (f"\n  verilator / pysim = x{r['speedup']:.0f} "
+                     f"(target >= x{r['ref_speedup']})")
+    return text
 
 
 def plot(result: dict, path: str) -> None:
@@ -91,12 +117,13 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    keys = sorted({(r["backend"], r["masters"]) for r in result["rows"]})
+    sweep = [r for r in result["rows"] if r.get("kind", "sweep") == "sweep"]
+    keys = sorted({(r["backend"], r["masters"]) for r in sweep})
     for backend, m in keys:
-        pts = [r for r in result["rows"] if (r["backend"], r["masters"]) == (backend, m)]
+        pts = [r for r in sweep if (r["backend"], r["masters"]) == (backend, m)]
         ax.plot([r["burst"] for r in pts], [100 * r["efficiency"] for r in pts],
                 marker="o", label=f"{m} master(s), {backend}")
-    bursts = sorted({r["burst"] for r in result["rows"]})
+    bursts = sorted({r["burst"] for r in sweep})
     ax.plot(bursts, [100 * ref_efficiency(b) for b in bursts], "k--",
             label="app-note model 2D/(2D+5+R)")
     ax.set_xscale("log", base=2)
@@ -124,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--bursts", type=_csv_ints, default=(1, 4, 16, 64, 256))
     p.add_argument("--masters", type=_csv_ints, default=(1, 2, 3))
     p.add_argument("--plot", default="build/pci_bandwidth.png", help="PNG output")
+    p.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time `dma --bytes 65536` per backend "
+                        "(default: on when both backends run)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     for b in args.backends:
@@ -136,7 +166,8 @@ def main(argv=None) -> int:
     progress = None if args.json else (lambda r: print(
         f"  {r['backend']:9} masters={r['masters']} burst={r['burst']:3}: "
         f"{r['mbps']:7.1f} Mbit/s, eff {100 * r['efficiency']:.1f} %", file=sys.stderr))
-    result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress)
+    result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress,
+                       speed=args.speed)
     if args.plot:
         import os
         os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)

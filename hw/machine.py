@@ -29,14 +29,23 @@ from .pci.arbiter import Arbiter
 from .pci.bus import Resolver
 from .pci.host_bridge import HostBridge
 from .pci.monitor import Monitor, Checker, CLASSES, RULES
-from .cards.dmatest import DmaTestCard
+import importlib
 
-__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS"]
+__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class"]
 
-#: card kind → constructor(**params)
+#: card kind → "module:Class" of its component, constructed as ``Class(**params)``.
+#: A card component has ``pci_t``/``pci_m`` (``Out(AgentSignature)``), ``req``,
+#: ``gnt``, ``idsel`` and ``inta``, like ``hw.cards.dmatest.DmaTestCard``.
 CARD_KINDS = {
-    "dmatest": DmaTestCard,
+    "dmatest": "hw.cards.dmatest:DmaTestCard",
+    "bcm5820": "hw.cards.bcm5820:Bcm5820",
+    "hifn7751": "hw.cards.hifn7751:Hifn7751",
 }
+
+
+def card_class(kind: str):
+    module, _, name = CARD_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 #: bus clock periods in ps (PCI 2.3: 33 MHz → 30 ns, 66 MHz → 15 ns)
 PERIOD_PS = {33: 30_000, 66: 15_000}
@@ -132,7 +141,31 @@ class Machine(wiring.Component):
         super().__init__({name: (In if d == "in" else Out)(w)
                           for name, d, w in _port_list(spec)})
         self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram)
-        self.cards = [CARD_KINDS[c.kind](**c.params) for c in spec.cards]
+        self.cards = [card_class(c.kind)(**c.params) for c in spec.cards]
+        self.resolver = Resolver(len(spec.agent_names()))
+        self.arbiter = Arbiter(len(spec.master_names()))
+
+    def vcd_traces(self) -> dict:
+        """Signals for a GTKWave save file, grouped: bus, arbitration, bridge, cards.
+
+        A card may offer its own groups (registers, engine state) through a
+        ``vcd_traces()`` method of the same shape.
+        """
+        lines = self.resolver.lines
+        groups = {
+            "PCI bus": [lines[n] for n in ("frame", "irdy", "trdy", "stop", "devsel",
+                                           "ad", "cbe_n")] + [self.irq],
+            "arbiter": [self.arbiter.req, self.arbiter.gnt],
+            "host bridge": [self.bridge.initiator.state, self.bridge.target.state,
+                            self.cpu_ack, self.cpu_rdata, self.cpu_status],
+        }
+        for spec_c, card in zip(self.spec.cards, self.cards):
+            name = f"slot{spec_c.slot} {spec_c.kind}"
+            own = card.vcd_traces() if hasattr(card, "vcd_traces") else {}
+            groups[name] = {"target": [card.target.state] if hasattr(card, "target") else [],
+                            "initiator": [card.initiator.state] if hasattr(card, "initiator") else [],
+                            **own}
+        return groups
 
     def elaborate(self, platform):
         m = Module()
@@ -141,8 +174,8 @@ class Machine(wiring.Component):
         n_masters = len(spec.master_names())
 
         m.submodules.bridge = bridge = self.bridge
-        m.submodules.resolver = res = Resolver(n_agents)
-        m.submodules.arbiter = arb = Arbiter(n_masters)
+        m.submodules.resolver = res = self.resolver
+        m.submodules.arbiter = arb = self.arbiter
         mon = Monitor(n_agents, spec.master_agents(), spec.target_agents())
         mon.bind_outputs(lambda name: getattr(self, name))
         chk = Checker(n_agents, n_masters)

@@ -127,6 +127,60 @@ def cmd_dma(args) -> int:
     return _emit(args, result, human)
 
 
+# ----------------------------------------------------------------------- run
+def cmd_run(args) -> int:
+    from sim.experiment import run
+    from .machines import crypto_kinds, crypto_machine
+    from .report import bus_lines, si_time
+    try:
+        kinds = crypto_kinds(args.card or ["bcm5820"], args.cards)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    spec = crypto_machine(kinds, args.clock)
+    t0 = time.perf_counter()
+    r = run(spec, "ocfsim.workloads.devcrypto:devcrypto",
+            {"alg": args.alg, "size": args.size, "ops": args.ops, "threads": args.threads,
+             "profile": args.profile, "allow_soft": not kinds, "decrypt": args.decrypt,
+             "progress": not args.json},
+            backend=args.backend, vcd=args.vcd)
+    result = {k: v for k, v in r.items() if not k.startswith("_")}
+    result.update(card=",".join(kinds) or "soft", cards=len(kinds), backend=args.backend,
+                  clock_mhz=spec.clock_mhz, sim_cycles=r["_cycles"], wall_s=r["_wall_s"],
+                  wall_total_s=time.perf_counter() - t0,
+                  cycles_per_s=r["_cycles"] / r["_wall_s"] if r["_wall_s"] else 0.0,
+                  vcd=args.vcd, gtkw=r.get("_gtkw"))
+
+    def human(res):
+        verdict = "every output matches cryptography" if res["ok"] else "FAILED"
+        lines = [f"ocfsim run: {res['threads']} process(es) x {res['ops']} /dev/crypto "
+                 f"{res['alg']} ops of {res['size']} B; cards: {res['card']} "
+                 f"(32-bit/{res['clock_mhz']} MHz PCI), profile {res['profile']}, "
+                 f"backend {res['backend']}",
+                 f"  verified         {res['ops']} operations, {verdict}",
+                 f"  throughput       {res['mbps']:.2f} Mbit/s, {res['ops_per_s']:.0f} ops/s "
+                 f"over {si_time(res['sim_time_s'])} simulated"]
+        if res["latency_mean_s"] is not None:
+            lines.append(f"  latency          mean {si_time(res['latency_mean_s'])}, "
+                         f"p99 {si_time(res['latency_p99_s'])}")
+        lines.append(f"  interrupts       {res['interrupts']} ({res['interrupts_per_s']:.0f}/s)")
+        lines.append(f"  CPU busy         {100 * res['cpu_busy']:.1f} %: " + ", ".join(
+            f"{k} {100 * v:.1f} %" for k, v in res["cpu_by_kind"].items() if k != "idle"))
+        lines += bus_lines(res)
+        lines.append(f"  simulation speed {res['cycles_per_s']:.0f} bus cycles/s "
+                     f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all)")
+        if res["vcd"]:
+            lines.append(f"  waveform         {res['vcd']}"
+                         + (f" (GTKWave: gtkwave {res['gtkw']})" if res.get("gtkw") else ""))
+        for f in res["failures"]:
+            lines.append(f"  failure: {f}")
+        if res["errnos"]:
+            lines.append(f"  errors: errno {res['errnos']}")
+        if res["checker"]:
+            lines.append(f"  PCI checker: {', '.join(res['checker'])}")
+        return lines
+    return _emit(args, result, human)
+
+
 # --------------------------------------------------------------------- bench
 def cmd_bench(args) -> int:
     import importlib
@@ -139,7 +193,7 @@ BENCHES = {"pci": "pci_bandwidth", "cores": "crypto_cores", "null": "null"}
 
 def build_parser() -> argparse.ArgumentParser:
     from sim.experiment import BACKENDS
-    from .machines import MAX_CARDS
+    from .machines import MAX_CARDS, CRYPTO_KINDS
     p = _Parser(prog="ocfsim", description="Cycle-accurate PCI crypto-offload machine and OCF.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -166,6 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_dma)
 
+    sp = sub.add_parser("run", help="processes doing /dev/crypto on crypto cards, verified")
+    sp.add_argument("--card", action="append", choices=CRYPTO_KINDS + ("mixed", "soft"),
+                    help="card kind (repeat for a mix; 'mixed' alternates both kinds; "
+                         "'soft' uses no card, only the software driver); default bcm5820")
+    sp.add_argument("--cards", type=_int_range(1, MAX_CARDS, "--cards"), default=1,
+                    help="number of cards of the one --card kind")
+    sp.add_argument("--alg", choices=("3des", "3des-sha1", "des", "null"), default="3des")
+    sp.add_argument("--size", type=_int_range(8, 262136, "--size"), default=1024,
+                    help="bytes per operation (a multiple of 8 for the ciphers)")
+    sp.add_argument("--ops", type=_int_range(1, 1_000_000, "--ops"), default=32,
+                    help="operations in all, shared among the processes")
+    sp.add_argument("--threads", type=_int_range(1, 256, "--threads"), default=1,
+                    help="processes issuing requests")
+    sp.add_argument("--decrypt", action="store_true", help="decrypt instead of encrypt")
+    sp.add_argument("--profile", default="p3-1400-openbsd", help="host profile (sim/profiles)")
+    sp.add_argument("--clock", type=int, choices=(33, 66), default=None,
+                    help="bus MHz (default: 66 with a 5820, else 33)")
+    common(sp)
+    sp.set_defaults(func=cmd_run)
+
     sp = sub.add_parser("bench", help="benchmarks (pci, cores, null); see bench/")
     sp.add_argument("name", choices=sorted(BENCHES))
     sp.add_argument("--json", action="store_true", help="print one JSON object")
@@ -179,10 +253,31 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "command", None) == "dma" and args.bytes * args.cards * 2 > (3 << 20):
         parser.exit(2, "ocfsim: error: --bytes x --cards needs more than the 4 MiB host DRAM\n")
+    if getattr(args, "command", None) == "run":
+        problem = _check_run(args)
+        if problem:
+            parser.exit(2, f"ocfsim run: error: {problem}\n")
     try:
         return args.func(args)
+    except UsageError as exc:
+        parser.exit(2, f"ocfsim {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         return 130
+
+
+def _check_run(args) -> str | None:
+    from sim.kernel.profile import load_profile
+    if args.alg != "null" and args.size % 8:
+        return f"--size {args.size} is not a multiple of the 8-byte cipher block"
+    if args.threads > args.ops:
+        return f"--threads {args.threads} exceeds --ops {args.ops}"
+    try:
+        load_profile(args.profile)
+    except Exception as exc:                       # unknown name or bad file
+        return f"--profile {args.profile!r}: {str(exc).splitlines()[0]}"
+    if args.size * args.threads * 4 > (3 << 20):
+        return "--size x --threads needs more than the 4 MiB host DRAM"
+    return None
 
 
 if __name__ == "__main__":

@@ -124,8 +124,13 @@ def _small_memories_only(limit: int = VCD_MEMORY_LIMIT):
         _pysim.MemoryInstance = real
 
 
-def run_pysim(top, period_ps: int, body, vcd: str | None = None):
-    """Simulate ``top`` with ``body(backend)`` (async) as the host; return its value."""
+def run_pysim(top, period_ps: int, body, vcd: str | None = None,
+              gtkw: str | None = None, traces=()):
+    """Simulate ``top`` with ``body(backend)`` (async) as the host; return its value.
+
+    With ``vcd``, the whole run is dumped; with ``gtkw`` too, a GTKWave save
+    file shows ``traces`` (a dict of groups, as ``Machine.vcd_traces()``).
+    """
     sim = Simulator(top)
     sim.add_clock(period_ps * 1e-12)
     result = {}
@@ -138,7 +143,7 @@ def run_pysim(top, period_ps: int, body, vcd: str | None = None):
     if vcd:
         with contextlib.ExitStack() as stack:
             with _small_memories_only():
-                stack.enter_context(sim.write_vcd(vcd))
+                stack.enter_context(sim.write_vcd(vcd, gtkw, traces=traces))
             sim.run()
     else:
         sim.run()

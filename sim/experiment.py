@@ -10,6 +10,9 @@ entry on the chosen backend:
   (cached), and the entry runs inside the simulator process driven by cocotb;
   only the JSON result comes back.
 
+With ``vcd`` the run is dumped to that file; on pysim a GTKWave save file
+(:func:`gtkw_path`) groups the bus, arbitration, bridge and each card.
+
 Either way the entry sees the same :class:`sim.host.Host` and returns a
 JSON-able dict; :func:`run` adds ``_wall_s`` (wall time of the simulation
 proper, excluding elaboration and compilation) and ``_cycles``.
@@ -57,6 +60,11 @@ async def execute(backend: Backend, spec: dict, entry: str, args: dict) -> dict:
     return result
 
 
+def gtkw_path(vcd: str) -> str:
+    """GTKWave save file written beside a VCD: ``x.vcd`` → ``x.gtkw``."""
+    return (vcd[:-4] if vcd.endswith(".vcd") else vcd) + ".gtkw"
+
+
 def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
         backend: str = "pysim", vcd: str | None = None) -> dict[str, Any]:
     """Run experiment ``entry`` on a fresh machine; return its result dict."""
@@ -70,7 +78,12 @@ def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
 
         async def body(b):
             return await execute(b, spec.to_dict(), entry, args)
-        return run_pysim(top, spec.period_ps, body, vcd=vcd)
+        gtkw = gtkw_path(vcd) if vcd else None
+        result = run_pysim(top, spec.period_ps, body, vcd=vcd, gtkw=gtkw,
+                           traces=top.vcd_traces() if vcd else ())
+        if gtkw:
+            result["_gtkw"] = gtkw
+        return result
     if backend == "verilator":
         from amaranth.back import verilog
         from .verilator.runner import run_experiment

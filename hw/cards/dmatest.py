@@ -62,6 +62,9 @@ class DmaTestCard(wiring.Component):
         self.initiator = PciInitiator(depth=depth)
         self.state = Signal(3)
 
+    def vcd_traces(self) -> dict:
+        return {"copy engine": [self.state]}
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.target = tgt = self.target

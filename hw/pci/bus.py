@@ -78,6 +78,9 @@ class Resolver(Elaboratable):
         self.bus = Signal(Lines)
         #: per line group (LINE_NAMES order): more than one enabled driver
         self.contention = Signal(len(LINE_NAMES))
+        #: the same lines as plain signals, for waveforms (``frame``, ``ad``, ...)
+        self.lines = {name: Signal(len(getattr(self.bus, name)), name=name)
+                      for name in LINE_NAMES}
         #: index+1 of the agent driving FRAME# or IRDY# (0: nobody) — the master
         self.frame_owner = Signal(range(n_agents + 1))
         #: index+1 of the agent driving DEVSEL (0: nobody) — the current target
@@ -91,6 +94,8 @@ class Resolver(Elaboratable):
         m.d.comb += self.bus.eq(value)
         for a in self.agents:
             m.d.comb += a.bus.eq(self.bus)
+        for name, sig in self.lines.items():
+            m.d.comb += sig.eq(getattr(self.bus, name))
 
         # Contention: for each line group, two agents both enabling it.
         groups = []

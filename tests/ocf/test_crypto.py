@@ -1,7 +1,7 @@
 """OCF core: driver table, session selection, dispatch/done, migration, statistics."""
 
-from conftest import System
-from fakes import FakeCard
+from .support import System
+from .fakes import FakeCard
 
 from ocf.cryptodefs import (CRYPTO_3DES_CBC, CRYPTO_ALGORITHM_ALL, CRYPTO_DES_CBC,
                             CRYPTO_F_DONE, CRYPTO_NULL, CRYPTO_SHA1_HMAC, CRYPTOCAP_F_MAC_ENCRYPT,

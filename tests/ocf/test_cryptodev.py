@@ -4,10 +4,10 @@ import hmac as pyhmac
 import hashlib
 
 import pytest
-from conftest import System
+from .support import System
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
-from fakes import FakeCard
+from .fakes import FakeCard
 
 from ocf.cryptodefs import (CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_MD5, CRYPTO_MD5_HMAC,
                             CRYPTO_NULL, CRYPTO_SHA1, CRYPTO_SHA1_HMAC)

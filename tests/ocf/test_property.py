@@ -1,8 +1,8 @@
 """Property: whatever drivers do (fail, ERESTART, vanish), every dispatched request's
 callback runs exactly once, and garbage in /dev/crypto fields gives an errno."""
 
-from conftest import System
-from fakes import FakeCard
+from .support import System
+from .fakes import FakeCard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
