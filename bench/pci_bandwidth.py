@@ -121,15 +121,17 @@ def plot(result: dict, path: str) -> None:
     keys = sorted({(r["backend"], r["masters"]) for r in sweep})
     for backend, m in keys:
         pts = [r for r in sweep if (r["backend"], r["masters"]) == (backend, m)]
+        style = dict(marker="o", markersize=10, markerfacecolor="none", linestyle=":") \
+            if backend == "pysim" else dict(marker="x", markersize=6)
         ax.plot([r["burst"] for r in pts], [100 * r["efficiency"] for r in pts],
-                marker="o", label=f"{m} master(s), {backend}")
+                label=f"{m} master(s), {backend}", **style)
     bursts = sorted({r["burst"] for r in sweep})
     ax.plot(bursts, [100 * ref_efficiency(b) for b in bursts], "k--",
             label="app-note model 2D/(2D+5+R)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("burst length (dwords)")
     ax.set_ylabel("data-cycle efficiency of the DMA masters (%)")
-    ax.set_title("PCI 32-bit/33 MHz DMA efficiency")
+    ax.set_title("PCI 32-bit/33 MHz DMA efficiency (backends agree cycle for cycle)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
