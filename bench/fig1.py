@@ -1,0 +1,161 @@
+"""The OCF paper's Figure 1: single-process /dev/crypto throughput against buffer size.
+
+Series: each hardware card (3DES), the kernel's software 3DES and DES, and
+the null algorithm (KERNEL-NULL), 16 B to 16 KB, one process, every output
+verified. The paper's Figure 1 gives bars without numbers in the text; the
+references printed are the paper's one-thread rows of Table 1 (quad Hifn
+7751 card, 3DES; one thread keeps one chip busy at a time) and Table 2 (four
+BCM5820, 3DES), and the KERNEL-NULL figures quoted in §5.2 (REFERENCE §1).
+Those testbeds differ from a single card on a 32-bit bus (the 5820s sat on a
+64-bit/66 MHz bus, the 7751s behind an on-card bridge), so the error column
+is a guide, not a fit.
+
+Usage: python -m bench.fig1 [--card bcm5820,hifn7751,soft,null]
+       [--sizes 16,64,256,1024,8192,16384] [--backend verilator|pysim]
+       [--plot FILE] [--json]       (also ``ocfsim bench fig1``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ocfsim.machines import crypto_machine
+from sim.experiment import run
+
+__all__ = ["run_bench", "format_table", "main", "SERIES"]
+
+SIZES = (16, 64, 256, 1024, 8192, 16384)
+#: REFERENCE §1, OCF paper Table 1 (1 thread) and Table 2 (1 thread), Mbit/s
+PAPER = {
+    "hifn7751": dict(zip(SIZES, (3.06, 11.45, 33.15, 59.49, 79.19, 80.75))),
+    "bcm5820": dict(zip(SIZES, (5.42, 18.88, 61.94, 151.95, 300.88, 254.79))),
+    "null": {1024: 420.0, 8192: 600.0},
+}
+#: series name → (machine card kinds, algorithm)
+SERIES = {
+    "bcm5820": (["bcm5820"], "3des"),
+    "hifn7751": (["hifn7751"], "3des"),
+    "soft-3des": ([], "3des"),
+    "soft-des": ([], "des"),
+    "null": ([], "null"),
+}
+CARD_GROUPS = {"soft": ["soft-3des", "soft-des"], "null": ["null"],
+               "bcm5820": ["bcm5820"], "hifn7751": ["hifn7751"]}
+
+
+def ops_for(size: int) -> int:
+    """Enough operations for a steady state, bounded so 16 KB stays quick."""
+    return max(6, min(48, (256 << 10) // size))
+
+
+def one_point(series: str, size: int, backend: str) -> dict:
+    kinds, alg = SERIES[series]
+    t0 = time.perf_counter()
+    r = run(crypto_machine(kinds), "ocfsim.workloads.devcrypto:devcrypto",
+            {"alg": alg, "size": size, "ops": ops_for(size), "threads": 1,
+             "allow_soft": not kinds}, backend=backend)
+    row = {"series": series, "card": ",".join(kinds) or "soft", "alg": alg, "size": size,
+           "threads": 1, "backend": backend, "ok": r["ok"], "mbps": r["mbps"],
+           "ops_per_s": r["ops_per_s"], "interrupts_per_s": r["interrupts_per_s"],
+           "cpu_busy": r["cpu_busy"], "pci_utilisation": r["pci_utilisation"],
+           "cycles_per_s": r["_cycles"] / r["_wall_s"] if r["_wall_s"] else 0.0,
+           "wall_s": time.perf_counter() - t0}
+    ref = PAPER.get(series, {}).get(size)
+    if ref is not None:
+        row["ref_mbps"] = ref
+        row["error"] = (r["mbps"] - ref) / ref
+    return row
+
+
+def run_bench(series=tuple(SERIES), sizes=SIZES, backend="verilator", progress=None) -> dict:
+    rows = []
+    t0 = time.perf_counter()
+    for s in series:
+        for size in sizes:
+            rows.append(one_point(s, size, backend))
+            if progress:
+                progress(rows[-1])
+    return {"bench": "fig1", "backend": backend, "wall_s": time.perf_counter() - t0,
+            "rows": rows}
+
+
+def format_table(result: dict) -> str:
+    from ocfsim.report import table
+    rows = []
+    for r in result["rows"]:
+        ref = f"{r['ref_mbps']:.1f}" if "ref_mbps" in r else "-"
+        err = f"{100 * r['error']:+.0f} %" if "error" in r else "-"
+        rows.append([r["series"], r["size"], f"{r['mbps']:.2f}", ref, err,
+                     f"{r['interrupts_per_s']:.0f}", f"{100 * r['cpu_busy']:.0f}",
+                     f"{100 * r['pci_utilisation']:.1f}", f"{r['cycles_per_s']:.0f}",
+                     "ok" if r["ok"] else "FAIL"])
+    text = table(["series", "bytes", "Mbit/s", "paper", "error", "intr/s", "CPU %",
+                  "PCI util %", "cycles/s", "verified"], rows)
+    text += (f"\nbackend {result['backend']}, wall {result['wall_s']:.0f} s; "
+             "paper: Table 1/2 one-thread rows and §5.2 KERNEL-NULL (see module docstring)")
+    return text
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    series = list(dict.fromkeys(r["series"] for r in result["rows"]))
+    sizes = sorted({r["size"] for r in result["rows"]})
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(sizes))
+    for i, s in enumerate(series):
+        vals = [next((r["mbps"] for r in result["rows"]
+                      if r["series"] == s and r["size"] == z), 0) for z in sizes]
+        ax.bar(x + i * width, vals, width, label=s)
+        refs = [PAPER.get(s, {}).get(z) for z in sizes]
+        for j, ref in enumerate(refs):
+            if ref is not None:
+                ax.plot([x[j] + i * width - width / 2, x[j] + i * width + width / 2],
+                        [ref, ref], "k-", lw=1.5)
+    ax.set_xticks(x + width * (len(series) - 1) / 2, [str(z) for z in sizes])
+    ax.set_xlabel("buffer size (bytes)")
+    ax.set_ylabel("Mbit/s")
+    ax.set_title("/dev/crypto, one process (black ticks: paper, Tables 1-2 and §5.2)")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="ocfsim bench fig1", description=__doc__.split("\n")[0])
+    p.add_argument("--card", default="bcm5820,hifn7751,soft,null",
+                   help="comma-separated: bcm5820, hifn7751, soft, null")
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--backend", default="verilator", choices=("verilator", "pysim"))
+    p.add_argument("--plot", default="build/fig1.png")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        groups = args.card.split(",")
+        series = [s for g in groups for s in CARD_GROUPS[g]]
+        sizes = tuple(int(x) for x in args.sizes.split(","))
+    except (KeyError, ValueError):
+        p.exit(2, f"ocfsim bench fig1: error: bad --card {args.card!r} or --sizes {args.sizes!r}\n")
+    if any(z < 8 or z % 8 or z > 262136 for z in sizes):
+        p.exit(2, "ocfsim bench fig1: error: sizes must be multiples of 8 in 8..262136\n")
+    progress = None if args.json else (lambda r: print(
+        f"  {r['series']:10} {r['size']:6} B: {r['mbps']:8.2f} Mbit/s", file=sys.stderr))
+    result = run_bench(series, sizes, args.backend, progress)
+    if args.plot:
+        import os
+        os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+        plot(result, args.plot)
+        result["plot"] = args.plot
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0 if all(r["ok"] for r in result["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
