@@ -1,0 +1,484 @@
+"""ubsec: driver for the BCM5820-like card (OpenBSD ``sys/dev/pci/ubsec.c``).
+
+Talks to the card only through its registers (:mod:`hw.cards.bcm5820`
+offsets), command records in DMA memory (formats of :mod:`hw.dma.mcr`,
+``ubsecreg.h``) and its interrupt.
+
+* attach: reset the board, CTRL = MCR1INT | DMAERR (little-endian, no
+  BE32/BE64), optional interrupt moderation, ``intr_establish``, register
+  DES-CBC, 3DES-CBC and HMAC-SHA1 with OCF as a driver that can do the IPsec
+  order (``CRYPTOCAP_F_ENCRYPT_MAC``).
+* newsession: 3DES key words (DES: the key three times, as the 5820 does),
+  HMAC inner/outer SHA-1 midstates computed on the host CPU (a pure-Python
+  SHA-1 compression: hashlib hides midstates), a random session IV.
+* process: validate the request, build the packet (80-byte context, input
+  and output particle chains over the request's segments, MAC buffer) in DMA
+  memory, put it on the software queue and feed the chip.
+* feed (``ubsec_feed``): while packets are queued and STAT.MCR1_FULL is
+  clear, merge up to ``maxaggr`` queued packets into one record and write
+  its address to MCR1. Requests wait in the queue while the chip is full.
+* interrupt: read STAT, acknowledge, complete records in submission order up
+  to the first whose DONE flag is clear (copy the MAC out, update the session
+  IV, ``crypto_done``), then feed. DMAERR: salvage finished records, reset
+  the card, fail every other record on the chip with EFAULT, feed the queue.
+
+Options (``boot(driver_options={"ubsec": {...}})``): ``maxaggr`` (packets per
+record, default 5 = OpenBSD's UBS_MAX_AGGR; 1 disables chaining),
+``imod_records`` / ``imod_usec`` (the card's IMOD moderation extension:
+raise MCR1_DONE after N records or T µs; 0 = off, the default).
+
+CPU costs are charged as ``driver`` work with constants from the host
+profile table ``[ubsec]``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
+                            CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
+                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoIni, CryptoOp)
+from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
+
+__all__ = ["attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
+
+# -- card registers and bits (ubsecreg.h; REFERENCE §4) ------------------------
+BS_MCR1, BS_CTRL, BS_STAT, BS_ERR, BS_MCR2, BS_IMOD = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+BS_CTRL_RESET = 0x8000_0000
+BS_CTRL_MCR1INT = 0x2000_0000
+BS_CTRL_DMAERR = 0x0200_0000
+BS_STAT_MCR1_FULL = 0x4000_0000
+BS_STAT_MCR1_DONE = 0x2000_0000
+BS_STAT_DMAERR = 0x1000_0000
+BS_ERR_ADDR = 0xFFFF_FFFC
+BS_ERR_READ = 0x2
+# -- memory formats (ubsecreg.h) -------------------------------------------------
+UBS_MCR_DONE = 0x0001
+UBS_MCR_ERROR = 0x0002
+UBS_PKTCTX_ENC_3DES = 0x8000
+UBS_PKTCTX_INBOUND = 0x4000
+UBS_PKTCTX_AUTH_SHA1 = 0x2000
+UBS_PKTBUF_LEN = 0xFFFF
+CTX_LONG_BYTES = 80           # struct ubsec_pktctx_long
+MCR_BYTES = 36                # struct ubsec_mcr with one packet
+MCR_ADD_BYTES = 32            # struct ubsec_mcr_add
+PKTBUF_BYTES = 12
+MAC_BYTES = 12                # HMAC-SHA1-96 (RFC 2404)
+MACBUF_BYTES = 20             # d_macbuf[5] in ubsec_dmachunk
+#: OpenBSD ubsecvar.h UBS_MAX_AGGR: packets merged into one MCR
+MAXAGGR = 5
+#: particle length limit (UBS_PKTBUF_LEN) and the packet length field (u16)
+MAX_PARTICLE = 0xFFFC
+MAX_PKTLEN = 0xFFFF
+#: 8259-era boards: the card's reset needs DELAY(10) (ubsec_reset_board)
+SHA1_IV = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
+
+
+# -- SHA-1 midstates (FIPS 180-4 §6.1.2; RFC 2104) -----------------------------------
+def _rotl(x: int, n: int) -> int:
+    return ((x << n) | (x >> (32 - n))) & 0xFFFF_FFFF
+
+
+def sha1_compress(state: tuple, block: bytes) -> tuple:
+    """One SHA-1 compression of a 64-byte block (FIPS 180-4 §6.1.2)."""
+    w = list(struct.unpack(">16I", block))
+    for t in range(16, 80):
+        w.append(_rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1))
+    a, b, c, d, e = state
+    for t in range(80):
+        if t < 20:
+            f, k = (b & c) | (~b & d), 0x5A827999
+        elif t < 40:
+            f, k = b ^ c ^ d, 0x6ED9EBA1
+        elif t < 60:
+            f, k = (b & c) | (b & d) | (c & d), 0x8F1BBCDC
+        else:
+            f, k = b ^ c ^ d, 0xCA62C1D6
+        a, b, c, d, e = (_rotl(a, 5) + f + e + k + w[t]) & 0xFFFF_FFFF, a, _rotl(b, 30), c, d
+    return tuple((x + y) & 0xFFFF_FFFF for x, y in zip(state, (a, b, c, d, e)))
+
+
+def hmac_sha1_midstates(key: bytes) -> tuple[tuple, tuple]:
+    """(inner, outer) SHA-1 chaining values after key^ipad / key^opad (RFC 2104;
+    ubsec_setup_mackey). Keys longer than 64 bytes are hashed first (§2)."""
+    if len(key) > 64:
+        import hashlib
+        key = hashlib.sha1(key).digest()
+    k = key.ljust(64, b"\0")
+    inner = sha1_compress(SHA1_IV, bytes(b ^ 0x36 for b in k))
+    outer = sha1_compress(SHA1_IV, bytes(b ^ 0x5C for b in k))
+    return inner, outer
+
+
+# -- driver state -------------------------------------------------------------------
+@dataclass
+class _Session:
+    deskey: Optional[tuple] = None     # six u32 words (key bytes big-endian per word)
+    inner: Optional[tuple] = None
+    outer: Optional[tuple] = None
+    iv: bytes = b""
+
+
+@dataclass
+class _Q:
+    """One request on its way through the chip (``struct ubsec_q``)."""
+    crp: CryptoOp
+    ses: _Session
+    dma: int                           # context + MAC buffer + particle descriptors
+    packet: bytes                      # the 32-byte ubsec_mcr_add of this packet
+    macbuf: int
+    mac_inject: Optional[int]
+    mac_len: int
+    enc_out: Optional[tuple]           # (skip, len) of ciphertext to update the IV from
+    inbound: bool
+    nparts: int = 0                    # particles in both chains
+
+
+@dataclass
+class _Rec:
+    mcr: int
+    qs: list = field(default_factory=list)
+
+
+def _ctx_words(key: bytes) -> tuple:
+    """Key bytes → u32 words, big-endian per word (ntohl in ubsec.c)."""
+    return struct.unpack(">%dI" % (len(key) // 4), key)
+
+
+class Ubsec:
+    """The softc (``struct ubsec_softc``)."""
+
+    def __init__(self, system: Any, dev: Any, unit: int, maxaggr: int = MAXAGGR,
+                 imod_records: int = 0, imod_usec: float = 0.0):
+        if not isinstance(maxaggr, int) or maxaggr < 1:
+            raise ValueError(f"ubsec: maxaggr must be a positive integer, not {maxaggr!r}")
+        if not 0 <= int(imod_records) <= 255 or imod_usec < 0:
+            raise ValueError("ubsec: imod_records must be 0..255 and imod_usec >= 0")
+        self.system = system
+        self.host = system.host
+        self.kernel = system.kernel
+        self.crypto = system.crypto
+        self.dev = dev
+        self.name = f"ubsec{unit}"
+        self.base = dev.bar(0).addr
+        self.maxaggr = maxaggr
+        cycles = int(round(imod_usec * 1e6 / self.host.period_ps)) if imod_usec else 0
+        self.imod = (int(imod_records) & 0xFF) | (min(cycles, 0xFF_FFFF) << 8) \
+            if imod_records else 0
+        p = self.kernel.profile
+        self.c = {k: p.cost(f"ubsec.{k}") for k in (
+            "process", "particle", "feed", "feed_packet", "intr", "callback",
+            "newsession", "hmac_precompute", "freesession", "reset_delay")}
+        self.sessions: dict[int, _Session] = {}
+        self._next_lid = 1
+        self.queue: deque[_Q] = deque()     # sc_queue: waiting for the chip
+        self.chip: deque[_Rec] = deque()    # sc_qchip: records on the chip
+        self.cid = -1
+        self.ih = None
+        self.s = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
+                      completed=0, errors=0, dma_errors=0, resets=0, mcr1_full=0,
+                      max_aggr=0, queue_max=0, chip_max=0, einval=0)
+
+    # ------------------------------------------------------------ registers
+    async def rd(self, reg: int) -> int:
+        return await self.host.mmio_read(self.base + reg)
+
+    async def wr(self, reg: int, value: int) -> None:
+        await self.host.mmio_write(self.base + reg, value)
+
+    async def reset_board(self) -> None:
+        """``ubsec_reset_board``: CTRL |= RESET, DELAY(10); then wait for it."""
+        ctrl = await self.rd(BS_CTRL)
+        await self.wr(BS_CTRL, ctrl | BS_CTRL_RESET)
+        await self.kernel.charge("driver", self.c["reset_delay"])
+        for _ in range(1000):
+            if not await self.rd(BS_CTRL) & BS_CTRL_RESET:
+                break
+        self.s["resets"] += 1
+
+    async def init_board(self) -> None:
+        """``ubsec_init_board``: interrupts on, little-endian, moderation."""
+        await self.wr(BS_STAT, BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
+        await self.wr(BS_IMOD, self.imod)
+        await self.wr(BS_CTRL, BS_CTRL_MCR1INT | BS_CTRL_DMAERR)
+
+    # ------------------------------------------------------------ sessions
+    async def newsession(self, chain: list[CryptoIni]) -> tuple[int, int]:
+        k = self.kernel
+        await k.charge("driver", self.c["newsession"])
+        enc = mac = None
+        for c in chain:
+            if c.alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC) and enc is None:
+                enc = c
+            elif c.alg == CRYPTO_SHA1_HMAC and mac is None:
+                mac = c
+            else:
+                return EINVAL, 0
+        ses = _Session()
+        if enc is not None:
+            key = bytes(enc.key or b"")
+            nkey = enc.klen // 8 if isinstance(enc.klen, int) else -1
+            want = 8 if enc.alg == CRYPTO_DES_CBC else 24
+            if nkey != want or len(key) < want or enc.klen % 8:
+                return EINVAL, 0
+            key = key[:want]
+            if enc.alg == CRYPTO_DES_CBC:
+                key = key * 3                  # the 5820 only does EDE (OCF §5.2)
+            ses.deskey = _ctx_words(key)
+            ses.iv = bytes(k.random.getrandbits(8) for _ in range(8))
+        if mac is not None:
+            key = bytes(mac.key or b"")
+            if not isinstance(mac.klen, int) or mac.klen % 8 or mac.klen // 8 > len(key) \
+                    or mac.mlen not in (0, MAC_BYTES):
+                return EINVAL, 0
+            await k.charge("driver", self.c["hmac_precompute"])
+            ses.inner, ses.outer = hmac_sha1_midstates(key[:mac.klen // 8])
+        lid = self._next_lid
+        self._next_lid += 1
+        self.sessions[lid] = ses
+        return 0, lid
+
+    async def freesession(self, lid: int) -> int:
+        await self.kernel.charge("driver", self.c["freesession"])
+        return 0 if self.sessions.pop(lid, None) is not None else EINVAL
+
+    # ------------------------------------------------------------ requests
+    async def process(self, crp: CryptoOp) -> int:
+        k = self.kernel
+        await k.charge("driver", self.c["process"])
+        self.s["requests"] += 1
+        err, q = self._prepare(crp)
+        if err:
+            self.s["einval"] += err == EINVAL
+            return err
+        await k.charge("driver", self.c["particle"] * q.nparts)
+        s = k.splraise()                       # splnet: the queue is shared with intr
+        try:
+            self.queue.append(q)
+            self.s["queue_max"] = max(self.s["queue_max"], len(self.queue))
+            await self.feed()
+        finally:
+            k.splx(s)
+        return 0
+
+    def _prepare(self, crp: CryptoOp) -> tuple[int, Optional[_Q]]:
+        """Check the request and lay out its context and particles in DMA memory."""
+        ses = self.sessions.get(crp.sid & 0xFFFF_FFFF) if type(crp.sid) is int else None
+        if ses is None or crp.buf is None or not crp.desc or len(crp.desc) > 2:
+            return EINVAL, None
+        enc = mac = None
+        for d in crp.desc:
+            if d.alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC) and enc is None:
+                enc = d
+            elif d.alg == CRYPTO_SHA1_HMAC and mac is None:
+                mac = d
+            else:
+                return EINVAL, None
+        if (enc and ses.deskey is None) or (mac and ses.inner is None):
+            return EINVAL, None
+        for d in crp.desc:
+            if any(type(v) is not int or v < 0 for v in (d.skip, d.len, d.inject, d.flags)):
+                return EINVAL, None
+        buflen = crp.buf.length
+        encrypt = bool(enc and enc.flags & CRD_F_ENCRYPT)
+        if enc and mac:
+            # IPsec orders only: encrypt-then-MAC, or MAC-then-decrypt
+            first = crp.desc[0]
+            if (encrypt and first is not enc) or (not encrypt and first is not mac):
+                return EINVAL, None
+            if enc.skip + enc.len != mac.skip + mac.len or enc.skip < mac.skip \
+                    or (enc.skip - mac.skip) % 4:
+                return EINVAL, None
+        if enc and (enc.len % 8 or enc.skip + enc.len > buflen):
+            return EINVAL, None
+        main = mac or enc
+        start, pktlen = main.skip, main.len
+        if pktlen == 0 or pktlen > MAX_PKTLEN or start + pktlen > buflen:
+            return EINVAL, None
+        if mac and mac.inject + MAC_BYTES > buflen:
+            return EINVAL, None
+        # IV (swcr_encdec semantics, see ocf/cryptosoft.py)
+        iv = b""
+        if enc:
+            if enc.flags & CRD_F_IV_EXPLICIT:
+                if not isinstance(enc.iv, (bytes, bytearray)) or len(enc.iv) < 8:
+                    return EINVAL, None
+                iv = bytes(enc.iv[:8])
+            elif encrypt and not enc.flags & CRD_F_IV_PRESENT:
+                if enc.inject + 8 > buflen:
+                    return EINVAL, None
+                iv = ses.iv
+                crp.buf.write(enc.inject, iv)
+            else:
+                if enc.inject + 8 > buflen:
+                    return EINVAL, None
+                iv = crp.buf.read(enc.inject, 8)
+        in_parts = _particles(crp.buf.segs, start, pktlen)
+        out_parts = _particles(crp.buf.segs, enc.skip, enc.len) if enc else []
+        nextra = max(0, len(in_parts) - 1) + max(0, len(out_parts) - 1)
+        size = CTX_LONG_BYTES + MACBUF_BYTES + PKTBUF_BYTES * nextra
+        dma = self.kernel.malloc(size, 16)
+        if dma is None:
+            return ENOMEM, None
+        macbuf = dma + CTX_LONG_BYTES
+        # context (struct ubsec_pktctx_long)
+        flags = (UBS_PKTCTX_ENC_3DES if enc else 0) | (UBS_PKTCTX_AUTH_SHA1 if mac else 0) \
+            | (UBS_PKTCTX_INBOUND if enc and not encrypt else 0)
+        offset = (enc.skip - mac.skip) // 4 if enc and mac else 0
+        ctx = struct.pack("<HHHH6I2I5I5I", CTX_LONG_BYTES, 0, flags, offset,
+                          *(ses.deskey or (0,) * 6),
+                          *(_ctx_words(iv) if iv else (0, 0)),
+                          *(ses.inner or (0,) * 5), *(ses.outer or (0,) * 5))
+        mem = self.kernel.memory
+        mem.write(dma, ctx)
+        # particle chains: first particle in the MCR, the rest in DMA memory
+        slot = [macbuf + MACBUF_BYTES]
+
+        def chain(parts, tail):
+            if not parts:
+                return (0, tail, 0)
+            descs = [slot[0] + PKTBUF_BYTES * i for i in range(len(parts) - 1)]
+            slot[0] += PKTBUF_BYTES * len(descs)
+            raw = b""
+            for i, (a, n) in enumerate(parts[1:], start=1):
+                nxt = descs[i] if i < len(descs) else tail
+                raw += struct.pack("<III", a, nxt, n)
+            if raw:
+                mem.write(descs[0], raw)
+            return (parts[0][0], descs[0] if descs else tail, parts[0][1])
+
+        ipb = chain(in_parts, 0)
+        opb = chain(out_parts, macbuf if mac else 0)
+        packet = struct.pack("<I3IHH3I", dma, *ipb, 0, pktlen, *opb)
+        q = _Q(crp=crp, ses=ses, dma=dma, packet=packet, macbuf=macbuf,
+               mac_inject=mac.inject if mac else None,
+               mac_len=MAC_BYTES, enc_out=(enc.skip, enc.len) if enc and encrypt else None,
+               inbound=bool(enc and not encrypt), nparts=len(in_parts) + len(out_parts))
+        return 0, q
+
+    async def feed(self) -> bool:
+        """``ubsec_feed``: records to the chip while MCR1 has room. Returns
+        whether it read STAT (which also flushes posted writes)."""
+        k = self.kernel
+        read = False
+        while self.queue:
+            read = True
+            if await self.rd(BS_STAT) & BS_STAT_MCR1_FULL:
+                self.s["mcr1_full"] += 1
+                break
+            n = min(len(self.queue), self.maxaggr)
+            qs = [self.queue.popleft() for _ in range(n)]
+            await k.charge("driver", self.c["feed"] + (n - 1) * self.c["feed_packet"])
+            mcr = k.malloc(MCR_BYTES + MCR_ADD_BYTES * (n - 1), 16)
+            if mcr is None:                       # give them back; try at the next interrupt
+                self.queue.extendleft(reversed(qs))
+                break
+            k.memory.write(mcr, struct.pack("<HH", n, 0) + b"".join(q.packet for q in qs))
+            rec = _Rec(mcr, qs)
+            self.chip.append(rec)
+            await self.wr(BS_MCR1, mcr)
+            self.s["records"] += 1
+            self.s["packets"] += n
+            self.s["max_aggr"] = max(self.s["max_aggr"], n)
+            self.s["chip_max"] = max(self.s["chip_max"], len(self.chip))
+        return read
+
+    # ------------------------------------------------------------ completion
+    async def intr(self) -> bool:
+        """``ubsec_intr``."""
+        self.s["interrupts"] += 1
+        stat = await self.rd(BS_STAT) & (BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
+        if not stat:
+            return False
+        self.s["claimed"] += 1
+        k = self.kernel
+        await k.charge("driver", self.c["intr"])
+        await self.wr(BS_STAT, stat)              # acknowledge
+        if stat & BS_STAT_MCR1_DONE:
+            await self._complete_done()
+        if stat & BS_STAT_DMAERR:
+            err = await self.rd(BS_ERR)
+            self.s["dma_errors"] += 1
+            k.printf(f"{self.name}: dma error, {'read' if err & BS_ERR_READ else 'write'} "
+                     f"at {err & BS_ERR_ADDR:#010x}: resetting")
+            await self._complete_done()           # records finished before the error
+            await self.reset_board()
+            await self.init_board()
+            chip, self.chip = self.chip, deque()
+            for rec in chip:                      # ubsec_cleanchip: EFAULT
+                for q in rec.qs:
+                    await self._finish(q, EFAULT)
+                k.free(rec.mcr)
+        if not await self.feed():
+            await self.rd(BS_STAT)                # flush the acknowledge before returning
+        return True
+
+    async def _complete_done(self) -> None:
+        mem = self.kernel.memory
+        while self.chip:
+            rec = self.chip[0]
+            flags = int.from_bytes(mem.read(rec.mcr + 2, 2), "little")
+            if not flags & UBS_MCR_DONE:
+                break
+            self.chip.popleft()
+            err = EIO if flags & UBS_MCR_ERROR else 0
+            for q in rec.qs:
+                await self._finish(q, err)
+            self.kernel.free(rec.mcr)
+
+    async def _finish(self, q: _Q, err: int) -> None:
+        """``ubsec_callback`` / ``ubsec_free_q``."""
+        k = self.kernel
+        await k.charge("driver", self.c["callback"])
+        crp = q.crp
+        if not err:
+            if q.mac_inject is not None:
+                crp.buf.write(q.mac_inject, k.memory.read(q.macbuf, q.mac_len))
+            if q.enc_out is not None:              # next IV = last ciphertext block
+                skip, n = q.enc_out
+                q.ses.iv = crp.buf.read(skip + n - 8, 8)
+        k.free(q.dma)
+        self.s["completed"] += 1
+        self.s["errors"] += bool(err)
+        crp.etype = err
+        self.crypto.done(crp)
+
+    def stats(self) -> dict:
+        return dict(self.s, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
+                    maxaggr=self.maxaggr, imod=self.imod)
+
+
+def _particles(segs, skip: int, length: int) -> list[tuple[int, int]]:
+    """Bus (addr, len) pieces of ``[skip, skip + length)`` of a segment list,
+    each at most MAX_PARTICLE bytes."""
+    out = []
+    pos = 0
+    for addr, n in segs:
+        lo, hi = max(skip, pos), min(skip + length, pos + n)
+        a = addr + lo - pos
+        while lo < hi:
+            take = min(hi - lo, MAX_PARTICLE)
+            out.append((a, take))
+            a += take
+            lo += take
+        pos += n
+    return out
+
+
+async def attach(system: Any, dev: Any, **options: Any) -> Ubsec:
+    """``ubsec_attach``: called by autoconf for 14e4:5820."""
+    unit = sum(1 for s in system.softcs if getattr(s, "name", "").startswith("ubsec"))
+    sc = Ubsec(system, dev, unit, **options)
+    k = system.kernel
+    await sc.reset_board()
+    await sc.init_board()
+    sc.ih = k.intr_establish(dev.irq, sc.intr, sc.name)
+    sc.cid = system.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
+    for alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC):
+        system.crypto.register(sc.cid, alg, 0, 0, sc.newsession, sc.freesession, sc.process)
+    k.printf(f"{sc.name} at pci0 dev {dev.slot}: Broadcom 5820, irq line {dev.irq}, "
+             f"maxaggr {sc.maxaggr}{', imod %#x' % sc.imod if sc.imod else ''}")
+    return sc

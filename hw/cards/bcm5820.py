@@ -1,0 +1,211 @@
+"""BCM5820-like crypto card: PCI target + initiator + command-record engine.
+
+IDs 14e4:5820 (REFERENCE §4), class 0x0b4000 (processor, co-processor; PCI
+Code and ID Assignment spec), one 4 KiB non-prefetchable memory BAR (size: a
+model choice, the registers decode in the low 32 bytes), INTA#.
+
+Registers (byte offsets, REFERENCE §4 / ubsecreg.h):
+
+====  =====  ================================================================
+0x00  MCR1   write: queue the bus address of a command record (dropped while
+             STAT.MCR1_FULL); reads 0
+0x04  CTRL   RESET 80000000 (self-clearing; reads 1 until done), MCR2INT
+             40000000, MCR1INT 20000000, OFM 10000000, BE32 08000000, BE64
+             04000000, DMAERR 02000000 (interrupt enables). BE32/BE64/OFM are
+             stored only: the card is always little-endian.
+0x08  STAT   MCR1_BUSY 80000000, MCR1_FULL 40000000, MCR1_DONE 20000000 (W1C),
+             DMAERR 10000000 (W1C), MCR2_FULL 08000000, MCR2_DONE 04000000
+             (W1C). MCR2_FULL is always set: this card has no key engine.
+0x0c  ERR    failing bus address (fffffffc) of the last DMA error, READ 2
+0x10  MCR2   key/RNG records: not implemented (writes ignored, reads 0)
+0x14  IMOD   extension, 0 = off (default): interrupt moderation. Bits 7:0 N,
+             bits 31:8 T. With N ≥ 1, MCR1_DONE is raised once N records have
+             completed since it was last raised, or T bus clocks (T ≥ 1) after
+             the first of them completed, whichever comes first.
+====  =====  ================================================================
+
+INTA# = (MCR1_DONE & MCR1INT) | (DMAERR & DMAERR-enable), unless the PCI
+command register disables interrupts. A DMA error (master or target abort)
+sets DMAERR and ERR and halts the record engine until CTRL RESET. RESET waits
+until the bus master is between transactions, then clears the record engine
+(queue, transform engine, FIFOs), CTRL, IMOD and the STAT event bits; ERR
+keeps the last failing address.
+
+Record, context and particle formats: :mod:`hw.dma.mcr`.
+"""
+
+from amaranth.hdl import Module, Signal, Cat, Const, ResetInserter
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..crypto.params import card_engine_params
+from ..dma.mcr import McrEngine
+from ..pci.bus import AgentSignature
+from ..pci.initiator import PciInitiator, Status
+from ..pci.target import PciTarget, BarSpec, merge_bytes, \
+    STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
+
+__all__ = ["Bcm5820", "REG", "VENDOR_ID", "DEVICE_ID", "CLASS_CODE",
+           "CTRL_RESET", "CTRL_MCR2INT", "CTRL_MCR1INT", "CTRL_OFM", "CTRL_BE32",
+           "CTRL_BE64", "CTRL_DMAERR", "STAT_MCR1_BUSY", "STAT_MCR1_FULL",
+           "STAT_MCR1_DONE", "STAT_DMAERR", "STAT_MCR2_FULL", "STAT_MCR2_DONE",
+           "ERR_READ", "BAR_SIZE"]
+
+VENDOR_ID = 0x14E4          # Broadcom (REFERENCE §4)
+DEVICE_ID = 0x5820
+CLASS_CODE = 0x0B4000       # processor / co-processor
+BAR_SIZE = 4096
+
+REG = dict(MCR1=0x00, CTRL=0x04, STAT=0x08, ERR=0x0C, MCR2=0x10, IMOD=0x14)
+
+# ubsecreg.h (REFERENCE §4)
+CTRL_RESET = 0x8000_0000
+CTRL_MCR2INT = 0x4000_0000
+CTRL_MCR1INT = 0x2000_0000
+CTRL_OFM = 0x1000_0000
+CTRL_BE32 = 0x0800_0000
+CTRL_BE64 = 0x0400_0000
+CTRL_DMAERR = 0x0200_0000
+STAT_MCR1_BUSY = 0x8000_0000
+STAT_MCR1_FULL = 0x4000_0000
+STAT_MCR1_DONE = 0x2000_0000
+STAT_DMAERR = 0x1000_0000
+STAT_MCR2_FULL = 0x0800_0000
+STAT_MCR2_DONE = 0x0400_0000
+ERR_READ = 0x2
+
+
+class Bcm5820(wiring.Component):
+    """The card. ``chunk``: dwords per data burst (model choice: 32 phases make
+    a burst ~90-97% efficient, REFERENCE §2); the initiator FIFOs hold two
+    bursts so packing and bus transfers overlap; ``mcr1_depth``: records the
+    MCR1 queue accepts while one is being processed (estimate: a small queue,
+    as the driver's MCR1_FULL check implies)."""
+
+    def __init__(self, chunk: int = 32, mcr1_depth: int = 2):
+        super().__init__({
+            "pci_t": Out(AgentSignature),
+            "pci_m": Out(AgentSignature),
+            "req": Out(1), "gnt": In(1),
+            "idsel": In(1),
+            "inta": Out(1),
+        })
+        self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
+                                class_code=CLASS_CODE, revision=1, int_pin=1,
+                                bars=[BarSpec(BAR_SIZE)])
+        self.initiator = PciInitiator(depth=2 * chunk)
+        self.mcr = McrEngine(card_engine_params("bcm5820"), chunk=chunk,
+                             data_depth=2 * chunk, mcr1_depth=mcr1_depth)
+        self.ctrl = Signal(32)
+        self.stat_done = Signal()
+        self.stat_dmaerr = Signal()
+        self.reset_pending = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        srst = Signal()                 # soft reset of the datapath (one clock)
+        m.submodules.target = tgt = self.target
+        m.submodules.initiator = ini = ResetInserter(srst)(self.initiator)
+        m.submodules.mcr = ResetInserter(srst)(self.mcr)
+        ini, mcr = self.initiator, self.mcr
+        wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
+        wiring.connect(m, wiring.flipped(self.pci_m), ini.pci)
+        m.d.comb += [tgt.idsel.eq(self.idsel), self.req.eq(ini.req), ini.gnt.eq(self.gnt),
+                     ini.latency_timer.eq(tgt.latency_timer),
+                     ini.master_enable.eq(tgt.command[2])]
+        wiring.connect(m, mcr.ini_cmd, ini.cmd)
+        wiring.connect(m, mcr.ini_wdata, ini.wdata)
+        wiring.connect(m, ini.rdata, mcr.ini_rdata)
+        m.d.comb += [mcr.ini_done.eq(ini.done), mcr.ini_done_status.eq(ini.done_status),
+                     mcr.ini_done_count.eq(ini.done_count), ini.flush.eq(mcr.ini_flush)]
+
+        ctrl = self.ctrl
+        stat_done, stat_dmaerr = self.stat_done, self.stat_dmaerr
+        err = Signal(32)
+        imod = Signal(32)
+        pend = Signal(8)                # records completed, MCR1_DONE not yet raised
+        timer = Signal(24)
+
+        m.d.comb += [
+            self.inta.eq(((stat_done & ctrl[29]) | (stat_dmaerr & ctrl[25]))
+                         & ~tgt.command[10]),
+            tgt.int_status.eq((stat_done & ctrl[29]) | (stat_dmaerr & ctrl[25])),
+        ]
+
+        # ---- registers -------------------------------------------------
+        port = tgt.port
+        m.d.comb += [port.cmd_ready.eq(1), port.retry.eq(0), port.abort.eq(0)]
+        reg = port.cmd.addr[2:5]
+        in_regs = port.cmd.addr[5:12] == 0
+        stat = Signal(32)
+        m.d.comb += stat.eq(Cat(Const(0, 26), Const(0, 1), Const(1, 1), stat_dmaerr, stat_done,
+                                mcr.mcr1_full, mcr.busy))
+        rdata = Signal(32)
+        with m.If(in_regs):
+            with m.Switch(reg):
+                with m.Case(REG["CTRL"] >> 2):
+                    m.d.comb += rdata.eq(ctrl | (self.reset_pending << 31))
+                with m.Case(REG["STAT"] >> 2):
+                    m.d.comb += rdata.eq(stat)
+                with m.Case(REG["ERR"] >> 2):
+                    m.d.comb += rdata.eq(err)
+                with m.Case(REG["IMOD"] >> 2):
+                    m.d.comb += rdata.eq(imod)
+        rsp = Signal()
+        rsp_data = Signal(32)
+        m.d.sync += [rsp.eq(port.cmd_valid & ~port.cmd.write), rsp_data.eq(rdata)]
+        m.d.comb += [port.rsp_valid.eq(rsp), port.rsp_data.eq(rsp_data)]
+
+        raise_done = Signal()
+        with m.If(port.cmd_valid & port.cmd.write & in_regs):
+            be = port.cmd.be
+            wd = port.cmd.data
+            with m.Switch(reg):
+                with m.Case(REG["MCR1"] >> 2):
+                    m.d.comb += [mcr.mcr1_push.eq(~mcr.mcr1_full & ~self.reset_pending),
+                                 mcr.mcr1_addr.eq(merge_bytes(Const(0, 32), wd, be))]
+                with m.Case(REG["CTRL"] >> 2):
+                    new = merge_bytes(ctrl, wd, be)
+                    m.d.sync += ctrl.eq(new & 0x7FFF_FFFF)
+                    with m.If(new[31]):
+                        m.d.sync += self.reset_pending.eq(1)
+                with m.Case(REG["STAT"] >> 2):
+                    w1c = wd & Cat(*(be[k].replicate(8) for k in range(4)))
+                    with m.If(w1c[29]):
+                        m.d.sync += stat_done.eq(0)
+                    with m.If(w1c[28]):
+                        m.d.sync += stat_dmaerr.eq(0)
+                with m.Case(REG["IMOD"] >> 2):
+                    m.d.sync += imod.eq(merge_bytes(imod, wd, be))
+
+        # ---- interrupt moderation (extension; IMOD = 0: every record) ----
+        imod_n = imod[0:8]
+        imod_t = imod[8:32]
+        with m.If(mcr.record_done):
+            with m.If((imod_n <= 1) | (pend + 1 >= imod_n)):
+                m.d.comb += raise_done.eq(1)
+            with m.Else():
+                m.d.sync += pend.eq(pend + 1)
+        with m.Elif((pend != 0) & (imod_t != 0)):
+            with m.If(timer + 1 >= imod_t):
+                m.d.comb += raise_done.eq(1)
+            with m.Else():
+                m.d.sync += timer.eq(timer + 1)
+        with m.If(raise_done):
+            m.d.sync += [stat_done.eq(1), pend.eq(0), timer.eq(0)]
+
+        # ---- DMA errors ----------------------------------------------------
+        with m.If(mcr.dma_error):
+            m.d.sync += [stat_dmaerr.eq(1),
+                         err.eq(Cat(0, mcr.err_read, mcr.err_addr[2:]))]
+        with m.If(ini.done & (ini.done_status == Status.MASTER_ABORT)):
+            m.d.comb += tgt.set_status.eq(STATUS_RX_MASTER_ABORT)
+        with m.If(ini.done & (ini.done_status == Status.TARGET_ABORT)):
+            m.d.comb += tgt.set_status.eq(STATUS_RX_TARGET_ABORT)
+
+        # ---- soft reset: once the master is off the bus ---------------------
+        with m.If(self.reset_pending & (ini.state == 0)):
+            m.d.comb += srst.eq(1)
+            m.d.sync += [self.reset_pending.eq(0), ctrl.eq(0), imod.eq(0),
+                         stat_done.eq(0), stat_dmaerr.eq(0), pend.eq(0), timer.eq(0)]
+        return m
