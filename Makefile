@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# the main job: one BCM5820 on a 66 MHz bus, two processes doing verified
+# /dev/crypto 3DES-SHA1, with a waveform and a GTKWave save file
 run: venv
-	$(VENV)/bin/ocfsim dma --bytes 4096 --cards 2 --vcd build/dma.vcd
+	$(VENV)/bin/ocfsim run --card bcm5820 --alg 3des-sha1 --size 256 --ops 4 --threads 2 \
+	  --vcd build/run.vcd
 
 test: venv
 	$(PY) -m pytest -q -n 2

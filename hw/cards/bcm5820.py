@@ -101,6 +101,16 @@ class Bcm5820(wiring.Component):
         self.stat_dmaerr = Signal()
         self.reset_pending = Signal()
 
+    def vcd_traces(self) -> dict:
+        """GTKWave groups: the registers, the record engine's FSMs, the transform engine."""
+        eng = self.mcr.engine
+        return {
+            "registers": [self.ctrl, self.stat_done, self.stat_dmaerr, self.reset_pending],
+            "record engine": [self.mcr.main_state, self.mcr.in_state, self.mcr.out_state],
+            "transform engine": [eng.state, eng.cmd.valid, eng.cmd.ready, eng.i.valid,
+                                 eng.i.ready, eng.o.valid, eng.o.ready, eng.result.valid],
+        }
+
     def elaborate(self, platform):
         m = Module()
         srst = Signal()                 # soft reset of the datapath (one clock)
