@@ -3,39 +3,12 @@
 all read from the `cryptography-vectors` package. The default run uses a
 deterministic sample of each file; ``-m slow`` runs them whole."""
 
-import os
-
 import pytest
-from conftest import check_engine, read_rfc2202, read_rsp, sample
+from conftest import (TCBC_KAT, TCBC_MMT, check_engine, rfc2202_cases, sample,
+                      sha_cases, tdes_cases)
 from crypto_ref import make_cmd
-from cryptography.hazmat.primitives import hashes
 
 from hw.crypto.engine import Cipher, Mac, Order
-
-TCBC_KAT = ["TCBCinvperm.rsp", "TCBCpermop.rsp", "TCBCsubtab.rsp",
-            "TCBCvarkey.rsp", "TCBCvartext.rsp"]
-TCBC_MMT = ["TCBCMMT1.rsp", "TCBCMMT2.rsp", "TCBCMMT3.rsp"]
-
-
-def tdes_cases(fname, *, single_des=False):
-    vecs = read_rsp(os.path.join("ciphers", "3DES", "CBC", fname))
-    cases = []
-    for v in vecs:
-        if "iv" not in v:
-            continue
-        if "keys" in v:
-            keys = (bytes.fromhex(v["keys"]),) * 3
-        else:
-            keys = tuple(bytes.fromhex(v[f"key{i}"]) for i in (1, 2, 3))
-        dec = v["section"] == "DECRYPT"
-        src = bytes.fromhex(v["ciphertext" if dec else "plaintext"])
-        dst = bytes.fromhex(v["plaintext" if dec else "ciphertext"])
-        cipher = Cipher.DES if single_des and keys[0] == keys[1] == keys[2] else Cipher.TDES
-        c = make_cmd(cipher=cipher, decrypt=int(dec), length=len(src),
-                     cipher_len=len(src), keys=keys, iv=bytes.fromhex(v["iv"]))
-        c["_expect"] = dst
-        cases.append((c, src))
-    return cases
 
 
 def run_tdes(cases, des_rounds, **kw):
@@ -59,20 +32,6 @@ def test_tdes_cbc_full(fname, des_rounds):
     run_tdes(tdes_cases(fname), des_rounds=des_rounds)
 
 
-def sha_cases(fname):
-    vecs = read_rsp(os.path.join("hashes", "SHA1", fname))
-    cases = []
-    for v in vecs:
-        if "md" not in v:
-            continue
-        n = int(v["len"]) // 8
-        msg = bytes.fromhex(v["msg"])[:n]
-        c = make_cmd(mac=Mac.SHA1, length=n, mac_len=n)
-        c["_expect"] = int(v["md"], 16)
-        cases.append((c, msg))
-    return cases
-
-
 def run_sha(cases, **kw):
     res = check_engine(cases, **kw)
     for (c, _), r in zip(cases, res):
@@ -92,22 +51,6 @@ def test_sha1_long_sample():
 @pytest.mark.parametrize("fname", ["SHA1ShortMsg.rsp", "SHA1LongMsg.rsp"])
 def test_sha1_full(fname):
     run_sha(sha_cases(fname))
-
-
-def rfc2202_cases(form, trunc):
-    cases = []
-    for key, msg, md in read_rfc2202():
-        if len(key) > 64:
-            # RFC 2104 §2: keys longer than B=64 are hashed first (software's job;
-            # the Hifn takes a 64-byte key field, REFERENCE §3).
-            h = hashes.Hash(hashes.SHA1())
-            h.update(key)
-            key = h.finalize()
-        c = make_cmd(mac=Mac.HMAC_KEY, hmac_form=form, trunc=trunc, length=len(msg),
-                     mac_len=len(msg), mac_key=key)
-        c["_expect"] = int.from_bytes(md[:12] + b"\0" * 8 if trunc else md, "big")
-        cases.append((c, msg))
-    return cases
 
 
 @pytest.mark.parametrize("form", ["key", "state"])
