@@ -1,0 +1,233 @@
+"""Hifn-style descriptor rings in host memory, polled by the chip (REFERENCE §3).
+
+A ring is an array of 8-byte descriptors in host DRAM; the driver writes the
+ring's bus address into the chip and hands descriptors over by setting VALID.
+The chip keeps its own position in each ring, polls the descriptor there,
+and clears VALID when it has consumed it. A descriptor with JUMP (and VALID)
+sends the chip back to the address in its ``p`` word (the ring start), which
+is how a ring wraps.
+
+Descriptor (two little-endian dwords, :class:`Descriptor`)::
+
+    +0  l   31 VALID  30 JUMP  29 LAST  27 OVER  26 DESTOVER  25 MASKDONEIRQ
+            15:0 length in bytes
+    +4  p   bus address of the buffer (of the ring start for a JUMP)
+
+(hifn7751reg.h ``HIFN_D_*``.) Byte order is little-endian only; the
+DMA_CNFG big-endian mode is not modelled.
+
+:class:`RingEngine` serves the card with two operations on ring ``r``
+(0 command, 1 source, 2 result, 3 destination — the order of their address
+registers and DMA_CSR fields):
+
+``fetch``   read the descriptor at the ring position until it is VALID: a
+            VALID JUMP moves the position to its ``p`` and reads again (the
+            jump descriptor itself is not written back, so the driver may
+            re-arm it at any time, as OpenBSD's hifn does on every wrap); an
+            invalid one raises ``wait[r]`` and is read again after
+            ``poll_period`` clocks (and only while the ring is enabled).
+            Answers with the descriptor.
+``release`` write the descriptor's ``l`` word back with VALID clear and
+            advance the position by 8; pulses ``done[r]`` unless the
+            descriptor had MASKDONEIRQ, ``last[r]`` if it had LAST.
+
+Every operation runs to completion on the shared PCI initiator (the card
+gives the engine the initiator while an operation is under way); a DMA error
+ends it with ``rsp_error`` and the card halts.
+"""
+
+from amaranth.hdl import Module, Signal, Mux, Cat, Const
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..pci.bus import Cmd
+from ..pci.initiator import InitiatorCommand, Status
+
+__all__ = ["DescriptorControl", "Descriptor", "RingEngine", "D_VALID", "D_JUMP",
+           "D_LAST", "D_OVER", "D_DESTOVER", "D_MASKDONEIRQ", "D_LENGTH",
+           "RING_CMD", "RING_SRC", "RING_RES", "RING_DST", "RING_NAMES"]
+
+# hifn7751reg.h descriptor bits (REFERENCE §3)
+D_VALID = 0x8000_0000
+D_JUMP = 0x4000_0000
+D_LAST = 0x2000_0000
+D_OVER = 0x0800_0000
+D_DESTOVER = 0x0400_0000
+D_MASKDONEIRQ = 0x0200_0000
+D_LENGTH = 0x0000_FFFF
+
+RING_CMD, RING_SRC, RING_RES, RING_DST = range(4)
+RING_NAMES = ("cmd", "src", "res", "dst")
+
+
+class DescriptorControl(data.Struct):
+    """The ``l`` word of a descriptor."""
+    length: 16
+    _rsvd0: 9
+    maskdoneirq: 1
+    destover: 1
+    over: 1
+    _rsvd1: 1
+    last: 1
+    jump: 1
+    valid: 1
+
+
+class Descriptor(data.Struct):
+    l: DescriptorControl
+    p: 32
+
+
+# ring-engine FSM states (integers, visible in VCDs as ``rings.state``)
+R_IDLE, R_CHECK, R_RD_ISSUE, R_RD_W0, R_RD_W1, R_RD_DONE, R_SLEEP, \
+    R_WR_PUSH, R_WR_ISSUE, R_WR_WAIT = range(10)
+
+
+class RingEngine(wiring.Component):
+    """Position, polling and ownership handling of four descriptor rings."""
+
+    N = 4
+
+    def __init__(self):
+        super().__init__({
+            # ring base registers (the card's address registers write here)
+            "base_we": In(self.N),
+            "base_wdata": In(32),
+            "base": Out(32).array(self.N),
+            "reset": In(1),                 # positions back to base, FSM idle
+            "enable": In(self.N),
+            "poll_period": In(24),          # clocks between polls of an invalid descriptor
+            # requests from the card
+            "req_valid": In(1),
+            "req_ring": In(2),
+            "req_release": In(1),
+            "req_l": In(32),                # the ``l`` word to write back (release)
+            "req_ready": Out(1),
+            "rsp_valid": Out(1),            # one-clock pulse: operation finished
+            "rsp": Out(Descriptor),
+            "rsp_error": Out(1),
+            "ring": Out(2),                 # ring of the operation under way
+            "busy": Out(1),
+            # status pulses / levels for DMA_CSR
+            "wait": Out(self.N),            # pulse: found an invalid descriptor
+            "done": Out(self.N),            # pulse: released without MASKDONEIRQ
+            "last": Out(self.N),            # pulse: released with LAST
+            # the shared initiator
+            "dma_cmd": Out(stream.Signature(InitiatorCommand)),
+            "dma_wdata": Out(stream.Signature(32)),
+            "dma_rdata": In(stream.Signature(32)),
+            "dma_done": In(1),
+            "dma_status": In(2),
+            "state": Out(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        N = self.N
+        state = self.state
+        base = [Signal(32, name=f"base{r}") for r in range(N)]
+        cur = [Signal(32, name=f"cur{r}") for r in range(N)]
+        for r in range(N):
+            m.d.comb += self.base[r].eq(base[r])
+            with m.If(self.base_we[r]):
+                m.d.sync += [base[r].eq(self.base_wdata), cur[r].eq(self.base_wdata)]
+
+        ring = Signal(2)
+        release = Signal()
+        wl = Signal(32)                    # l word to write back
+        d = Signal(Descriptor)             # descriptor being read
+        timer = Signal(24)
+        m.d.comb += [self.ring.eq(ring), self.busy.eq(state != R_IDLE),
+                     self.req_ready.eq(state == R_IDLE), self.rsp.eq(d)]
+
+        addr = Signal(32)
+        with m.Switch(ring):
+            for r in range(N):
+                with m.Case(r):
+                    m.d.comb += addr.eq(cur[r])
+        enabled = Signal()
+        m.d.comb += enabled.eq((self.enable >> ring)[0])
+
+        cmd = self.dma_cmd.payload
+        ok = self.dma_status == Status.OK
+        done_seen = Signal()           # the read's (successful) report came early
+        with m.If((state == R_RD_W0) | (state == R_RD_W1)):
+            with m.If(self.dma_done & ok):
+                m.d.sync += done_seen.eq(1)
+        with m.Elif(state != R_RD_DONE):
+            m.d.sync += done_seen.eq(0)
+
+        with m.Switch(state):
+            with m.Case(R_IDLE):
+                with m.If(self.req_valid):
+                    m.d.sync += [ring.eq(self.req_ring), release.eq(self.req_release),
+                                 wl.eq(self.req_l & (D_VALID - 1)),
+                                 state.eq(Mux(self.req_release, R_WR_PUSH, R_CHECK))]
+            with m.Case(R_CHECK):
+                with m.If(enabled):
+                    m.d.sync += state.eq(R_RD_ISSUE)
+            with m.Case(R_RD_ISSUE):
+                m.d.comb += [self.dma_cmd.valid.eq(1), cmd.addr.eq(addr), cmd.count.eq(2),
+                             cmd.code.eq(Cmd.MEM_READ), cmd.first_be.eq(0xF),
+                             cmd.last_be.eq(0xF)]
+                with m.If(self.dma_cmd.ready):
+                    m.d.sync += state.eq(R_RD_W0)
+            with m.Case(R_RD_W0):
+                m.d.comb += self.dma_rdata.ready.eq(1)
+                with m.If(self.dma_rdata.valid):
+                    m.d.sync += [d.l.eq(self.dma_rdata.payload), state.eq(R_RD_W1)]
+            with m.Case(R_RD_W1):
+                m.d.comb += self.dma_rdata.ready.eq(1)
+                with m.If(self.dma_rdata.valid):
+                    m.d.sync += [d.p.eq(self.dma_rdata.payload), state.eq(R_RD_DONE)]
+            with m.Case(R_RD_DONE):
+                # the transaction ends after its last data phase; wait for the report
+                # (it may have come while the words were still being taken)
+                with m.If(self.dma_done | done_seen):
+                    with m.If(~(ok | done_seen)):
+                        m.d.sync += state.eq(R_IDLE)
+                        m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(1)]
+                    with m.Elif(d.l.valid & d.l.jump):
+                        for r in range(N):
+                            with m.If(ring == r):
+                                m.d.sync += cur[r].eq(d.p)
+                        m.d.sync += state.eq(R_CHECK)
+                    with m.Elif(d.l.valid):
+                        m.d.sync += state.eq(R_IDLE)
+                        m.d.comb += self.rsp_valid.eq(1)
+                    with m.Else():
+                        m.d.comb += self.wait.eq(1 << ring)
+                        m.d.sync += [timer.eq(self.poll_period), state.eq(R_SLEEP)]
+            with m.Case(R_SLEEP):
+                m.d.sync += timer.eq(Mux(timer != 0, timer - 1, 0))
+                with m.If((timer <= 1) & enabled):
+                    m.d.sync += state.eq(R_RD_ISSUE)
+            with m.Case(R_WR_PUSH):
+                m.d.comb += [self.dma_wdata.valid.eq(1), self.dma_wdata.payload.eq(wl)]
+                with m.If(self.dma_wdata.ready):
+                    m.d.sync += state.eq(R_WR_ISSUE)
+            with m.Case(R_WR_ISSUE):
+                m.d.comb += [self.dma_cmd.valid.eq(1), cmd.addr.eq(addr), cmd.count.eq(1),
+                             cmd.code.eq(Cmd.MEM_WRITE), cmd.first_be.eq(0xF),
+                             cmd.last_be.eq(0xF)]
+                with m.If(self.dma_cmd.ready):
+                    m.d.sync += state.eq(R_WR_WAIT)
+            with m.Case(R_WR_WAIT):
+                with m.If(self.dma_done):
+                    m.d.sync += state.eq(R_IDLE)
+                    m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(~ok)]
+                    with m.If(ok):
+                        for r in range(N):
+                            with m.If(ring == r):
+                                m.d.sync += cur[r].eq(cur[r] + 8)
+                        wlc = DescriptorControl(wl)
+                        with m.If(~wlc.maskdoneirq):
+                            m.d.comb += self.done.eq(1 << ring)
+                        with m.If(wlc.last):
+                            m.d.comb += self.last.eq(1 << ring)
+
+        with m.If(self.reset):
+            m.d.sync += state.eq(R_IDLE)
+            for r in range(N):
+                m.d.sync += cur[r].eq(base[r])
+        return m
