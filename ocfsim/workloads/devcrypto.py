@@ -145,6 +145,16 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     drivers = {}
     for softc in system.softcs:
         drivers[getattr(softc, "name", repr(softc))] = getattr(softc, "stats", lambda: {})()
+    # OCF's own per-driver accounting, the same for every driver
+    names = {getattr(sc, "cid", None): getattr(sc, "name", "?") for sc in system.softcs}
+    if system.ocf.swcr is not None:
+        names[system.ocf.swcr.cid] = "cryptosoft"
+    ocf_drivers = {}
+    for cid, name in names.items():
+        st = system.crypto.driver_stats(cid) if cid is not None else None
+        if st is not None:
+            ocf_drivers[name] = {"operations": st.operations, "bytes": st.bytes,
+                                 "newsessions": st.newsessions, "errors": st.errors}
     return {
         "ok": not failures and not errnos and done_ops[0] == ops and not host.checker_errors(),
         "alg": alg, "size": size, "threads": threads, "ops": done_ops[0],
@@ -161,7 +171,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
         "breakdown": breakdown, "by_master": by_master,
         "sim_time_s": secs,
         "devices": [f"{d.slot}:{d.name}" for d in system.devices],
-        "drivers": drivers,
+        "drivers": drivers, "ocf_drivers": ocf_drivers,
         "failures": failures[:5], "errnos": errnos[:5],
         "checker": host.checker_errors(),
         "profile": profile,
