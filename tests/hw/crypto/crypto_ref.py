@@ -20,27 +20,7 @@ def cbc(k1, k2, k3, iv, data, decrypt):
     return x.update(data) + x.finalize()
 
 
-def _rotl(x, n):
-    return ((x << n) | (x >> (32 - n))) & 0xFFFFFFFF
-
-
-def _compress(state, block):
-    # FIPS 180-4 §6.1.2, written from the standard for midstate derivation only.
-    w = list(struct.unpack(">16I", block))
-    for t in range(16, 80):
-        w.append(_rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1))
-    a, b, c, d, e = state
-    for t in range(80):
-        if t < 20:
-            f, k = (b & c) | (~b & d), 0x5A827999
-        elif t < 40:
-            f, k = b ^ c ^ d, 0x6ED9EBA1
-        elif t < 60:
-            f, k = (b & c) | (b & d) | (c & d), 0x8F1BBCDC
-        else:
-            f, k = b ^ c ^ d, 0xCA62C1D6
-        a, b, c, d, e = (_rotl(a, 5) + f + e + k + w[t]) & 0xFFFFFFFF, a, _rotl(b, 30), c, d
-    return tuple((x + y) & 0xFFFFFFFF for x, y in zip(state, (a, b, c, d, e)))
+from ocf.sha1 import sha1_compress as _compress  # noqa: E402  (FIPS 180-4 §6.1.2)
 
 
 def hmac_midstates(key):
