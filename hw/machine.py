@@ -33,9 +33,8 @@ import importlib
 
 __all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class"]
 
-#: card kind → "module:Class" of its component, constructed as ``Class(**params)``.
-#: A card component has ``pci_t``/``pci_m`` (``Out(AgentSignature)``), ``req``,
-#: ``gnt``, ``idsel`` and ``inta``, like ``hw.cards.dmatest.DmaTestCard``.
+#: card kind → "module:Class" of its component, constructed as ``Class(**params)``;
+#: the component has ``hw.cards.slot.CardSignature``.
 CARD_KINDS = {
     "dmatest": "hw.cards.dmatest:DmaTestCard",
     "bcm5820": "hw.cards.bcm5820:Bcm5820",
@@ -108,12 +107,10 @@ class MachineSpec:
 
     def ports(self) -> list[tuple[str, str, int]]:
         """Flat ports of :class:`Machine` as (name, "in"/"out", width)."""
-        return [(name, "in" if flow == "in" else "out", width)
-                for name, flow, width in _port_list(self)]
+        return _port_list(self)
 
 
 def _port_list(spec: MachineSpec):
-    n_agents = len(spec.agent_names())
     ports = [
         ("cpu_seq", "in", 1), ("cpu_op", "in", 2), ("cpu_addr", "in", 32),
         ("cpu_wdata", "in", 32), ("cpu_be", "in", 4),

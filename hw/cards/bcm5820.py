@@ -36,11 +36,10 @@ Record, context and particle formats: :mod:`hw.dma.mcr`.
 
 from amaranth.hdl import Module, Signal, Cat, Const, ResetInserter
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from ..crypto.params import card_engine_params
 from ..dma.mcr import McrEngine
-from ..pci.bus import AgentSignature
+from .slot import CardSignature, connect_slot
 from ..pci.initiator import PciInitiator, Status
 from ..pci.target import PciTarget, BarSpec, merge_bytes, \
     STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
@@ -83,13 +82,7 @@ class Bcm5820(wiring.Component):
     as the driver's MCR1_FULL check implies)."""
 
     def __init__(self, chunk: int = 32, mcr1_depth: int = 2):
-        super().__init__({
-            "pci_t": Out(AgentSignature),
-            "pci_m": Out(AgentSignature),
-            "req": Out(1), "gnt": In(1),
-            "idsel": In(1),
-            "inta": Out(1),
-        })
+        super().__init__(CardSignature)
         self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
                                 class_code=CLASS_CODE, revision=1, int_pin=1,
                                 bars=[BarSpec(BAR_SIZE)])
@@ -118,11 +111,7 @@ class Bcm5820(wiring.Component):
         m.submodules.initiator = ini = ResetInserter(srst)(self.initiator)
         m.submodules.mcr = ResetInserter(srst)(self.mcr)
         ini, mcr = self.initiator, self.mcr
-        wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
-        wiring.connect(m, wiring.flipped(self.pci_m), ini.pci)
-        m.d.comb += [tgt.idsel.eq(self.idsel), self.req.eq(ini.req), ini.gnt.eq(self.gnt),
-                     ini.latency_timer.eq(tgt.latency_timer),
-                     ini.master_enable.eq(tgt.command[2])]
+        connect_slot(m, self, tgt, ini)
         wiring.connect(m, mcr.ini_cmd, ini.cmd)
         wiring.connect(m, mcr.ini_wdata, ini.wdata)
         wiring.connect(m, ini.rdata, mcr.ini_rdata)

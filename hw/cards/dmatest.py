@@ -25,9 +25,9 @@ Unaligned SRC/DST end in ERROR with status 3 without touching the bus.
 
 from amaranth.hdl import Module, Signal, Mux, Cat
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from ..pci.bus import AgentSignature, Cmd
+from .slot import CardSignature, connect_slot
+from ..pci.bus import Cmd
 from ..pci.initiator import PciInitiator, Status
 from ..pci.target import PciTarget, BarSpec, merge_bytes, \
     STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
@@ -49,13 +49,7 @@ S_IDLE, S_NEXT, S_RD_ISSUE, S_RD_WAIT, S_WR_ISSUE, S_WR_WAIT = range(6)
 class DmaTestCard(wiring.Component):
     def __init__(self, depth: int = 256):
         self.depth = depth
-        super().__init__({
-            "pci_t": Out(AgentSignature),
-            "pci_m": Out(AgentSignature),
-            "req": Out(1), "gnt": In(1),
-            "idsel": In(1),
-            "inta": Out(1),
-        })
+        super().__init__(CardSignature)
         self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
                                 class_code=CLASS_CODE, revision=1, int_pin=1,
                                 bars=[BarSpec(4096)])
@@ -69,11 +63,7 @@ class DmaTestCard(wiring.Component):
         m = Module()
         m.submodules.target = tgt = self.target
         m.submodules.initiator = ini = self.initiator
-        wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
-        wiring.connect(m, wiring.flipped(self.pci_m), ini.pci)
-        m.d.comb += [tgt.idsel.eq(self.idsel), self.req.eq(ini.req), ini.gnt.eq(self.gnt),
-                     ini.latency_timer.eq(tgt.latency_timer),
-                     ini.master_enable.eq(tgt.command[2])]
+        connect_slot(m, self, tgt, ini)
         # read data flows straight back out as write data
         wiring.connect(m, ini.rdata, ini.wdata)
 

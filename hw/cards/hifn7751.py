@@ -93,13 +93,13 @@ that ring's ABORT bit and halts the chip until reset.
 from amaranth.hdl import Module, Signal, Mux, Cat, Const, ResetInserter
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..crypto.engine import Cipher, Mac, Order, TransformEngine
 from ..crypto.params import CARD_ENGINE_PARAMS
 from ..dma.rings import (RingEngine, DescriptorControl, RING_CMD, RING_SRC, RING_RES,
                          RING_DST)
-from ..pci.bus import AgentSignature, Cmd
+from .slot import CardSignature, connect_slot
+from ..pci.bus import Cmd
 from ..pci.initiator import PciInitiator, Status
 from ..pci.target import PciTarget, BarSpec, merge_bytes, \
     STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
@@ -205,13 +205,7 @@ class Hifn7751(wiring.Component):
         self.clock_mhz = clock_mhz
         self.sessions = sessions
         self.grade = grade
-        super().__init__({
-            "pci_t": Out(AgentSignature),
-            "pci_m": Out(AgentSignature),
-            "req": Out(1), "gnt": In(1),
-            "idsel": In(1),
-            "inta": Out(1),
-        })
+        super().__init__(CardSignature)
         self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
                                 class_code=CLASS_CODE, revision=REVISION, int_pin=1,
                                 bars=[BarSpec(4096), BarSpec(4096)])
@@ -226,11 +220,7 @@ class Hifn7751(wiring.Component):
         m.submodules.target = tgt = self.target
         m.submodules.initiator = ini = self.initiator
         m.submodules.rings = rings = self.rings
-        wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
-        wiring.connect(m, wiring.flipped(self.pci_m), ini.pci)
-        m.d.comb += [tgt.idsel.eq(self.idsel), self.req.eq(ini.req), ini.gnt.eq(self.gnt),
-                     ini.latency_timer.eq(tgt.latency_timer),
-                     ini.master_enable.eq(tgt.command[2])]
+        connect_slot(m, self, tgt, ini)
         state = self.state
 
         # ---- datapath reset: card reset or halt -------------------------
