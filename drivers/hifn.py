@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
-                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoBuf, CryptoDesc, CryptoIni,
+                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni,
                             CryptoOp)
 from sim.kernel import PWAIT
 from sim.kernel.errno import EINVAL, EIO, ENOENT, ENOMEM

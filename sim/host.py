@@ -139,8 +139,7 @@ class Host(HardwarePort):
 
     async def cfg_write(self, slot: int, reg: int, value: int, func: int = 0,
                         be: int = 0xF) -> None:
-        _, status = await self._submit(CpuOp.CFG_WRITE, self._cfg_addr(slot, func, reg),
-                                       value, be)
+        await self._submit(CpuOp.CFG_WRITE, self._cfg_addr(slot, func, reg), value, be)
 
     @staticmethod
     def _cfg_addr(slot: int, func: int, reg: int) -> int:
@@ -205,6 +204,25 @@ class Host(HardwarePort):
             "by_master": masters,
             "target_data": targets,
         }
+
+    def bus_stats_since(self, before: dict) -> dict:
+        """:meth:`bus_stats` counted from an earlier snapshot ``before`` on."""
+        after = self.bus_stats()
+        out = {"total": after["total"] - before["total"],
+               "breakdown": {k: v - before["breakdown"][k]
+                             for k, v in after["breakdown"].items()},
+               "by_master": {}, "target_data": {}}
+        for name, counts in after["by_master"].items():
+            prev = before["by_master"].get(name, {})
+            delta = {k: v - prev.get(k, 0) for k, v in counts.items()}
+            if any(delta.values()):
+                out["by_master"][name] = delta
+        for name, data in after["target_data"].items():
+            if data - before["target_data"].get(name, 0):
+                out["target_data"][name] = data - before["target_data"].get(name, 0)
+        out["pci_utilisation"] = (out["breakdown"]["data"] / out["total"]
+                                  if out["total"] else 0.0)
+        return out
 
     def arbiter_wait_max(self) -> dict[str, int]:
         """Longest wait for the bus per master so far (REQ# asserted until the

@@ -36,7 +36,7 @@ gives the engine the initiator while an operation is under way); a DMA error
 ends it with ``rsp_error`` and the card halts.
 """
 
-from amaranth.hdl import Module, Signal, Mux, Cat, Const
+from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -13,7 +13,7 @@ Rules followed (PCI 2.3 §3.4):
   its grant (PCI 2.3 §3.4.1 allows the arbiter to ignore it).
 """
 
-from amaranth.hdl import Module, Signal, Const
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -19,11 +19,11 @@ resumes where the data stopped. After a retry REQ# is dropped for two clocks
 (§3.3.3.2.2).
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, ResetInserter
+from amaranth.hdl import Module, Signal, Mux, ResetInserter
 from amaranth.lib import data, fifo, wiring, stream
 from amaranth.lib.wiring import In, Out
 
-from .bus import Lines, AgentSignature, Cmd
+from .bus import AgentSignature, Cmd
 
 __all__ = ["PciInitiator", "InitiatorCommand", "Status", "RETRY_LIMIT"]
 

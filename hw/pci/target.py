@@ -30,7 +30,7 @@ from amaranth.hdl import Module, Signal, Cat, Const, Mux, ResetInserter
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from .bus import Lines, AgentSignature, Cmd
+from .bus import AgentSignature, Cmd
 
 __all__ = ["PciTarget", "BarSpec", "TargetPort", "TargetCommand", "merge_bytes",
            "INITIAL_LIMIT", "SUBSEQUENT_LIMIT"]

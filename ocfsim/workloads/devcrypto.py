@@ -128,20 +128,11 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     start = window["start"] or kernel.now
     elapsed = max(1, window["end"] - start)
     secs = elapsed / 1e12
-    after_bus = host.bus_stats()
+    bus = host.bus_stats_since(before_bus)
     cpu = {k: v - before_cpu.get(k, 0) for k, v in kernel.accounting().items()}
     cpu_total = sum(cpu.values()) or 1
     interrupts = sum(host.interrupt_edges) - before_irq
     lat = sorted(latencies)
-    bus_total = after_bus["total"] - before_bus["total"]
-    breakdown = {k: after_bus["breakdown"][k] - before_bus["breakdown"][k]
-                 for k in after_bus["breakdown"]}
-    by_master = {}
-    for name, counts in after_bus["by_master"].items():
-        prev = before_bus["by_master"].get(name, {})
-        delta = {k: v - prev.get(k, 0) for k, v in counts.items()}
-        if any(delta.values()):
-            by_master[name] = delta
     drivers = {}
     for softc in system.softcs:
         drivers[getattr(softc, "name", repr(softc))] = getattr(softc, "stats", lambda: {})()
@@ -167,8 +158,8 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
         "interrupts_per_s": interrupts / secs,
         "cpu_busy": 1 - cpu.get("idle", 0) / cpu_total,
         "cpu_by_kind": {k: v / cpu_total for k, v in sorted(cpu.items()) if v},
-        "pci_utilisation": breakdown["data"] / bus_total if bus_total else 0.0,
-        "breakdown": breakdown, "by_master": by_master,
+        "pci_utilisation": bus["pci_utilisation"],
+        "breakdown": bus["breakdown"], "by_master": bus["by_master"],
         "sim_time_s": secs,
         "devices": [f"{d.slot}:{d.name}" for d in system.devices],
         "drivers": drivers, "ocf_drivers": ocf_drivers,

@@ -20,20 +20,6 @@ REG = dict(SRC=0x00, DST=0x04, LEN=0x08, CTRL=0x0C, STATUS=0x10, INTEN=0x14,
 ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4
 
 
-def _delta(after: dict, before: dict) -> dict:
-    out = {"total": after["total"] - before["total"]}
-    out["breakdown"] = {k: after["breakdown"][k] - before["breakdown"][k]
-                        for k in after["breakdown"]}
-    out["by_master"] = {}
-    for name, counts in after["by_master"].items():
-        prev = before["by_master"].get(name, {})
-        d = {k: v - prev.get(k, 0) for k, v in counts.items()}
-        if any(d.values()):
-            out["by_master"][name] = d
-    out["pci_utilisation"] = out["breakdown"]["data"] / out["total"] if out["total"] else 0.0
-    return out
-
-
 async def lspci(host) -> dict:
     devices = await enumerate_bus(host)
     return {"devices": [
@@ -99,7 +85,7 @@ async def dma_copy(host, nbytes: int, burst: int = 256, seed: int = 1,
         await host.mmio_write(j["dev"].bar(0).addr + REG["CTRL"], 1)
     statuses = [await j["done"] for j in jobs]
     t1, c1 = host.now, host.cycle
-    stats = _delta(host.bus_stats(), before)
+    stats = host.bus_stats_since(before)
 
     results = []
     ok = True

@@ -12,7 +12,7 @@ import random
 
 from drivers.pci import enumerate_bus
 from hw.cards.bcm5820 import (REG, CTRL_DMAERR, CTRL_MCR1INT, CTRL_RESET, STAT_DMAERR,
-                              STAT_MCR1_DONE, STAT_MCR1_FULL, ERR_READ)
+                              STAT_MCR1_FULL)
 from hw.dma.mcr import (ContextLong, McrHeader, McrPacket, PktBuf, CTX_3DES, CTX_INBOUND,
                         CTX_SHA1, CTX_MD5, MCR_DONE, MCR_ERROR, MCR_BYTES, MCR_PKT_BYTES,
                         CONTEXT_BYTES, MAC_BYTES)

@@ -3,7 +3,6 @@
 *derive* HMAC midstates as input to the engine; the MAC it is checked
 against comes from `cryptography`'s HMAC)."""
 
-import struct
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, hmac

@@ -4,9 +4,7 @@ Negative tests: violations are injected by a testbench acting as two
 misbehaving agents; each must set its own rule bit and only that one.
 """
 
-import pytest
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from hw.pci.bus import Resolver, Cmd
