@@ -198,7 +198,7 @@ class Crypto:
         try:
             r = await _call(drv.newsession, chain)
         except Exception as exc:  # noqa: BLE001 — a driver bug is an errno
-            self.kernel.printf(f"crypto{drv.cid}: newsession raised {exc!r}")
+            self.kernel.catchall(f"crypto{drv.cid}: newsession", exc)
             return EIO, 0
         if isinstance(r, tuple) and len(r) == 2:
             err, lid = r
@@ -230,7 +230,7 @@ class Crypto:
             try:
                 err = await _call(drv.freesession, sid & SID_LOCAL_MASK)
             except Exception as exc:  # noqa: BLE001
-                self.kernel.printf(f"crypto{hid}: freesession raised {exc!r}")
+                self.kernel.catchall(f"crypto{hid}: freesession", exc)
                 err = EIO
         if drv.cleanup and drv.stats.sessions == 0 and self.drivers[hid] is drv:
             self.drivers[hid] = None
@@ -275,7 +275,7 @@ class Crypto:
             crp.callback(crp)
         except Exception as exc:  # noqa: BLE001 — a consumer bug must not kill the kernel
             self.callback_errors += 1
-            self.kernel.printf(f"crypto_done: callback raised {exc!r}")
+            self.kernel.catchall("crypto_done: callback", exc)
 
     def _fail(self, crp: CryptoOp, err: int) -> None:
         crp.etype = err
@@ -299,7 +299,7 @@ class Crypto:
                 try:
                     await fn()
                 except Exception as exc:  # noqa: BLE001
-                    k.printf(f"crypto thread: deferred work raised {exc!r}")
+                    k.catchall("crypto thread: deferred work", exc)
                 continue
             if not self._queue:
                 await k.tsleep(self._qchan, PLOCK, "crypto_wait")
@@ -309,7 +309,7 @@ class Crypto:
             try:
                 await self._invoke(crp)
             except Exception as exc:  # noqa: BLE001 — never lose the request
-                k.printf(f"crypto_invoke raised {exc!r}")
+                k.catchall("crypto_invoke", exc)
                 if not crp.flags & CRYPTO_F_DONE:
                     self._fail(crp, EIO)
 
@@ -338,7 +338,7 @@ class Crypto:
         try:
             err = await _call(drv.process, crp)
         except Exception as exc:  # noqa: BLE001
-            self.kernel.printf(f"crypto{hid}: process raised {exc!r}")
+            self.kernel.catchall(f"crypto{hid}: process", exc)
             err = EIO
         if not err or crp.flags & CRYPTO_F_DONE:
             return

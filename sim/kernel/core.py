@@ -159,6 +159,7 @@ class Kernel:
         # files and devices
         self.devices: dict[str, Any] = {}
         self.msgbuf: list[str] = []
+        self.catchalls = 0       # times a catch-all fired (see catchall())
         p = self.profile
         self.c_syscall_entry = p.cost("kernel.syscall_entry")
         self.c_syscall_exit = p.cost("kernel.syscall_exit")
@@ -183,6 +184,16 @@ class Kernel:
     def printf(self, msg: str) -> None:
         """Kernel message buffer (``dmesg``)."""
         self.msgbuf.append(f"[{self.loop.now / 1e6:.3f}us] {msg}")
+
+    def catchall(self, where: str, exc: BaseException) -> None:
+        """A catch-all caught ``exc`` (a bug somewhere): log "``where`` raised" and count it.
+
+        Every ``except Exception`` that keeps a bug from killing the kernel
+        (system calls, interrupt handlers, OCF) reports through here, so
+        ``catchalls`` is 0 in normal and in hostile use.
+        """
+        self.catchalls += 1
+        self.printf(f"{where} raised {exc!r}")
 
     # ------------------------------------------------------------ accounting
     def _account(self) -> None:
@@ -508,7 +519,7 @@ class Kernel:
                 try:
                     await f.close(ctx)
                 except Exception as exc:  # noqa: BLE001 — a close must not kill exit
-                    self.printf(f"{ctx.name}: close({fd}) raised {exc!r}")
+                    self.catchall(f"{ctx.name}: close({fd})", exc)
         ctx.state = "zombie"
         if ctx.wchan is not None:
             self._unsleep(ctx)
@@ -607,7 +618,7 @@ class Kernel:
                     except Exception as exc:  # noqa: BLE001 — a driver bug must not kill the kernel
                         ih.errors += 1
                         r = False
-                        self.printf(f"{ih.name}: interrupt handler raised {exc!r}")
+                        self.catchall(f"{ih.name}: interrupt handler", exc)
                     ih.time_ps += self.loop.now - t0
                     if r:
                         claimed = True
@@ -629,31 +640,62 @@ class Kernel:
         self._intr_check()
 
     # ------------------------------------------------------------ copies
+    @staticmethod
+    def user_buffer(buf: Any, n: int, writable: bool = False) -> Optional[memoryview]:
+        """The first ``n`` bytes of user buffer ``buf`` as a byte view, or None (EFAULT).
+
+        A user buffer is ``bytes``, ``bytearray`` or a memoryview that is not
+        released, one-dimensional, C-contiguous, of 1-byte items, and holds
+        at least ``n`` bytes; a destination (``writable``) must not be
+        read-only. Sizes are measured in bytes (``nbytes``), never in items.
+        ``None`` is accepted only for ``n == 0``: a zero-length copy touches no
+        user memory, so it cannot fault (OpenBSD ``copyin``/``copyout``).
+        """
+        if type(n) is not int or n < 0:
+            return None
+        if buf is None:
+            return memoryview(b"") if n == 0 else None
+        if type(buf) not in (bytes, bytearray, memoryview):
+            return None
+        try:
+            view = memoryview(buf)
+            ok = (view.ndim == 1 and view.itemsize == 1 and view.c_contiguous
+                  and view.nbytes >= n and not (writable and view.readonly))
+            return view.cast("B")[:n] if ok else None
+        except (ValueError, TypeError):   # released, or a format cast() refuses
+            return None
+
     def copy_cost(self, nbytes: int) -> int:
         return self.c_copy_setup + self.profile.bytes_cost("copy.bandwidth", nbytes)
 
     async def copyin(self, src: Any, kaddr: int, n: int) -> int:
         """Copy ``n`` bytes of user buffer ``src`` to kernel memory at ``kaddr``."""
-        if not isinstance(n, int) or n < 0:
+        if type(n) is not int or n < 0:
             return EINVAL
-        if not isinstance(src, (bytes, bytearray, memoryview)) or len(src) < n:
+        if self.user_buffer(src, n) is None:
             return EFAULT
         await self.charge("copy", self.copy_cost(n))
+        view = self.user_buffer(src, n)       # another process may have changed it meanwhile
+        if view is None:
+            return EFAULT
         if n:
-            self.memory.write(kaddr, bytes(src[:n]))
+            self.memory.write(kaddr, bytes(view))
+        view.release()
         return 0
 
     async def copyout(self, kaddr: int, dst: Any, n: int) -> int:
         """Copy ``n`` bytes of kernel memory at ``kaddr`` into user buffer ``dst``."""
-        if not isinstance(n, int) or n < 0:
+        if type(n) is not int or n < 0:
             return EINVAL
-        if not isinstance(dst, (bytearray, memoryview)) or len(dst) < n:
-            return EFAULT
-        if isinstance(dst, memoryview) and dst.readonly:
+        if self.user_buffer(dst, n, writable=True) is None:
             return EFAULT
         await self.charge("copy", self.copy_cost(n))
+        view = self.user_buffer(dst, n, writable=True)
+        if view is None:
+            return EFAULT
         if n:
-            dst[:n] = self.memory.read(kaddr, n)
+            view[:] = self.memory.read(kaddr, n)
+        view.release()
         return 0
 
     # ------------------------------------------------------------ syscalls
@@ -664,7 +706,7 @@ class Kernel:
         try:
             result = await fn()
         except Exception as exc:  # noqa: BLE001 — never let a bug escape as an exception
-            self.printf(f"{p.name}: system call raised {exc!r}")
+            self.catchall(f"{p.name}: system call", exc)
             result = EIO
         await self.charge("syscall", self.c_syscall_exit)
         await self.userret(p)

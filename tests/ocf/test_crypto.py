@@ -1,5 +1,7 @@
 """OCF core: driver table, session selection, dispatch/done, migration, statistics."""
 
+import pytest
+
 from .support import System
 from .fakes import FakeCard
 
@@ -209,6 +211,7 @@ def test_duplicate_done_is_ignored():
     assert calls == [1] and s.crypto.dup_done == 1
 
 
+@pytest.mark.expect_catchall
 def test_callback_exception_does_not_escape():
     s = System()
 
@@ -216,7 +219,7 @@ def test_callback_exception_does_not_escape():
         raise RuntimeError("consumer bug")
     r = make_req(s, 0, cb=boom)
     s.crypto.done(r)
-    assert s.crypto.callback_errors == 1
+    assert s.crypto.callback_errors == 1 and s.kernel.catchalls == 1
 
 
 def test_migration_when_driver_unregisters_mid_stream():
@@ -262,6 +265,7 @@ def test_migration_without_any_driver_fails_instead_of_looping():
     assert run_requests(s, reqs)[id(reqs[0])] == [EINVAL]
 
 
+@pytest.mark.expect_catchall
 def test_process_error_and_exception_complete_the_request():
     s = System(software=False)
     FakeCard(s.crypto, "a", behave=lambda crp: "reject")
