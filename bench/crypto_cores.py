@@ -1,7 +1,7 @@
-"""Crypto core throughput (issue 3): cycles per block of the DES/3DES and
+"""Crypto core throughput: cycles per block of the DES/3DES and
 SHA-1 cores for each rounds-per-cycle setting, measured in simulation; Mbps
 at 33 and 66 MHz; the engine parameters chosen per card with the engine's
-measured long-packet throughput next to the datasheet rate (REFERENCE §1);
+measured long-packet throughput next to the datasheet rate (OCF paper §5.1);
 and simulated cycles per wall-clock second of each core per backend.
 
     python -m bench.crypto_cores [--json] [--quick] [--backend pysim,verilator]
@@ -18,7 +18,7 @@ Simulation speed, per backend:
   ready) and counts cycles and blocks; cocotb (clock in C++, not Python)
   only sets the constants, arms a stop cycle and times the run. So Python is
   off the per-cycle path: the figure is the Verilator model's own speed, the
-  ceiling DESIGN.md asks for. The clock is generated inside the model
+  ceiling docs/architecture.md describes. The clock is generated inside the model
   (``--timing``), so a cycle costs two Verilator time steps of the cocotb
   main loop; that per-step cost, not the core's logic, sets the pace
   (measured 1-2 M cycles/s for every core and the engine alike). Builds use
@@ -280,7 +280,7 @@ def _engine_cmd(p, nbytes, rng=None):
     rng = rng or random.Random(3)
     keys = dict(key1=rng.getrandbits(64), key2=rng.getrandbits(64), key3=rng.getrandbits(64))
     cmd = dict(cipher=Cipher.TDES, length=nbytes, cipher_len=nbytes, iv=1, **keys)
-    if p.ref_what != "3DES":   # BCM5820 style: precomputed midstates, 12-byte MAC (REFERENCE §4)
+    if p.ref_what != "3DES":   # BCM5820 style: precomputed midstates, 12-byte MAC (ubsec.c)
         cmd.update(mac=Mac.HMAC_STATE, mac_len=nbytes, trunc=1,
                    inner=rng.getrandbits(160), outer=rng.getrandbits(160))
     return pack_command(**cmd), cmd

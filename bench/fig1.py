@@ -5,7 +5,7 @@ the null algorithm (KERNEL-NULL), 16 B to 16 KB, one process, every output
 verified. The paper's Figure 1 gives bars without numbers in the text; the
 references printed are the paper's one-thread rows of Table 1 (quad Hifn
 7751 card, 3DES; one thread keeps one chip busy at a time) and Table 2 (four
-BCM5820, 3DES), and the KERNEL-NULL figures quoted in §5.2 (REFERENCE §1).
+BCM5820, 3DES), and the KERNEL-NULL figures quoted in §5.2.
 Those testbeds differ from a single card on a 32-bit bus (the 5820s sat on a
 64-bit/66 MHz bus, the 7751s behind an on-card bridge), so the error column
 is a guide, not a fit.
@@ -28,7 +28,7 @@ from sim.experiment import run
 __all__ = ["run_bench", "format_table", "main", "SERIES"]
 
 SIZES = (16, 64, 256, 1024, 8192, 16384)
-#: REFERENCE §1, OCF paper Table 1 (1 thread) and Table 2 (1 thread), Mbit/s
+#: OCF paper Table 1 (1 thread), Table 2 (1 thread) and §5.2 (null), Mbit/s
 PAPER = {
     "hifn7751": dict(zip(SIZES, (3.06, 11.45, 33.15, 59.49, 79.19, 80.75))),
     "bcm5820": dict(zip(SIZES, (5.42, 18.88, 61.94, 151.95, 300.88, 254.79))),

@@ -4,7 +4,7 @@ Processes loop on CIOCCRYPT with CRYPTO_NULL through the software driver
 (``cryptodevallowsoft`` on, as for the paper's measurement) on a machine with
 no cards. Throughput counts completed requests between two completions of the
 steady state. The paper gives ~420 Mbps at 1 KB and ~600 Mbps at 8 KB for one
-process (REFERENCE §1); the host profile's null-path constants are calibrated
+process (OCF paper §5.2); the host profile's null-path constants are calibrated
 on those two points, the other sizes and process counts are predictions.
 """
 
@@ -23,7 +23,7 @@ from sim.loop import SimLoop
 from sim.memory import ByteMemory
 
 SIZES = (16, 64, 256, 1024, 8192, 16384)
-#: OCF paper §5.2 / REFERENCE §1, one process
+#: OCF paper §5.2, one process
 PAPER_MBPS = {(1024, 1): 420.0, (8192, 1): 600.0}
 
 

@@ -3,7 +3,7 @@
 Each point runs the DMA test cards (``ocfsim dma``) and reads the figures off
 the bus monitor: copy throughput, the cards' data-cycle efficiency (data
 clocks over the clocks they held the bus) and overall PCI utilisation.
-References, from the public application-note cost model in REFERENCE §2: a
+References, from the cost model of PCI 2.3 bus timing (docs/sources.md): a
 write burst of D phases costs D + 2 clocks (address, turnaround), a read
 burst 3 + R + D clocks with host latency R; at 32-bit/33 MHz, 16-phase writes
 are ~89 % efficient and 64-phase writes ~97 %. The copy does one read and
@@ -29,7 +29,7 @@ __all__ = ["run_bench", "format_table", "main"]
 #: host DRAM read latency R in the reference model: our DRAM target answers
 #: with medium DEVSEL# and one clock of memory latency (hw/pci/host_bridge.py)
 REF_READ_LATENCY = 2
-PCI_PEAK_MBPS = {33: 1056.0, 66: 2112.0}     # 32-bit: 4 B x clock (REFERENCE §2)
+PCI_PEAK_MBPS = {33: 1056.0, 66: 2112.0}     # 32-bit: 4 B x clock (PCI 2.3 ch. 1)
 
 
 def ref_efficiency(burst: int, r: int = REF_READ_LATENCY) -> float:
@@ -56,10 +56,10 @@ def one_point(backend: str, nbytes: int, burst: int, masters: int, clock: int = 
     }
 
 
-#: the speed comparison of issue 2: ``ocfsim dma --bytes 65536`` on each backend
+#: the backend speed comparison: ``ocfsim dma --bytes 65536`` on each backend
 SPEED_BYTES = 65536
-#: the project's target for that comparison (DESIGN.md: Verilator 300–800x
-#: pysim on the same RTL; issue 2 asks for at least 50x)
+#: the project's target for that comparison (docs/architecture.md: Verilator
+#: 300–800x pysim on the same RTL; the project asks for at least 50x)
 REF_SPEEDUP = 50
 
 

@@ -1,7 +1,7 @@
 """hifn(4): driver for the Hifn 7751-like card (``hw/cards/hifn7751.py``).
 
 Written against the card's registers and memory structures only, after
-OpenBSD's hifn7751.c of 2002-03 (REFERENCE §3):
+OpenBSD's sys/dev/pci/hifn7751.c of 2002-03 (registers: hifn7751reg.h):
 
 - attach: reset (DMA_CNFG reset bits), unlock and enable-level check
   (PUSTAT), context RAM size (PUCNFG) → number of sessions, four rings plus
@@ -118,7 +118,7 @@ _FULL = -1                        # _submit: no room on the rings now
 
 
 def HIFN_SID(unit: int, session: int) -> int:
-    """OCF-local session id: card << 28 | session (REFERENCE §3)."""
+    """OCF-local session id: card << 28 | session (HIFN_SID, hifn7751var.h)."""
     return (unit << 28) | (session & 0x7FF)
 
 

@@ -46,7 +46,7 @@ from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
 
 __all__ = ["attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
 
-# -- card registers and bits (ubsecreg.h; REFERENCE §4) ------------------------
+# -- card registers and bits (OpenBSD sys/dev/pci/ubsecreg.h) ------------------
 BS_MCR1, BS_CTRL, BS_STAT, BS_ERR, BS_MCR2, BS_IMOD = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 BS_CTRL_RESET = 0x8000_0000
 BS_CTRL_MCR1INT = 0x2000_0000

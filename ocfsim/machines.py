@@ -7,7 +7,7 @@ __all__ = ["dma_machine", "crypto_machine", "crypto_kinds", "MAX_CARDS", "CRYPTO
 #: cards per machine: slots 1..15 exist (IDSEL = AD[16+slot]); eight keeps the
 #: arbiter and the Verilator build small
 MAX_CARDS = 8
-#: host DRAM of the standard machines (issue 2: default ≥ 4 MB)
+#: host DRAM of the standard machines (4 MiB, the host bridge's default; docs/model.md)
 DRAM_BYTES = 4 << 20
 
 
@@ -42,7 +42,7 @@ def crypto_kinds(cards: list[str], count: int) -> list[str]:
 
 def crypto_machine(kinds: list[str], clock_mhz: int | None = None) -> MachineSpec:
     """Crypto cards in slots 1..n. The bus runs at 66 MHz when a 5820 is present
-    (the papers put the 5820s on the 64/66 bus; REFERENCE §1), else at 33 MHz
+    (the papers put the 5820s on the 64/66 bus: OCF paper §5.1, §5.4), else at 33 MHz
     (the 7751 is a 32-bit/33 MHz part)."""
     if clock_mhz is None:
         clock_mhz = 66 if "bcm5820" in kinds else 33

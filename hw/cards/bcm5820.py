@@ -1,10 +1,10 @@
 """BCM5820-like crypto card: PCI target + initiator + command-record engine.
 
-IDs 14e4:5820 (REFERENCE §4), class 0x0b4000 (processor, co-processor; PCI
+IDs 14e4:5820 (OpenBSD pcidevs), class 0x0b4000 (processor, co-processor; PCI
 Code and ID Assignment spec), one 4 KiB non-prefetchable memory BAR (size: a
 model choice, the registers decode in the low 32 bytes), INTA#.
 
-Registers (byte offsets, REFERENCE §4 / ubsecreg.h):
+Registers (byte offsets, OpenBSD sys/dev/pci/ubsecreg.h):
 
 ====  =====  ================================================================
 0x00  MCR1   write: queue the bus address of a command record (dropped while
@@ -50,14 +50,14 @@ __all__ = ["Bcm5820", "REG", "VENDOR_ID", "DEVICE_ID", "CLASS_CODE",
            "STAT_MCR1_DONE", "STAT_DMAERR", "STAT_MCR2_FULL", "STAT_MCR2_DONE",
            "ERR_READ", "BAR_SIZE"]
 
-VENDOR_ID = 0x14E4          # Broadcom (REFERENCE §4)
+VENDOR_ID = 0x14E4          # Broadcom (OpenBSD sys/dev/pci/pcidevs)
 DEVICE_ID = 0x5820
 CLASS_CODE = 0x0B4000       # processor / co-processor
 BAR_SIZE = 4096
 
 REG = dict(MCR1=0x00, CTRL=0x04, STAT=0x08, ERR=0x0C, MCR2=0x10, IMOD=0x14)
 
-# ubsecreg.h (REFERENCE §4)
+# OpenBSD sys/dev/pci/ubsecreg.h
 CTRL_RESET = 0x8000_0000
 CTRL_MCR2INT = 0x4000_0000
 CTRL_MCR1INT = 0x2000_0000
@@ -76,7 +76,7 @@ ERR_READ = 0x2
 
 class Bcm5820(wiring.Component):
     """The card. ``chunk``: dwords per data burst (model choice: 32 phases make
-    a burst ~90-97% efficient, REFERENCE §2); the initiator FIFOs hold two
+    a burst ~90-97% efficient, docs/sources.md); the initiator FIFOs hold two
     bursts so packing and bus transfers overlap; ``mcr1_depth``: records the
     MCR1 queue accepts while one is being processed (estimate: a small queue,
     as the driver's MCR1_FULL check implies)."""

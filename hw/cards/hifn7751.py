@@ -1,6 +1,6 @@
 """Hifn 7751-like crypto card: polled descriptor rings, on-card key cache.
 
-Facts from REFERENCE §3 (hifn7751reg.h / hifn7751.c of the era). The card
+Facts from OpenBSD's sys/dev/pci/hifn7751reg.h / hifn7751.c of the era. The card
 is a PCI target (two 4 KiB memory BARs), a bus master (one
 :class:`~hw.pci.initiator.PciInitiator`), a :class:`~hw.dma.rings.RingEngine`
 for the four rings, the shared :class:`~hw.crypto.TransformEngine` at the
@@ -54,8 +54,8 @@ Polling: the chip re-reads an invalid descriptor every
 ``max(1, POLL FREQUENCY) * 256 << POLL SCALAR`` bus clocks (model's
 definition; OpenBSD's values 1 and 0 give 256 clocks, 7.7 µs at 33 MHz).
 
-Command buffer (little-endian 16-bit fields, REFERENCE §3)
----------------------------------------------------------
+Command buffer (little-endian 16-bit fields, hifn7751reg.h)
+-----------------------------------------------------------
 ``base {masks, session_num, total_source_count, total_dest_count}``, then
 ``[comp]`` (refused: CMDINVAL), ``[MAC cmd]``, ``[crypt cmd]`` (each
 ``{masks, header_skip, source_count, reserved}``), then ``[MAC key 64 B]``
@@ -107,24 +107,24 @@ from ..pci.target import PciTarget, BarSpec, merge_bytes, \
 __all__ = ["Hifn7751", "VENDOR_ID", "DEVICE_ID", "REG0", "REG1", "UNLOCK_KEY",
            "BaseCommand", "AlgCommand", "BaseResult", "engine_params_for"]
 
-VENDOR_ID = 0x13A3          # REFERENCE §3
+VENDOR_ID = 0x13A3          # Hifn (OpenBSD sys/dev/pci/pcidevs)
 DEVICE_ID = 0x0005
 CLASS_CODE = 0x100000       # encryption controller (PCI code and ID assignment)
 REVISION = 1
 
 REG0 = dict(PUDATA=0x00, PUCTRL=0x04, PUISR=0x08, PUCNFG=0x0C, PUIER=0x10,
-            PUSTAT=0x14, FIFOSTAT=0x18, FIFOCNFG=0x1C)           # REFERENCE §3
+            PUSTAT=0x14, FIFOSTAT=0x18, FIFOCNFG=0x1C)           # hifn7751reg.h
 REG1 = dict(CRAR=0x0C, SRAR=0x1C, RRAR=0x2C, DRAR=0x3C, DMA_CSR=0x40, DMA_IER=0x44,
-            DMA_CNFG=0x48, REVID=0x98, SECRET1=0xF4, SECRET2=0xFC)  # REFERENCE §3
+            DMA_CNFG=0x48, REVID=0x98, SECRET1=0xF4, SECRET2=0xFC)  # hifn7751reg.h
 #: value written to SECRET2 (with DMA_CNFG.UNLOCK) to unlock (model's choice)
 UNLOCK_KEY = 0x13A3_7751
 
 PUCTRL_RESET, PUCTRL_DMAENA = 0x01, 0x02
 PUISR_CMDINVAL, PUISR_DATAERR, PUISR_DSTOVER = 0x8000, 0x4000, 0x0200
 CNFG_MSTRESET, CNFG_DMARESET, CNFG_UNLOCK = 0x01, 0x02, 0x800
-ENA_LEVEL = {0: 0x30, 1: 0x10, 2: 0x11}    # PUSTAT 15:8 (REFERENCE §3)
+ENA_LEVEL = {0: 0x30, 1: 0x10, 2: 0x11}    # PUSTAT 15:8 (hifn7751reg.h)
 
-# base command masks / MAC / crypt masks (hifn7751reg.h, REFERENCE §3)
+# base command masks / MAC / crypt masks (hifn7751reg.h)
 B_COMP, B_PAD, B_MAC, B_CRYPT, B_DECODE = 0x0100, 0x0200, 0x0400, 0x0800, 0x2000
 M_ALG_MD5, M_MODE, M_MODE_HASH, M_TRUNC, M_RESULT, M_NEW_KEY = \
     0x0001, 0x000C, 0x0008, 0x0010, 0x0020, 0x0800
@@ -171,7 +171,7 @@ def engine_params_for(clock_mhz):
     """(des_rounds, sha_rounds, tls_orders) keeping the 7751's rate at ``clock_mhz``.
 
     The parameters in ``CARD_ENGINE_PARAMS`` are for the chip's 33 MHz
-    (REFERENCE §1); on a faster bus the rounds per cycle scale down."""
+    (a 32-bit/33 MHz device, OCF paper §5.4); on a faster bus the rounds per cycle scale down."""
     p = CARD_ENGINE_PARAMS["hifn7751"]
     des = max(1, round(p.des_rounds * p.clock_mhz / clock_mhz))
     sha = max(1, round(p.sha_rounds * p.clock_mhz / clock_mhz))
@@ -199,7 +199,7 @@ P_BASE, P_COMP, P_MAC, P_CRYPT, P_MKEY, P_CKEY, P_IV, P_END = range(8)
 class Hifn7751(wiring.Component):
     def __init__(self, clock_mhz: int = 33, sessions: int = 2048, grade: int = 2):
         if sessions not in [16 << k for k in range(8)]:
-            raise ValueError("sessions must be 16 << k, k = 0..7 (up to 2048, REFERENCE §3)")
+            raise ValueError("sessions must be 16 << k, k = 0..7 (up to 2048, hifn7751var.h)")
         if grade not in (0, 1, 2):
             raise ValueError("grade: 0 locked, 1 DES, 2 DES/3DES/SHA1")
         self.clock_mhz = clock_mhz

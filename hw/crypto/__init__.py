@@ -1,5 +1,5 @@
 """Crypto datapath RTL: DES/3DES-EDE (CBC in the engine), SHA-1, HMAC-SHA1
-and the streaming transform engine both cards share (issue 3).
+and the streaming transform engine both cards share (docs/crypto.md).
 
 Per-card engine parameters: :data:`CARD_ENGINE_PARAMS` /
 :func:`card_engine_params` (see :mod:`hw.crypto.params`)."""

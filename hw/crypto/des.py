@@ -120,7 +120,7 @@ SHIFTS = [1, 1, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 1]
 CUM_SHIFTS = [sum(SHIFTS[:i + 1]) for i in range(16)]
 
 DES_ROUNDS = 16                       # FIPS 46-3: 16 iterations
-DES_ROUNDS_CHOICES = (1, 2, 4, 8, 16)  # divisors of 16 (issue 3)
+DES_ROUNDS_CHOICES = (1, 2, 4, 8, 16)  # divisors of 16 (FIPS 46-3)
 
 
 def des_cycles_per_block(rounds_per_cycle, triple):

@@ -1,4 +1,4 @@
-"""The streaming transform engine both crypto cards share (issue 3).
+"""The streaming transform engine both crypto cards share (docs/crypto.md).
 
 One request = one command (``cmd`` stream) + ``length`` bytes of data on the
 ``i`` word stream → the transformed bytes on the ``o`` word stream + one
@@ -21,7 +21,7 @@ Conventions
 * Ordering (``order``): ``CIPHER_FIRST`` with encrypt = encrypt-then-MAC
   (IPsec outbound: the MAC covers the output ciphertext); ``MAC_FIRST`` with
   decrypt = MAC-then-decrypt (IPsec inbound: MAC over the input ciphertext).
-  These two are what the Hifn 7751 and BCM5820 accept (REFERENCE §3-4).
+  These two are what the Hifn 7751 and BCM5820 accept (hifn7751.c, ubsec.c).
   Extension (``tls_orders=True``, switchable): ``MAC_FIRST`` with encrypt =
   MAC-then-encrypt (MAC over the input plaintext, SSH order; TLS puts the
   MAC inside the encrypted record, which the caller does with a second
@@ -32,9 +32,9 @@ Conventions
 * MAC: ``SHA1`` plain hash of the MAC region; ``HMAC_KEY`` from a raw key of
   up to 64 bytes, zero padded to 64 (``mac_key``, first key byte in the top
   bits), the engine derives the ipad/opad midstates itself (RFC 2104; as the
-  Hifn does, REFERENCE §3). Longer keys must be hashed first by software,
+  Hifn does, hifn7751.c). Longer keys must be hashed first by software,
   as RFC 2104 §2 says. ``HMAC_STATE`` from the precomputed inner and outer
-  midstates (as the BCM5820 is given, REFERENCE §4). ``trunc`` keeps the
+  midstates (as the BCM5820 is given, ubsec.c). ``trunc`` keeps the
   first 12 bytes (RFC 2104 §5, HMAC-SHA1-96) and zeroes the rest.
 * Result: ``mac`` (160 bits, first MAC byte in the top bits), ``iv`` = the
   last ciphertext block of the request (encrypt: last output block;
@@ -74,8 +74,8 @@ __all__ = ["Cipher", "Mac", "Order", "CommandLayout", "WordLayout",
            "StatusLayout", "ResultLayout", "TransformEngine", "EngineState",
            "MacState", "LEN_BITS"]
 
-# REFERENCE §3: Hifn byte counts are 18 bits (bits 17:16 carried in
-# session_num); the BCM5820 packet length is 16 bits (§4).
+# hifn7751reg.h: Hifn byte counts are 18 bits (bits 17:16 carried in
+# session_num); the BCM5820 packet length is 16 bits (ubsecreg.h).
 LEN_BITS = 18
 
 

@@ -16,7 +16,7 @@ from .engine import CommandLayout, ResultLayout, TransformEngine, WordLayout
 __all__ = ["Response", "pack_command", "unpack_result", "to_words",
            "from_words", "run_engine", "CLOCK_PERIOD"]
 
-CLOCK_PERIOD = 1 / 33e6   # 33 MHz PCI clock (REFERENCE §2); only labels the VCD
+CLOCK_PERIOD = 1 / 33e6   # 33 MHz PCI clock (PCI 2.3 §4.2.3); only labels the VCD
 
 
 def _pack(layout, fields):

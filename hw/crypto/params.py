@@ -20,7 +20,7 @@ class EngineParams:
     sha_rounds: int
     tls_orders: bool
     clock_mhz: float          # clock the engine runs at on that card
-    ref_mbps: float           # datasheet rate to meet (REFERENCE §1)
+    ref_mbps: float           # datasheet rate to meet (OCF paper §5.1)
     ref_what: str
 
     def engine_kwargs(self):
@@ -42,13 +42,13 @@ def mbps(cycles, nbytes, clock_mhz):
 
 
 CARD_ENGINE_PARAMS = {
-    # Hifn 7751: 32-bit/33 MHz chip (REFERENCE §1, OCF paper Table 1 caption);
-    # 3DES 83 Mbps (REFERENCE §1). 2 DES rounds/cycle → 24 cycles/block →
+    # Hifn 7751: 32-bit/33 MHz chip (OCF paper §5.4);
+    # 3DES 83 Mbps (Hifn datasheet, quoted in OCF paper §5.1). 2 DES rounds/cycle → 24 cycles/block →
     # 88.0 Mbps at 33 MHz; 1 round/cycle would give 44 Mbps.
     "hifn7751": EngineParams(des_rounds=2, sha_rounds=1, tls_orders=True,
                              clock_mhz=33.0, ref_mbps=83.0, ref_what="3DES"),
-    # BCM5820: on the 64-bit/66 MHz bus (REFERENCE §1); 310 Mbps 3DES-SHA1
-    # (REFERENCE §1). 4 DES rounds/cycle → 12 cycles/8 B → 352 Mbps at 66 MHz
+    # BCM5820: on the 64-bit/66 MHz bus (OCF paper §5.1); 310 Mbps 3DES-SHA1
+    # (Broadcom, quoted in OCF paper §5.1). 4 DES rounds/cycle → 12 cycles/8 B → 352 Mbps at 66 MHz
     # steady state; SHA-1 runs concurrently. 2 SHA rounds/cycle (not 1) halves
     # the per-packet MAC tail (last block + padding + outer hash, 3 x 80/r
     # cycles), which at 1 round/cycle pulled a 1 KB packet to 301 Mbps.

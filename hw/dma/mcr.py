@@ -5,7 +5,7 @@ engine fetches the record, and for every packet in it fetches the packet's
 context, streams the input particle chain through the transform engine,
 writes the output through the output particle chain, writes the MAC, and
 finally sets DONE in the record and reports ``record_done``. Formats follow
-OpenBSD's ``ubsecreg.h`` (REFERENCE §4); every multi-byte field is
+OpenBSD's ``sys/dev/pci/ubsecreg.h``; every multi-byte field is
 little-endian in host memory (the driver sets neither BE32 nor BE64).
 
 Memory formats (byte offsets; ``lib.data`` layouts below, whose bit ``8k``
@@ -93,7 +93,7 @@ __all__ = ["McrEngine", "PktBuf", "McrHeader", "McrPacket", "ContextLong",
 
 
 # ---------------------------------------------------------------------------
-# Memory formats (ubsecreg.h; REFERENCE §4). Bit 8k = byte k in memory.
+# Memory formats (OpenBSD ubsecreg.h). Bit 8k = byte k in memory.
 
 class PktBuf(data.Struct):
     """``struct ubsec_pktbuf``."""
@@ -130,11 +130,11 @@ class ContextLong(data.Struct):
     hmouter: data.ArrayLayout(32, 5)
 
 
-MCR_BYTES = 36            # header + first packet (REFERENCE §4)
+MCR_BYTES = 36            # header + first packet (struct ubsec_mcr)
 MCR_PKT_BYTES = 32        # each further packet
 CONTEXT_BYTES = 80        # long context
 PKTBUF_BYTES = 12
-MAC_BYTES = 12            # HMAC-SHA1-96 (RFC 2404), REFERENCE §4
+MAC_BYTES = 12            # HMAC-SHA1-96 (RFC 2404), as ubsec.c returns
 assert McrPacket.as_shape().size == 8 * MCR_PKT_BYTES
 assert ContextLong.as_shape().size == 8 * CONTEXT_BYTES
 

@@ -1,4 +1,4 @@
-"""Hifn-style descriptor rings in host memory, polled by the chip (REFERENCE §3).
+"""Hifn-style descriptor rings in host memory, polled by the chip (hifn7751reg.h).
 
 A ring is an array of 8-byte descriptors in host DRAM; the driver writes the
 ring's bus address into the chip and hands descriptors over by setting VALID.
@@ -47,7 +47,7 @@ __all__ = ["DescriptorControl", "Descriptor", "RingEngine", "D_VALID", "D_JUMP",
            "D_LAST", "D_OVER", "D_DESTOVER", "D_MASKDONEIRQ", "D_LENGTH",
            "RING_CMD", "RING_SRC", "RING_RES", "RING_DST", "RING_NAMES"]
 
-# hifn7751reg.h descriptor bits (REFERENCE §3)
+# hifn7751reg.h descriptor bits (HIFN_D_*)
 D_VALID = 0x8000_0000
 D_JUMP = 0x4000_0000
 D_LAST = 0x2000_0000

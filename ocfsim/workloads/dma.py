@@ -3,7 +3,8 @@
 Runs inside the simulator (an experiment entry, see ``sim.experiment``).
 The driver side is written as a real driver would: registers through MMIO,
 completion by interrupt, then a status read before the data is trusted
-(an INTx# can overtake the DMA it announces; REFERENCE §2).
+(an INTx# can overtake the DMA it announces: interrupts are not ordered
+with data, PCI 2.3 Appendix E).
 """
 
 from __future__ import annotations

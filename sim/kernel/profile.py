@@ -8,7 +8,7 @@ without a source. Units convert to picoseconds (time) or picoseconds per byte
     [kernel]
     syscall_entry = { value = 350, unit = "ns", source = "estimate: ..." }
     [copy]
-    bandwidth = { value = 2.4, unit = "Gbps", source = "REFERENCE §1" }
+    bandwidth = { value = 2.4, unit = "Gbps", source = "OCF paper §5.4" }
 
 Constants are addressed as ``"section.name"`` (nested tables: ``"a.b.c"``).
 """

@@ -1,7 +1,7 @@
 """Both kinds of card in one machine: OCF spreads sessions, results agree.
 
 Four processes each open a session; with one BCM5820 and one Hifn 7751 the
-fewest-sessions rule (REFERENCE §5) puts two on each card, and the software
+fewest-sessions rule (OpenBSD crypto.c crypto_newsession) puts two on each card, and the software
 driver stays unused. Every output is checked against ``cryptography`` by the
 workload, whichever card served it.
 """

@@ -19,7 +19,7 @@ SC = "tests.hw.cards.bcm5820_scenarios"
 
 
 def machine(dram=1 << 20):
-    # REFERENCE §1/§4: the 5820 sits on a 66 MHz bus (hw.crypto.params)
+    # OCF paper §5.1: the 5820 sits on a 66 MHz bus (hw.crypto.params)
     return MachineSpec(clock_mhz=66, dram_bytes=dram, cards=[CardSpec("bcm5820", 1)])
 
 

@@ -113,7 +113,7 @@ def rfc2202_cases(form, trunc):
     for key, msg, md in read_rfc2202():
         if len(key) > 64:
             # RFC 2104 §2: keys longer than B=64 are hashed first (software's job;
-            # the Hifn takes a 64-byte key field, REFERENCE §3).
+            # the Hifn takes a 64-byte key field, HIFN_MAC_KEY_LENGTH in hifn7751var.h).
             h = hashes.Hash(hashes.SHA1())
             h.update(key)
             key = h.finalize()

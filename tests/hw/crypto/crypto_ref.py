@@ -24,7 +24,7 @@ from ocf.sha1 import sha1_compress as _compress  # noqa: E402  (FIPS 180-4 §6.1
 
 def hmac_midstates(key):
     """(inner, outer) midstates as 160-bit ints, as a BCM5820 driver computes
-    them at session set-up (REFERENCE §4)."""
+    them at session set-up (ubsec.c)."""
     iv = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
     k = key.ljust(64, b"\0")
     out = []

@@ -168,7 +168,7 @@ def test_verilog_export():
 
 @pytest.mark.parametrize("card", ["hifn7751", "bcm5820"])
 def test_card_params_meet_datasheet(card):
-    """The chosen parameters reach the datasheet rate (REFERENCE §1) on a
+    """The chosen parameters reach the datasheet rate (OCF paper §5.1) on a
     1 KB packet, measured in engine cycles (results checked too)."""
     from hw.crypto.params import CARD_ENGINE_PARAMS, mbps
     p = CARD_ENGINE_PARAMS[card]

@@ -1,4 +1,4 @@
-"""Known-answer suites of the transform engine on Verilator (issue 3): the
+"""Known-answer suites of the transform engine on Verilator: the
 engine, built with each card's parameters (``hw.crypto.CARD_ENGINE_PARAMS``),
 exported to Verilog, compiled by Verilator and driven from cocotb
 (``cocotb_engine_kat.py``) exactly as the pysim harness drives it.
