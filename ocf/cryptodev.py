@@ -16,16 +16,19 @@ CIOCCRYPT pays ``cryptodev.op``, the copyin, ``ocf.dispatch``; sleeps until the
 callback; then pays the copyout (and MAC copyout) and ``cryptodev.done``.
 Errors follow OpenBSD: unknown algorithm, bad key length, or no hardware for
 the combination (unless ``allow_soft``, OpenBSD's ``kern.cryptodevallowsoft``,
-default off) → EINVAL; len > 262140 → E2BIG; len not a block multiple →
-EINVAL; unknown session (including another descriptor's) → EINVAL; bad user
-pointers (None, too short) → EFAULT. Without an IV the first block of ``src``
-is the IV. A MAC is computed over all ``len`` bytes (after encryption, before
+default off) → EINVAL; len > 262140 → E2BIG; a cipher len of 0 or not a
+block multiple → EINVAL (a hash-only session takes any len, 0 included);
+unknown session (including another descriptor's) → EINVAL; a bad user buffer
+→ EFAULT (see ``Kernel.user_buffer``: sizes in bytes, only byte buffers).
+The ioctl argument is snapshotted at entry, as the kernel copies the user's
+struct in; its buffers are checked before the work and again at each copy.
+Without an IV the first block of ``src`` is the IV. A MAC is computed over all ``len`` bytes (after encryption, before
 decryption) and returned in ``mac`` (12 bytes for the HMACs unless ``mlen``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from sim.kernel import PSOCK, Context, File, Kernel
@@ -111,6 +114,16 @@ def _is_int(x: Any) -> bool:
     return type(x) is int
 
 
+def _snapshot(arg: Any, cls: type) -> Any:
+    """The ioctl argument as copied into the kernel at entry (a new ``cls``), or
+    None (EFAULT) when it is not a ``cls``. Like the kernel's copy of the user's
+    struct, it keeps the user's pointers (buffers) but no longer changes when
+    the user changes the struct while the call sleeps."""
+    if type(arg) is not cls:
+        return None
+    return cls(**{f.name: getattr(arg, f.name, None) for f in fields(cls)})
+
+
 class Cryptodev:
     """The device; ``Cryptodev(crypto)`` registers ``/dev/crypto`` with the kernel."""
 
@@ -134,9 +147,9 @@ class _CryptoDevFile(File):
         self.dev = dev
 
     async def ioctl(self, p: Context, cmd: Any, arg: Any) -> int:
-        if cmd != CRIOGET:
+        if type(cmd) is not int or cmd != CRIOGET:
             return EINVAL
-        if not isinstance(arg, CrioGet):
+        if type(arg) is not CrioGet:
             return EFAULT
         arg.fd = self.dev.kernel.fdalloc(p, FCrypt(self.dev))
         return 0
@@ -151,6 +164,8 @@ class FCrypt(File):
         self.sesn = 0
 
     async def ioctl(self, p: Context, cmd: Any, arg: Any) -> int:
+        if type(cmd) is not int:
+            return EINVAL
         if cmd == CIOCGSESSION:
             return await self._gsession(arg)
         if cmd == CIOCFSESSION:
@@ -166,8 +181,9 @@ class FCrypt(File):
         return 0
 
     # ------------------------------------------------------------ sessions
-    async def _gsession(self, sop: Any) -> int:
-        if not isinstance(sop, SessionOp):
+    async def _gsession(self, user_sop: Any) -> int:
+        sop = _snapshot(user_sop, SessionOp)
+        if sop is None:
             return EFAULT
         k = self.dev.kernel
         if not (_is_int(sop.cipher) and _is_int(sop.mac)):
@@ -187,23 +203,22 @@ class FCrypt(File):
         if txform is not None:
             if not _is_int(sop.keylen) or not txform.minkey <= sop.keylen <= txform.maxkey:
                 return EINVAL
-            key = sop.key if sop.key is not None or sop.keylen == 0 else None
-            if sop.keylen and (not isinstance(key, (bytes, bytearray)) or len(key) < sop.keylen):
+            key = k.user_buffer(sop.key, sop.keylen)
+            if key is None:
                 return EFAULT
+            crie = CryptoIni(sop.cipher, sop.keylen * 8, bytes(key))
             await k.charge("copy", k.copy_cost(sop.keylen))
-            crie = CryptoIni(sop.cipher, sop.keylen * 8, bytes(key[:sop.keylen]) if sop.keylen else b"")
         maclen = 0
         if thash is not None:
             if not _is_int(sop.mackeylen) or sop.mackeylen != thash.keysize:
                 return EINVAL
-            mk = sop.mackey
-            if sop.mackeylen and (not isinstance(mk, (bytes, bytearray)) or len(mk) < sop.mackeylen):
+            mk = k.user_buffer(sop.mackey, sop.mackeylen)
+            if mk is None:
                 return EFAULT
             if not _is_int(sop.mlen) or not 0 <= sop.mlen <= thash.hashsize:
                 return EINVAL
+            cria = CryptoIni(sop.mac, sop.mackeylen * 8, bytes(mk), mlen=sop.mlen)
             await k.charge("copy", k.copy_cost(sop.mackeylen))
-            cria = CryptoIni(sop.mac, sop.mackeylen * 8,
-                             bytes(mk[:sop.mackeylen]) if sop.mackeylen else b"", mlen=sop.mlen)
             maclen = thash.maclen(sop.mlen)
         chain = [c for c in (crie, cria) if c is not None]
         err, sid = await self.dev.crypto.newsession(chain, not self.dev.allow_soft)
@@ -212,7 +227,7 @@ class FCrypt(File):
         ses = self.sesn
         self.sesn += 1
         self.sessions[ses] = CSession(ses, sid, txform, thash, crie, cria, maclen)
-        sop.ses = ses
+        user_sop.ses = ses           # the ioctl copies the struct back out
         return 0
 
     async def _fsession(self, ses: Any) -> int:
@@ -223,33 +238,44 @@ class FCrypt(File):
         return 0
 
     # ------------------------------------------------------------ requests
-    def _check(self, cop: Any) -> tuple[int, Optional[CSession]]:
-        if not isinstance(cop, CryptOp):
-            return EFAULT, None
+    def _check(self, cop: CryptOp) -> tuple[int, Optional[CSession], Optional[bytes]]:
+        """(errno, session, IV) for a snapshot of ``struct crypt_op``."""
+        user_buffer = self.dev.kernel.user_buffer
         cse = self.sessions.get(cop.ses) if _is_int(cop.ses) else None
         if cse is None:
-            return EINVAL, None
+            return EINVAL, None, None
         if not _is_int(cop.len) or not _is_int(cop.op) or not _is_int(cop.flags):
-            return EINVAL, None
+            return EINVAL, None, None
         if cop.len > CRYPTODEV_MAXLEN:
-            return E2BIG, None
-        if cop.len <= 0 or cop.op not in (COP_ENCRYPT, COP_DECRYPT) or cop.flags:
-            return EINVAL, None
+            return E2BIG, None, None
+        if cop.len < 0 or cop.op not in (COP_ENCRYPT, COP_DECRYPT) or cop.flags:
+            return EINVAL, None, None
         tx = cse.txform
-        if tx is not None and cop.len % tx.blocksize:
-            return EINVAL, None
+        # cryptodev.c crypto_op: only a cipher needs a (nonzero) block multiple;
+        # a hash-only request may be empty (the digest of the empty message)
+        if tx is not None and (cop.len == 0 or cop.len % tx.blocksize):
+            return EINVAL, None, None
+        iv = None
         if cop.iv is not None:
             if tx is None or tx.ivsize == 0:
-                return EINVAL, None
-            if not isinstance(cop.iv, (bytes, bytearray)) or len(cop.iv) < tx.ivsize:
-                return EFAULT, None
-        if cop.mac is not None and cse.thash is None:
-            return EINVAL, None
-        if not isinstance(cop.src, (bytes, bytearray, memoryview)) or len(cop.src) < cop.len:
-            return EFAULT, None
-        return 0, cse
+                return EINVAL, None, None
+            view = user_buffer(cop.iv, tx.ivsize)
+            if view is None:
+                return EFAULT, None, None
+            iv = bytes(view)
+        if cop.mac is not None:
+            if cse.thash is None:
+                return EINVAL, None, None
+            if user_buffer(cop.mac, cse.maclen, writable=True) is None:
+                return EFAULT, None, None
+        if user_buffer(cop.src, cop.len) is None:
+            return EFAULT, None, None
+        if cop.dst is not None and user_buffer(cop.dst, cop.len, writable=True) is None:
+            return EFAULT, None, None
+        return 0, cse, iv
 
-    def _request(self, cse: CSession, cop: CryptOp, buf: CryptoBuf) -> CryptoOp:
+    def _request(self, cse: CSession, cop: CryptOp, iv: Optional[bytes],
+                 buf: CryptoBuf) -> CryptoOp:
         n = cop.len
         descs: list[CryptoDesc] = []
         crde = crda = None
@@ -257,8 +283,8 @@ class FCrypt(File):
             tx = cse.txform
             crde = CryptoDesc(cse.crie, skip=0, len=n, inject=0,
                               flags=CRD_F_ENCRYPT if cop.op == COP_ENCRYPT else 0)
-            if cop.iv is not None:
-                crde.iv = bytes(cop.iv[:tx.ivsize])
+            if iv is not None:
+                crde.iv = iv
                 crde.flags |= CRD_F_IV_EXPLICIT | CRD_F_IV_PRESENT
             elif tx.ivsize:
                 crde.flags |= CRD_F_IV_PRESENT
@@ -283,8 +309,11 @@ class FCrypt(File):
         w.done = True
         self.dev.kernel.wakeup(w)
 
-    async def _crypt(self, p: Context, cop: Any) -> int:
-        err, cse = self._check(cop)
+    async def _crypt(self, p: Context, user_cop: Any) -> int:
+        cop = _snapshot(user_cop, CryptOp)
+        if cop is None:
+            return EFAULT
+        err, cse, iv = self._check(cop)
         if err:
             return err
         k = self.dev.kernel
@@ -297,7 +326,7 @@ class FCrypt(File):
             err = await k.copyin(cop.src, kaddr, cop.len)
             if err:
                 return err
-            crp = self._request(cse, cop, CryptoBuf.contiguous(k.memory, kaddr, total))
+            crp = self._request(cse, cop, iv, CryptoBuf.contiguous(k.memory, kaddr, total))
             await k.charge("ocf", self.dev.crypto.c_dispatch)
             err = self.dev.crypto.dispatch(crp)
             if err:

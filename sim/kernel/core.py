@@ -731,7 +731,7 @@ class Kernel:
     async def sys_open(self, p: Context, path: Any) -> tuple[int, int]:
         """``open(path)`` → (errno, fd)."""
         async def body():
-            dev = self.devices.get(path) if isinstance(path, str) else None
+            dev = self.devices.get(path) if type(path) is str else None
             if dev is None:
                 return (ENODEV, -1)
             err, f = await dev.open(p)

@@ -331,3 +331,120 @@ def test_processes_share_the_cpu_fairly():
     assert max(cpu) / min(cpu) < 1.05
     acct = k.accounting()
     assert sum(acct.values()) == s.loop.now
+
+
+# ------------------------------------------------------------------ user buffers
+def released(n):
+    m = memoryview(bytearray(n))
+    m.release()
+    return m
+
+
+def crypt_on_null_session(s, **fields):
+    """CIOCCRYPT on a NULL-cipher session with ``fields``; (errno, crypto thread stats)."""
+    async def body(p, cfd, fd):
+        sop = SessionOp(cipher=CRYPTO_NULL)
+        assert await ioctl(s, p, cfd, CIOCGSESSION, sop) == 0
+        return await ioctl(s, p, cfd, CIOCCRYPT, CryptOp(ses=sop.ses, op=COP_ENCRYPT, **fields))
+    return run(s, body)
+
+
+def test_user_buffer_of_wide_items_cannot_overflow_a_kernel_buffer():
+    """A memoryview of doubles holds 8 bytes per item: 16 items are 128 bytes,
+    which must not be copied into the 16-byte kernel buffer (or at all)."""
+    s = System(allow_soft=True)
+    src = memoryview(bytearray(b"\xAA" * 128)).cast("d")
+    assert crypt_on_null_session(s, len=16, src=src, dst=bytearray(16)) == EFAULT
+    assert s.memory.violations == []          # nothing outside a live allocation
+    assert s.crypto.dispatched == 0
+
+
+@pytest.mark.parametrize("fields", [
+    dict(src=released(16), dst=bytearray(16)),
+    dict(src=bytes(16), dst=released(16)),
+    dict(src=bytes(16), dst=memoryview(bytearray(16)).cast("I")),      # itemsize 4
+    dict(src=memoryview(bytearray(32))[::2], dst=bytearray(16)),       # not contiguous
+    dict(src=memoryview(bytearray(16)).cast("B", (4, 4)), dst=bytearray(16)),  # 2-D
+    dict(src=bytes(16), dst=memoryview(bytearray(16)).toreadonly()),
+    dict(src=bytes(16), dst=memoryview(bytearray(8))),
+    dict(src=[0] * 16, dst=bytearray(16)),
+])
+def test_bad_user_buffers_are_efault(fields):
+    s = System(allow_soft=True)
+    assert crypt_on_null_session(s, len=16, **fields) == EFAULT
+    assert s.kernel.catchalls == 0 and s.memory.violations == []
+
+
+def test_byte_memoryviews_are_user_buffers():
+    s = System(allow_soft=True)
+    out = bytearray(32)
+    src = memoryview(bytearray(range(64)))[16:48].cast("c")
+    assert crypt_on_null_session(s, len=32, src=src, dst=memoryview(out)) == 0
+    assert out == bytes(range(16, 48))
+
+
+def test_released_buffers_in_session_keys_and_iv_are_efault():
+    s = System(allow_soft=True)
+
+    async def body(p, cfd, fd):
+        r = [await ioctl(s, p, cfd, CIOCGSESSION,
+                         SessionOp(cipher=CRYPTO_DES_CBC, keylen=8, key=released(8))),
+             await ioctl(s, p, cfd, CIOCGSESSION,
+                         SessionOp(mac=CRYPTO_SHA1_HMAC, mackeylen=20, mackey=released(20)))]
+        sop = SessionOp(cipher=CRYPTO_DES_CBC, keylen=8, key=memoryview(K1))
+        assert await ioctl(s, p, cfd, CIOCGSESSION, sop) == 0
+        r.append(await ioctl(s, p, cfd, CIOCCRYPT, CryptOp(sop.ses, COP_ENCRYPT, 0, 16, bytes(16),
+                                                          bytearray(16), None, released(8))))
+        r.append(await ioctl(s, p, cfd, CIOCCRYPT, CryptOp(sop.ses, COP_ENCRYPT, 0, 16, bytes(16),
+                                                          bytearray(16), None,
+                                                          memoryview(bytearray(8)).cast("Q"))))
+        return r
+    assert run(s, body) == [EFAULT] * 4
+    assert s.kernel.catchalls == 0
+
+
+def test_struct_changed_while_the_call_sleeps_is_not_seen():
+    """The kernel works on its copy of struct crypt_op: another process raising
+    ``len`` while the request is on the card reads no kernel memory beyond it."""
+    s = System()
+    FakeCard(s.crypto, delay=50_000_000)
+    k = s.kernel
+    cop = CryptOp(op=COP_ENCRYPT, len=16, src=bytes(range(16)), dst=bytearray(4096))
+
+    async def owner(p):
+        fd, cfd = await opendev(k, p)
+        sop = SessionOp(cipher=CRYPTO_NULL)
+        assert await ioctl(s, p, cfd, CIOCGSESSION, sop) == 0
+        cop.ses = sop.ses
+        return await ioctl(s, p, cfd, CIOCCRYPT, cop)
+
+    async def meddler(p):
+        await k.tsleep(meddler, 24, "later", timo=20_000_000)
+        cop.len = 4096
+    a = k.fork("owner", owner)
+    k.fork("meddler", meddler)
+    assert s.loop.run(a.task, deadline=10**12) == 0
+    assert cop.dst[:16] == bytes(range(16)) and cop.dst[16:] == bytes(4080)
+    assert s.memory.violations == []
+
+
+# ------------------------------------------------------------------ empty hash
+@pytest.mark.parametrize("mac,key,hname", [
+    (CRYPTO_SHA1, None, "sha1"), (CRYPTO_MD5, None, "md5"),
+    (CRYPTO_SHA1_HMAC, MK, "sha1"), (CRYPTO_MD5_HMAC, MK[:16], "md5"),
+])
+def test_zero_length_hash_is_the_digest_of_the_empty_message(mac, key, hname):
+    s = System(allow_soft=True)
+    want = hashlib.new(hname).digest_size if not key else 12
+
+    async def body(p, cfd, fd):
+        sop = SessionOp(mac=mac, mackeylen=len(key) if key else 0, mackey=key)
+        assert await ioctl(s, p, cfd, CIOCGSESSION, sop) == 0
+        out = bytearray(want)
+        r = [await ioctl(s, p, cfd, CIOCCRYPT, CryptOp(sop.ses, COP_ENCRYPT, 0, 0, b"", None, out)),
+             bytes(out)]
+        r.append(await ioctl(s, p, cfd, CIOCCRYPT, CryptOp(sop.ses, COP_ENCRYPT, 0, 0, None, None,
+                                                          bytearray(want))))
+        return r
+    ref = pyhmac.new(key, b"", hname).digest()[:12] if key else hashlib.new(hname, b"").digest()
+    assert run(s, body) == [0, ref, 0]
