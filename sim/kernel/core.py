@@ -109,9 +109,11 @@ class _Line:
         self.line = line
         self.handlers: list[IntrHandler] = []
         self.level = False
-        self.masked = False   # stray: ignored until the line is released
+        self.masked = False   # stray: ignored until released or the retry timer
         self.asserts = 0
-        self.stray = 0
+        self.stray = 0        # times no handler claimed it while asserted
+        self.storm = 0        # consecutive strays since a claim or a release
+        self.retries = 0      # times the retry timer unmasked it
 
 
 class File:
@@ -156,6 +158,7 @@ class Kernel:
         self._intr_ctx = Context("interrupt", "intr", prio=PSWP)
         self._intr_ctx.state = "intr"
         self.nintr = 0
+        self._stray_timer = None
         # files and devices
         self.devices: dict[str, Any] = {}
         self.msgbuf: list[str] = []
@@ -170,6 +173,9 @@ class Kernel:
         self.c_intr_call = p.cost("kernel.intr_handler_call")
         self.c_quantum = p.cost("kernel.quantum")
         self.c_copy_setup = p.cost("copy.setup")
+        #: ps a stray (masked) line waits before it is unmasked and re-checked;
+        #: tests and drivers may set a shorter one
+        self.stray_retry = p.cost("kernel.stray_retry")
 
     # ------------------------------------------------------------------ misc
     @property
@@ -561,9 +567,45 @@ class Kernel:
             self.loop.call_soon(lambda _a: self._intr_check())
         else:
             st.masked = False
+            st.storm = 0
+            if not any(x.masked for x in self._lines.values()):
+                self._cancel_stray_retry()
+
+    # A level-triggered line that stays asserted with no handler claiming it
+    # would interrupt the CPU forever, so it is masked; BSD's interrupt code
+    # does not leave it masked for good (FreeBSD kern_intr.c: a storming source
+    # is paused one clock tick, then re-enabled), and neither does
+    # this kernel: while any line is masked one timer runs, and when it fires
+    # every masked line is unmasked and, if still asserted, its handlers run
+    # again. A line that stays stray is masked again at once, so it costs one
+    # interrupt per retry interval and other work runs in between.
+    def _mask_stray(self, st: _Line) -> None:
+        st.stray += 1
+        st.storm += 1
+        st.masked = True
+        if st.storm == 1:
+            self.printf(f"stray interrupt on line {st.line}: masked, "
+                        f"retried every {self.stray_retry / 1e6:g} us")
+        if self._stray_timer is None:
+            fut, self._stray_timer = self.loop.call_at(self.loop.now + self.stray_retry,
+                                                       "stray-retry")
+            fut.add_done_callback(lambda _f: self._stray_retry())
+
+    def _cancel_stray_retry(self) -> None:
+        if self._stray_timer is not None:
+            self._stray_timer.cancel()
+            self._stray_timer = None
+
+    def _stray_retry(self) -> None:
+        self._stray_timer = None
+        for st in self._lines.values():
+            if st.masked:
+                st.masked = False
+                st.retries += 1
+        self._intr_check()
 
     def intr_stats(self) -> dict:
-        return {st.line: {"asserts": st.asserts, "stray": st.stray,
+        return {st.line: {"asserts": st.asserts, "stray": st.stray, "retries": st.retries,
                           "handlers": {ih.name: {"calls": ih.calls, "claimed": ih.count,
                                                  "time_ps": ih.time_ps, "errors": ih.errors}
                                        for ih in st.handlers}}
@@ -623,10 +665,10 @@ class Kernel:
                     if r:
                         claimed = True
                         ih.count += 1
-                if not claimed and st.level:
-                    st.stray += 1
-                    st.masked = True
-                    self.printf(f"stray interrupt on line {st.line}")
+                if claimed:
+                    st.storm = 0
+                elif st.level:
+                    self._mask_stray(st)
         await self.charge("intr", self.c_intr_exit)
         prev, self._intr_prev = self._intr_prev, None
         self._in_intr = False
