@@ -9,19 +9,35 @@ cycles only:
 3. set the latency timer, enable memory space and bus mastering;
 4. look up the slot's interrupt pin in the board's routing table and write
    the line to the Interrupt Line register.
+
+A driver finds its device as ``softc.dev`` (a :class:`PciDevice`: ``slot``,
+``bars`` with bus addresses, ``irq``). Recovery helpers for drivers:
+:func:`quiesce` (Bus Master Enable off and INTx masked through configuration
+space, which answers even when the device's memory decoders do not) and
+:func:`restore_command`; :class:`Watchdog`, a completion timer in the manner
+of OpenBSD ``hifn_tick`` (``sys/dev/pci/hifn7751.c``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
-__all__ = ["PciDevice", "Bar", "enumerate_bus", "CFG", "DEFAULT_LATENCY_TIMER"]
+from sim.kernel import PWAIT
+from sim.kernel.errno import EWOULDBLOCK
+
+__all__ = ["PciDevice", "Bar", "enumerate_bus", "CFG", "DEFAULT_LATENCY_TIMER",
+           "CMD_MEMORY", "CMD_MASTER", "CMD_INTX_DISABLE", "ALL_ONES", "quiesce",
+           "restore_command", "Watchdog"]
 
 #: configuration-space offsets (PCI 2.3 §6.1)
 CFG = dict(ID=0x00, COMMAND=0x04, CLASS=0x08, CACHE_LAT=0x0C, BAR0=0x10,
            SUBSYS=0x2C, INTR=0x3C)
 CMD_MEMORY = 1 << 1
 CMD_MASTER = 1 << 2
+CMD_INTX_DISABLE = 1 << 10          # PCI 2.3 §6.2.2 Interrupt Disable
+#: what a read returns when nobody claims it (master abort, PCI 2.3 §3.3.3.1)
+ALL_ONES = 0xFFFF_FFFF
 
 #: latency timer in clocks; BIOSes of the period programmed 32–64 (estimate;
 #: PCI 2.3 §3.5.4 leaves it to system software). 64 lets a 256-dword burst
@@ -95,3 +111,80 @@ async def enumerate_bus(host, *, latency_timer: int = DEFAULT_LATENCY_TIMER,
         await host.cfg_write(slot, CFG["COMMAND"], CMD_MEMORY | CMD_MASTER)
         found.append(dev)
     return found
+
+
+# ---------------------------------------------------------------- recovery helpers
+async def quiesce(host, dev: PciDevice) -> None:
+    """Stop ``dev`` mastering and asserting INTx#: clear Bus Master Enable and set
+    Interrupt Disable in its command register (configuration cycles reach a
+    device whose memory decoders are off)."""
+    cmd = await host.cfg_read(dev.slot, CFG["COMMAND"]) & 0xFFFF
+    await host.cfg_write(dev.slot, CFG["COMMAND"], (cmd & ~CMD_MASTER) | CMD_INTX_DISABLE)
+
+
+async def restore_command(host, dev: PciDevice, *, master: bool) -> None:
+    """Memory Space Enable on, INTx# allowed, Bus Master Enable as ``master``
+    (what :func:`enumerate_bus` programmed)."""
+    await host.cfg_write(dev.slot, CFG["COMMAND"],
+                         CMD_MEMORY | (CMD_MASTER if master else 0))
+
+
+class Watchdog:
+    """A completion timer for a driver, in the manner of OpenBSD ``hifn_tick``.
+
+    A kernel thread that sleeps with no timer while the device is idle. The
+    driver calls :meth:`arm` when it hands work to the device, :meth:`progress`
+    when a request completes and :meth:`kick` when it must recover at once
+    (the device reads all ones: ``expire(True)``). While armed, the thread
+    sleeps ``bound()`` ps; if no request completed meanwhile it awaits
+    ``expire(False)``. When ``idle()``
+    is true at the end of a period it awaits ``on_idle()`` and disarms.
+    """
+
+    def __init__(self, kernel: Any, name: str, *, bound: Callable[[], int],
+                 expire: Callable[[bool], Awaitable[None]], idle: Callable[[], bool],
+                 on_idle: Callable[[], Awaitable[None]] | None = None):
+        self.kernel = kernel
+        self.name = name
+        self.bound, self.expire, self.idle, self.on_idle = bound, expire, idle, on_idle
+        self.armed = False
+        self.urgent = False
+        self.completions = 0
+        self.expiries = 0
+        self._chan = object()
+        self.thread = kernel.kthread_create(name, self._run)
+
+    def arm(self) -> None:
+        if not self.armed:
+            self.armed = True
+            self.kernel.wakeup(self._chan)
+
+    def kick(self) -> None:
+        self.urgent = True
+        self.kernel.wakeup(self._chan)
+
+    def progress(self) -> None:
+        self.completions += 1
+
+    async def _run(self, t: Any) -> None:
+        k = self.kernel
+        while True:
+            if self.urgent:
+                self.urgent = False
+                self.expiries += 1
+                await self.expire(True)
+                continue
+            if not self.armed:
+                await k.tsleep(self._chan, PWAIT, f"{self.name}idle")
+                continue
+            mark = self.completions
+            if await k.tsleep(self._chan, PWAIT, self.name, max(1, int(self.bound()))) \
+                    != EWOULDBLOCK:
+                continue                        # kicked
+            if self.completions == mark and not self.idle():
+                self.expiries += 1
+                await self.expire(False)
+            if self.idle():
+                self.armed = False
+                if self.on_idle is not None:
+                    await self.on_idle()

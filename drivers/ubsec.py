@@ -19,13 +19,30 @@ offsets), command records in DMA memory (formats of :mod:`hw.dma.mcr`,
   its address to MCR1. Requests wait in the queue while the chip is full.
 * interrupt: read STAT, acknowledge, complete records in submission order up
   to the first whose DONE flag is clear (copy the MAC out, update the session
-  IV, ``crypto_done``), then feed. DMAERR: salvage finished records, reset
-  the card, fail every other record on the chip with EFAULT, feed the queue.
+  IV, ``crypto_done``), then feed. DMAERR: recover (below) with EFAULT.
+  STAT reading all ones is no DMA error: the card is not decoding; the
+  handler quiesces it through configuration space (Bus Master Enable off,
+  INTx# disabled) and has the watchdog recover it at once with EIO.
+* watchdog (after OpenBSD hifn's ``hifn_tick``; :class:`drivers.pci.Watchdog`):
+  armed only while records are on the chip or queued; when no record
+  completed for 4x the outstanding bytes at the datasheet rate plus 1 ms, it
+  first collects records DONE without an interrupt, then recovers with
+  ETIMEDOUT.
+* recovery: make sure the card can no longer master (CTRL RESET; if it does
+  not complete or the card reads all ones, Bus Master Enable off), complete
+  every record the card finished (in any position), fail the others with the
+  errno, restore the command register and CTRL/IMOD and feed the queue.
 
 Options (``boot(driver_options={"ubsec": {...}})``): ``maxaggr`` (packets per
 record, default 5 = OpenBSD's UBS_MAX_AGGR; 1 disables chaining),
 ``imod_records`` / ``imod_usec`` (the card's IMOD moderation extension:
-raise MCR1_DONE after N records or T µs; 0 = off, the default).
+raise MCR1_DONE after N records or T µs; 0 = off, the default),
+``watchdog_us`` (a fixed completion bound instead of the derived one).
+
+``handover_hook`` (default None): ``hook(kind, addr, size)`` is called after
+the driver wrote a structure to DMA memory and before the MCR1 write tells
+the card, for each packet's context (``"ctx"``) and particle descriptors
+(``"particle"``) and the record (``"mcr"``).
 
 CPU costs are charged as ``driver`` work with constants from the host
 profile table ``[ubsec]``.
@@ -42,7 +59,8 @@ from ocf.sha1 import SHA1_IV, hmac_sha1_midstates, sha1_compress  # noqa: F401 (
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
                             CRYPTOCAP_F_ENCRYPT_MAC, CryptoIni, CryptoOp)
-from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
+from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
+from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM, ETIMEDOUT
 
 __all__ = ["attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
 
@@ -75,6 +93,14 @@ MAXAGGR = 5
 MAX_PARTICLE = 0xFFFC
 MAX_PKTLEN = 0xFFFF
 #: 8259-era boards: the card's reset needs DELAY(10) (ubsec_reset_board)
+#: reads of CTRL while waiting for RESET to clear (model's choice: ~100 µs of reads)
+RESET_POLLS = 100
+#: BCM5820 datasheet rate, 3DES+HMAC-SHA1 (Broadcom BCM5820 product brief: 310 Mbit/s)
+DATASHEET_MBPS = 310.0
+#: watchdog bound: WD_FACTOR x the outstanding bytes at DATASHEET_MBPS + WD_MARGIN_PS
+#: (model's choice: far below hifn_tick's one-second period, far above any packet)
+WD_FACTOR = 4
+WD_MARGIN_PS = 1_000_000_000          # 1 ms
 
 
 # -- driver state -------------------------------------------------------------------
@@ -99,6 +125,8 @@ class _Q:
     enc_out: Optional[tuple]           # (skip, len) of ciphertext to update the IV from
     inbound: bool
     nparts: int = 0                    # particles in both chains
+    nbytes: int = 0                    # packet length (for the watchdog bound)
+    descs: list = field(default_factory=list)   # particle descriptors in DMA memory
 
 
 @dataclass
@@ -116,11 +144,18 @@ class Ubsec:
     """The softc (``struct ubsec_softc``)."""
 
     def __init__(self, system: Any, dev: Any, unit: int, maxaggr: int = MAXAGGR,
-                 imod_records: int = 0, imod_usec: float = 0.0):
+                 imod_records: int = 0, imod_usec: float = 0.0,
+                 watchdog_us: Optional[float] = None):
         if not isinstance(maxaggr, int) or maxaggr < 1:
             raise ValueError(f"ubsec: maxaggr must be a positive integer, not {maxaggr!r}")
         if not 0 <= int(imod_records) <= 255 or imod_usec < 0:
             raise ValueError("ubsec: imod_records must be 0..255 and imod_usec >= 0")
+        if watchdog_us is not None and not watchdog_us > 0:
+            raise ValueError(f"ubsec: watchdog_us must be > 0, not {watchdog_us!r}")
+        self.watchdog_ps = int(watchdog_us * 1e6) if watchdog_us else None
+        self.handover_hook = None
+        self.wd: Optional[Watchdog] = None
+        self.quiesced = False             # BME off / INTx masked by the driver
         self.system = system
         self.host = system.host
         self.kernel = system.kernel
@@ -144,7 +179,8 @@ class Ubsec:
         self.ih = None
         self.s = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
                       completed=0, errors=0, dma_errors=0, resets=0, mcr1_full=0,
-                      max_aggr=0, queue_max=0, chip_max=0, einval=0)
+                      max_aggr=0, queue_max=0, chip_max=0, einval=0, timeouts=0,
+                      recoveries=0, gone=0, offline=0)
 
     # ------------------------------------------------------------ registers
     async def rd(self, reg: int) -> int:
@@ -153,15 +189,23 @@ class Ubsec:
     async def wr(self, reg: int, value: int) -> None:
         await self.host.mmio_write(self.base + reg, value)
 
-    async def reset_board(self) -> None:
-        """``ubsec_reset_board``: CTRL |= RESET, DELAY(10); then wait for it."""
+    async def reset_board(self) -> bool:
+        """``ubsec_reset_board``: CTRL |= RESET, DELAY(10); then wait for it.
+        Returns whether the reset completed (False: CTRL reads all ones, or
+        RESET never cleared)."""
         ctrl = await self.rd(BS_CTRL)
+        if ctrl == ALL_ONES:
+            return False
         await self.wr(BS_CTRL, ctrl | BS_CTRL_RESET)
         await self.kernel.charge("driver", self.c["reset_delay"])
-        for _ in range(1000):
-            if not await self.rd(BS_CTRL) & BS_CTRL_RESET:
-                break
         self.s["resets"] += 1
+        for _ in range(RESET_POLLS):
+            ctrl = await self.rd(BS_CTRL)
+            if ctrl == ALL_ONES:
+                return False
+            if not ctrl & BS_CTRL_RESET:
+                return True
+        return False
 
     async def init_board(self) -> None:
         """``ubsec_init_board``: interrupts on, little-endian, moderation."""
@@ -222,6 +266,7 @@ class Ubsec:
         s = k.splraise()                       # splnet: the queue is shared with intr
         try:
             self.queue.append(q)
+            self.wd.arm()
             self.s["queue_max"] = max(self.s["queue_max"], len(self.queue))
             await self.feed()
         finally:
@@ -301,11 +346,14 @@ class Ubsec:
         # particle chains: first particle in the MCR, the rest in DMA memory
         slot = [macbuf + MACBUF_BYTES]
 
+        all_descs = []
+
         def chain(parts, tail):
             if not parts:
                 return (0, tail, 0)
             descs = [slot[0] + PKTBUF_BYTES * i for i in range(len(parts) - 1)]
             slot[0] += PKTBUF_BYTES * len(descs)
+            all_descs.extend(descs)
             raw = b""
             for i, (a, n) in enumerate(parts[1:], start=1):
                 nxt = descs[i] if i < len(descs) else tail
@@ -320,7 +368,8 @@ class Ubsec:
         q = _Q(crp=crp, ses=ses, dma=dma, packet=packet, macbuf=macbuf,
                mac_inject=mac.inject if mac else None,
                mac_len=MAC_BYTES, enc_out=(enc.skip, enc.len) if enc and encrypt else None,
-               inbound=bool(enc and not encrypt), nparts=len(in_parts) + len(out_parts))
+               inbound=bool(enc and not encrypt), nparts=len(in_parts) + len(out_parts),
+               nbytes=pktlen, descs=all_descs)
         return 0, q
 
     async def feed(self) -> bool:
@@ -343,6 +392,7 @@ class Ubsec:
             k.memory.write(mcr, struct.pack("<HH", n, 0) + b"".join(q.packet for q in qs))
             rec = _Rec(mcr, qs)
             self.chip.append(rec)
+            self._handover(rec)
             await self.wr(BS_MCR1, mcr)
             self.s["records"] += 1
             self.s["packets"] += n
@@ -350,11 +400,25 @@ class Ubsec:
             self.s["chip_max"] = max(self.s["chip_max"], len(self.chip))
         return read
 
+    def _handover(self, rec: _Rec) -> None:
+        """Tell ``handover_hook`` about every structure of ``rec`` in DMA memory."""
+        hook = self.handover_hook
+        if hook is None:
+            return
+        for q in rec.qs:
+            hook("ctx", q.dma, CTX_LONG_BYTES)
+            for a in q.descs:
+                hook("particle", a, PKTBUF_BYTES)
+        hook("mcr", rec.mcr, MCR_BYTES + MCR_ADD_BYTES * (len(rec.qs) - 1))
+
     # ------------------------------------------------------------ completion
     async def intr(self) -> bool:
         """``ubsec_intr``."""
         self.s["interrupts"] += 1
-        stat = await self.rd(BS_STAT) & (BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
+        raw = await self.rd(BS_STAT)
+        if raw == ALL_ONES:
+            return await self._gone()
+        stat = raw & (BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
         if not stat:
             return False
         self.s["claimed"] += 1
@@ -366,32 +430,110 @@ class Ubsec:
         if stat & BS_STAT_DMAERR:
             err = await self.rd(BS_ERR)
             self.s["dma_errors"] += 1
-            k.printf(f"{self.name}: dma error, {'read' if err & BS_ERR_READ else 'write'} "
-                     f"at {err & BS_ERR_ADDR:#010x}: resetting")
-            await self._complete_done()           # records finished before the error
-            await self.reset_board()
-            await self.init_board()
-            chip, self.chip = self.chip, deque()
-            for rec in chip:                      # ubsec_cleanchip: EFAULT
-                for q in rec.qs:
-                    await self._finish(q, EFAULT)
-                k.free(rec.mcr)
-        if not await self.feed():
+            await self._recover(EFAULT, f"dma error, {'read' if err & BS_ERR_READ else 'write'} "
+                                f"at {err & BS_ERR_ADDR:#010x}")   # ubsec_cleanchip
+        elif not await self.feed():
             await self.rd(BS_STAT)                # flush the acknowledge before returning
         return True
 
-    async def _complete_done(self) -> None:
+    async def _gone(self) -> bool:
+        """STAT read all ones: the card does not decode. Stop it mastering and
+        interrupting (configuration space still answers) and let the watchdog
+        recover it now. Claims the interrupt only the first time: afterwards
+        INTx# is disabled, so it is someone else's."""
+        if self.quiesced:
+            return False
+        self.s["gone"] += 1
+        self.kernel.printf(f"{self.name}: registers read all ones: device not responding")
+        await quiesce(self.host, self.dev)
+        self.quiesced = True
+        self.wd.kick()
+        return True
+
+    async def _complete_done(self, anywhere: bool = False) -> None:
+        """Complete records the card marked DONE: in submission order up to the
+        first that is not, or (``anywhere``, once the card has stopped) all."""
         mem = self.kernel.memory
-        while self.chip:
-            rec = self.chip[0]
+        for rec in list(self.chip):
             flags = int.from_bytes(mem.read(rec.mcr + 2, 2), "little")
             if not flags & UBS_MCR_DONE:
+                if anywhere:
+                    continue
                 break
-            self.chip.popleft()
+            self.chip.remove(rec)
             err = EIO if flags & UBS_MCR_ERROR else 0
             for q in rec.qs:
+                self.wd.progress()
                 await self._finish(q, err)
             self.kernel.free(rec.mcr)
+
+    # ------------------------------------------------------------ watchdog and recovery
+    def _bound(self) -> int:
+        """Picoseconds the card may go without completing a record."""
+        if self.watchdog_ps:
+            return self.watchdog_ps
+        nbytes = sum(q.nbytes for rec in self.chip for q in rec.qs)
+        return int(WD_FACTOR * nbytes * 8e6 / DATASHEET_MBPS) + WD_MARGIN_PS
+
+    def _idle(self) -> bool:
+        return not self.chip and not self.queue
+
+    async def _expire(self, gone: bool) -> None:
+        """Watchdog: collect records finished without an interrupt; recover if none."""
+        k = self.kernel
+        s = k.splraise()
+        try:
+            if gone:
+                await self._recover(EIO, "device not responding")
+                return
+            mark = self.wd.completions
+            await self._complete_done()
+            if self.wd.completions != mark:
+                self.kernel.printf(f"{self.name}: completions without an interrupt")
+                await self.feed()
+                return
+            self.s["timeouts"] += 1
+            await self._recover(ETIMEDOUT, f"no completion for {self._bound() / 1e6:.0f} us")
+        finally:
+            k.splx(s)
+
+    async def _recover(self, err: int, why: str) -> None:
+        """Stop the card, complete what it finished, fail the rest with ``err``,
+        restart it and feed the queue. A request fails only once the card can
+        no longer touch its buffers."""
+        k = self.kernel
+        self.s["recoveries"] += 1
+        k.printf(f"{self.name}: {why}: resetting")
+        stopped = not self.quiesced and await self.reset_board()
+        if not stopped and not self.quiesced:
+            await quiesce(self.host, self.dev)
+            self.quiesced = True
+        await self._complete_done(anywhere=True)
+        chip, self.chip = self.chip, deque()
+        for rec in chip:
+            for q in rec.qs:
+                await self._finish(q, err)
+            k.free(rec.mcr)
+        if not await self._restart(stopped):
+            self.s["offline"] += 1
+            k.printf(f"{self.name}: device still not responding: failing queued requests")
+            while self.queue:
+                await self._finish(self.queue.popleft(), err)
+            return
+        await self.feed()
+
+    async def _restart(self, stopped: bool) -> bool:
+        """After :meth:`_recover` stopped the card: reset it with decoders on
+        and mastering off unless that was done, then restore the command
+        register and CTRL/IMOD. False: the card still does not respond."""
+        if not stopped:
+            await restore_command(self.host, self.dev, master=False)
+            if not await self.reset_board():
+                return False
+        await restore_command(self.host, self.dev, master=True)
+        self.quiesced = False
+        await self.init_board()
+        return True
 
     async def _finish(self, q: _Q, err: int) -> None:
         """``ubsec_callback`` / ``ubsec_free_q``."""
@@ -412,7 +554,8 @@ class Ubsec:
 
     def stats(self) -> dict:
         return dict(self.s, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
-                    maxaggr=self.maxaggr, imod=self.imod)
+                    maxaggr=self.maxaggr, imod=self.imod,
+                    watchdog_expiries=self.wd.expiries if self.wd else 0)
 
 
 def _particles(segs, skip: int, length: int) -> list[tuple[int, int]]:
@@ -440,6 +583,7 @@ async def attach(system: Any, dev: Any, **options: Any) -> Ubsec:
     await sc.reset_board()
     await sc.init_board()
     sc.ih = k.intr_establish(dev.irq, sc.intr, sc.name)
+    sc.wd = Watchdog(k, f"{sc.name}wd", bound=sc._bound, expire=sc._expire, idle=sc._idle)
     sc.cid = system.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
     for alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC):
         system.crypto.register(sc.cid, alg, 0, 0, sc.newsession, sc.freesession, sc.process)
