@@ -19,15 +19,24 @@ Consumer API::
 
 ``process`` runs in the crypto kernel thread; a nonzero return other than
 ERESTART completes the request with that errno. ERESTART (OpenBSD
-``crypto_invoke``) unregisters the driver and migrates the request. Driver ids
-are never reused, so a stale session id cannot reach a newer driver.
+``crypto_invoke``) frees the request's session, unregisters the driver and
+migrates the request. Driver ids are never reused, so a stale session id
+cannot reach a newer driver.
+
+Accounting (for tests and fault campaigns): per driver, ``DriverStats`` —
+``operations`` handed to ``process`` = ``completed_ok`` + ``errors`` +
+``restarts`` + ``outstanding``; in total, ``Crypto.dispatched`` =
+``completed`` + ``outstanding`` and ``completed`` = ``completed_ok`` +
+``completed_errno``. A ``done`` for a request that is not in flight (a second
+completion) runs no callback: it is logged and counted in ``dup_done``.
+``Crypto.stats()`` returns all of it as one dict.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Awaitable, Callable, Optional
 
 from sim.kernel import PLOCK, Kernel
@@ -49,11 +58,15 @@ async def _call(fn: Callable, *args: Any) -> Any:
 
 @dataclass
 class DriverStats:
+    """One driver's counts; ``operations == completed_ok + errors + restarts + outstanding``."""
+
     operations: int = 0     # requests handed to process
     bytes: int = 0          # their crp_ilen
+    completed_ok: int = 0   # completed with a result (etype 0)
+    errors: int = 0         # completed with an errno (by the driver, or returned by process)
+    restarts: int = 0       # process returned ERESTART: the request migrated elsewhere
+    outstanding: int = 0    # handed to the driver, not yet completed
     sessions: int = 0       # live sessions
-    queued: int = 0         # handed to the driver, not yet done
-    errors: int = 0         # completed with a nonzero errno
     newsessions: int = 0    # sessions ever created
 
 
@@ -68,6 +81,7 @@ class CryptoDriver:
         self.freesession: Optional[Callable] = None
         self.process: Optional[Callable] = None
         self.cleanup = False
+        self.lids: set[int] = set()     # live local session ids
         self.stats = DriverStats()
 
     @property
@@ -93,10 +107,12 @@ class Crypto:
         self._qchan = object()          # the wait channel of the crypto thread
         self.c_invoke = kernel.profile.cost("ocf.invoke")
         self.c_dispatch = kernel.profile.cost("ocf.dispatch")
-        self.dispatched = 0
-        self.completed = 0
+        self.dispatched = 0         # requests queued by dispatch
+        self.completed = 0          # callbacks run (one per dispatch)
+        self.completed_ok = 0       # ... with etype 0
+        self.completed_errno = 0    # ... with an errno (EAGAIN after a migration included)
         self.migrated = 0
-        self.dup_done = 0
+        self.dup_done = 0           # done() for a request not in flight: ignored
         self.callback_errors = 0
         self.thread = kernel.kthread_create("crypto", self._crypto_thread)
 
@@ -140,7 +156,7 @@ class Crypto:
                 return 0
         drv.algs.clear()
         drv.newsession = drv.freesession = drv.process = None
-        if drv.stats.sessions:
+        if drv.lids:
             drv.cleanup = True
         else:
             self.drivers[cid] = None
@@ -149,6 +165,19 @@ class Crypto:
     def driver_stats(self, cid: int) -> Optional[DriverStats]:
         drv = self._driver(cid)
         return drv.stats if drv else None
+
+    @property
+    def outstanding(self) -> int:
+        """Dispatched requests whose callback has not run yet."""
+        return self.dispatched - self.completed
+
+    def stats(self) -> dict:
+        """Totals and per-driver counts (drivers still registered or in cleanup)."""
+        return {"dispatched": self.dispatched, "completed": self.completed,
+                "completed_ok": self.completed_ok, "completed_errno": self.completed_errno,
+                "outstanding": self.outstanding, "dup_done": self.dup_done,
+                "migrated": self.migrated, "callback_errors": self.callback_errors,
+                "drivers": {d.cid: asdict(d.stats) for d in self.drivers if d is not None}}
 
     # ------------------------------------------------------------ sessions
     @staticmethod
@@ -211,28 +240,35 @@ class Crypto:
             return EIO, 0
         if self.drivers[drv.cid] is not drv or drv.cleanup:   # went away meanwhile
             return EAGAIN, 0
-        drv.stats.sessions += 1
+        if lid in drv.lids:
+            self.kernel.printf(f"crypto{drv.cid}: newsession returned live id {lid}")
+            return EIO, 0
+        drv.lids.add(lid)
+        drv.stats.sessions = len(drv.lids)
         drv.stats.newsessions += 1
         return 0, (drv.cid << 32) | lid
 
     async def freesession(self, sid: Any) -> int:
-        """``crypto_freesession``; the last session of a driver in cleanup removes it."""
+        """``crypto_freesession``; the last session of a driver in cleanup removes it.
+
+        A session that is not live (never made, or freed already) is ENOENT and
+        does not reach the driver, so no session is freed twice."""
         if type(sid) is not int or sid < 0:
             return EINVAL
-        hid = sid >> 32
+        hid, lid = sid >> 32, sid & SID_LOCAL_MASK
         drv = self._driver(hid)
-        if drv is None:
+        if drv is None or lid not in drv.lids:
             return ENOENT
-        if drv.stats.sessions:
-            drv.stats.sessions -= 1
+        drv.lids.discard(lid)
+        drv.stats.sessions = len(drv.lids)
         err = 0
         if drv.freesession is not None:
             try:
-                err = await _call(drv.freesession, sid & SID_LOCAL_MASK)
+                err = await _call(drv.freesession, lid)
             except Exception as exc:  # noqa: BLE001
                 self.kernel.catchall(f"crypto{hid}: freesession", exc)
                 err = EIO
-        if drv.cleanup and drv.stats.sessions == 0 and self.drivers[hid] is drv:
+        if drv.cleanup and not drv.lids and self.drivers[hid] is drv:
             self.drivers[hid] = None
         return err if type(err) is int else EIO
 
@@ -241,11 +277,15 @@ class Crypto:
         """``crypto_dispatch``: queue for the crypto thread and return.
 
         The caller pays ``ocf.dispatch`` (``crypto.c_dispatch``). Only a request
-        without a callable callback is refused here (EINVAL); every queued
-        request completes through its callback exactly once.
+        without a callable callback, or one still in flight, is refused here
+        (EINVAL); every queued request completes through its callback exactly once.
         """
         if not isinstance(crp, CryptoOp) or not callable(crp.callback):
             return EINVAL
+        if crp.state != "idle":
+            self.kernel.printf("crypto_dispatch: request already in flight (refused)")
+            return EINVAL
+        crp.state = "queued"
         crp.flags &= ~CRYPTO_F_DONE
         crp.etype = 0
         crp.ndispatch += 1
@@ -255,22 +295,34 @@ class Crypto:
         return 0
 
     def done(self, crp: Any) -> None:
-        """``crypto_done``: run the consumer's callback (once per dispatch)."""
+        """``crypto_done``: run the consumer's callback (once per dispatch).
+
+        Only a request the crypto thread has taken from its queue can complete.
+        Any other (completed already, never dispatched, or dispatched again and
+        still queued: a stale completion) is a second completion: counted in
+        ``dup_done``, logged, no callback."""
         if not isinstance(crp, CryptoOp):
             self.kernel.printf(f"crypto_done: not a request: {crp!r}")
             return
-        if crp.flags & CRYPTO_F_DONE:
+        if crp.state != "active":
             self.dup_done += 1
             self.kernel.printf("crypto_done: request completed twice (ignored)")
             return
+        crp.state = "idle"
         crp.flags |= CRYPTO_F_DONE
         crp.ndone += 1
         drv, crp.driver = crp.driver, None
         if drv is not None:
-            drv.stats.queued -= 1
+            drv.stats.outstanding -= 1
             if crp.etype:
                 drv.stats.errors += 1
+            else:
+                drv.stats.completed_ok += 1
         self.completed += 1
+        if crp.etype:
+            self.completed_errno += 1
+        else:
+            self.completed_ok += 1
         try:
             crp.callback(crp)
         except Exception as exc:  # noqa: BLE001 — a consumer bug must not kill the kernel
@@ -305,12 +357,13 @@ class Crypto:
                 await k.tsleep(self._qchan, PLOCK, "crypto_wait")
                 continue
             crp = self._queue.popleft()
+            crp.state = "active"
             await k.charge("ocf", self.c_invoke)
             try:
                 await self._invoke(crp)
             except Exception as exc:  # noqa: BLE001 — never lose the request
                 k.catchall("crypto_invoke", exc)
-                if not crp.flags & CRYPTO_F_DONE:
+                if crp.state == "active":
                     self._fail(crp, EIO)
 
     async def _invoke(self, crp: CryptoOp) -> None:
@@ -333,24 +386,34 @@ class Crypto:
             return
         drv.stats.operations += 1
         drv.stats.bytes += crp.ilen if type(crp.ilen) is int else 0
-        drv.stats.queued += 1
+        drv.stats.outstanding += 1
         crp.driver = drv
         try:
             err = await _call(drv.process, crp)
         except Exception as exc:  # noqa: BLE001
             self.kernel.catchall(f"crypto{hid}: process", exc)
             err = EIO
-        if not err or crp.flags & CRYPTO_F_DONE:
+        if not err or crp.state != "active":
             return
-        if crp.driver is drv:
-            drv.stats.queued -= 1
-            crp.driver = None
         if err == ERESTART:
-            self.kernel.printf(f"crypto{hid}: ERESTART, driver unregistered")
-            self.unregister(hid, CRYPTO_ALGORITHM_ALL)
-            await self._migrate(crp)
+            await self._restart(drv, crp)
         else:
-            self._fail(crp, err if type(err) is int else EIO)
+            self._fail(crp, err if type(err) is int else EIO)   # counted as the driver's error
+
+    async def _restart(self, drv: CryptoDriver, crp: CryptoOp) -> None:
+        """``process`` returned ERESTART: the driver is going away. Free the
+        request's session on it (OpenBSD's crypto_invoke does not, which leaves
+        the driver in cleanup with that session for good), unregister it and
+        migrate the request."""
+        if crp.driver is drv:
+            drv.stats.outstanding -= 1
+            drv.stats.restarts += 1
+            crp.driver = None
+        self.kernel.printf(f"crypto{drv.cid}: ERESTART, driver unregistered")
+        await self.freesession(crp.sid)
+        if self.drivers[drv.cid] is drv and not drv.cleanup:
+            self.unregister(drv.cid, CRYPTO_ALGORITHM_ALL)
+        await self._migrate(crp)
 
     async def _migrate(self, crp: CryptoOp) -> None:
         """New session elsewhere from the request's init data; complete with EAGAIN.

@@ -203,3 +203,4 @@ class CryptoOp:
     driver: Any = None        # driver holding the request (stats), None when not there
     ndispatch: int = 0
     ndone: int = 0
+    state: str = "idle"       # idle -> queued (dispatch) -> active (handed on) -> idle (done)

@@ -177,7 +177,9 @@ def test_dispatch_runs_in_crypto_thread_and_done_runs_callback():
     seen = run_requests(s, reqs)
     assert all(v == [0] for v in seen.values())
     st = s.crypto.driver_stats(card.cid)
-    assert (st.operations, st.bytes, st.queued, st.errors) == (5, 5 * 64, 0, 0)
+    assert (st.operations, st.bytes, st.outstanding, st.errors, st.completed_ok) == (5, 5 * 64, 0, 0, 5)
+    assert (s.crypto.dispatched, s.crypto.completed, s.crypto.completed_ok,
+            s.crypto.completed_errno, s.crypto.outstanding) == (5, 5, 5, 0, 0)
     assert all(r.flags & CRYPTO_F_DONE and r.ndone == r.ndispatch == 1 for r in reqs)
     assert s.kernel.intr_stats()[card.line]["handlers"]["fake"]["claimed"] >= 1
 
@@ -202,13 +204,75 @@ def test_unknown_session_on_software_is_enoent():
     assert list(run_requests(s, reqs).values()) == [[ENOENT]]
 
 
-def test_duplicate_done_is_ignored():
+class DoubleDone(FakeCard):
+    """A card whose interrupt handler completes each request twice in a row
+    (the consumer's callback has re-dispatched it in between: the second
+    ``done`` finds it queued), and once more ``late`` ps later."""
+
+    def __init__(self, crypto, late, **kw):
+        super().__init__(crypto, "double", **kw)
+        self.late = late
+
+    async def intr(self):
+        if not self.finished:
+            return False
+        while self.finished:
+            crp, err = self.finished.popleft()
+            crp.etype = err
+            self.crypto.done(crp)
+            self.crypto.done(crp)
+            fut, _ = self.loop.call_at(self.loop.now + self.late, "late")
+            fut.add_done_callback(lambda _f, crp=crp: self.crypto.done(crp))
+        self.kernel.interrupt(self.line, False)
+        return True
+
+
+def test_second_completion_is_counted_and_runs_no_callback():
+    s = System(software=False)
+    DoubleDone(s.crypto, late=100_000_000, delay=5_000_000)
+    err, sid = newsession(s, [null_ini()])
+    calls = []
+    r = make_req(s, sid)
+    chan = object()
+
+    times = []
+
+    def cb(crp):
+        calls.append(crp.etype)
+        times.append(s.loop.now)
+        if len(calls) == 1:          # use it again at once
+            assert s.crypto.dispatch(crp) == 0
+        else:
+            s.kernel.wakeup(chan)
+
+    async def body(t):
+        r.callback = cb
+        assert s.crypto.dispatch(r) == 0
+        while len(calls) < 2:
+            await s.kernel.tsleep(chan, 24, "test")
+        await s.kernel.tsleep(body, 24, "settle", timo=300_000_000)
+    s.run_kthread(body)
+    assert calls == [0, 0] and r.ndispatch == r.ndone == 2
+    assert times[1] - times[0] > 5_000_000        # the second one did go through the card
+    assert s.crypto.dup_done == 4 and s.crypto.dispatched == s.crypto.completed == 2
+    assert sum("completed twice" in m for m in s.kernel.msgbuf) == 4
+
+
+def test_done_of_a_request_never_dispatched_is_ignored():
     s = System()
     calls = []
     r = make_req(s, 0, cb=lambda crp: calls.append(1))
     s.crypto.done(r)
-    s.crypto.done(r)
-    assert calls == [1] and s.crypto.dup_done == 1
+    assert calls == [] and s.crypto.dup_done == 1 and s.crypto.completed == 0
+
+
+def test_dispatch_of_a_request_in_flight_is_refused():
+    s = System()
+    err, sid = newsession(s, [null_ini()])
+    r = make_req(s, sid)
+    assert s.crypto.dispatch(r) == 0
+    assert s.crypto.dispatch(r) == EINVAL
+    assert s.crypto.dispatched == 1
 
 
 @pytest.mark.expect_catchall
@@ -217,9 +281,15 @@ def test_callback_exception_does_not_escape():
 
     def boom(crp):
         raise RuntimeError("consumer bug")
-    r = make_req(s, 0, cb=boom)
-    s.crypto.done(r)
+    err, sid = newsession(s, [null_ini()])
+    r = make_req(s, sid, cb=boom)
+
+    async def body(t):
+        assert s.crypto.dispatch(r) == 0
+        await s.kernel.tsleep(body, 24, "settle", timo=10_000_000)
+    s.run_kthread(body)
     assert s.crypto.callback_errors == 1 and s.kernel.catchalls == 1
+    assert s.crypto.completed == 1
 
 
 def test_migration_when_driver_unregisters_mid_stream():
@@ -253,7 +323,27 @@ def test_erestart_unregisters_and_migrates():
     reqs = [make_req(s, sid)]
     seen = run_requests(s, reqs)
     assert seen[id(reqs[0])] == [EAGAIN, 0]
-    assert s.crypto.drivers[a.cid].cleanup
+    assert s.crypto.drivers[a.cid] is None        # its only session was freed: gone
+    assert a.sessions == set()                    # ... on the driver too
+    assert reqs[0].sid >> 32 == b.cid and s.crypto.driver_stats(b.cid).sessions == 1
+
+
+def test_erestart_frees_only_the_request_session_and_counts_a_restart():
+    s = System(software=False)
+    a = FakeCard(s.crypto, "a", behave=lambda crp: "restart")
+    sids = [newsession(s, [null_ini()])[1] for _ in range(2)]
+    b = FakeCard(s.crypto, "b")
+    reqs = [make_req(s, sids[0])]
+    assert run_requests(s, reqs)[id(reqs[0])] == [EAGAIN, 0]
+    drv = s.crypto.drivers[a.cid]
+    assert drv.cleanup and drv.stats.sessions == 1 and a.sessions == {sids[1] & 0xFFFFFFFF}
+    st = drv.stats
+    assert (st.operations, st.restarts, st.outstanding, st.errors) == (1, 1, 0, 0)
+
+    async def free(t):
+        return [await s.crypto.freesession(sid) for sid in (sids[1], sids[1], sids[0])]
+    assert s.run_kthread(free) == [0, ENOENT, ENOENT]   # freed once; the migrated one already
+    assert s.crypto.drivers[a.cid] is None and b.sessions == {reqs[0].sid & 0xFFFFFFFF}
 
 
 def test_migration_without_any_driver_fails_instead_of_looping():

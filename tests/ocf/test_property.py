@@ -65,7 +65,7 @@ def test_every_request_completes_exactly_once(ncards, nreq, software, seed, plan
     assert s.crypto.dup_done == 0 and s.crypto.callback_errors == 0
     for c in cards:
         st_ = s.crypto.driver_stats(c.cid)
-        assert st_ is None or st_.queued == 0
+        assert st_ is None or st_.outstanding == 0
     assert sum(s.kernel.accounting().values()) == s.loop.now
 
 
