@@ -91,6 +91,9 @@ class Host(HardwarePort):
         #: posted writes that ended in an abort: (addr, status name)
         self.write_errors: list[tuple[int, str]] = []
         self.interrupt_edges = [0, 0, 0, 0]   # assertions seen per line
+        #: fault injection (ocfsim.faults): ``irq_filter(line, asserted)`` returns
+        #: whether a change reaches the handlers; None delivers every change
+        self.irq_filter: Optional[Callable[[int, bool], bool]] = None
 
     # ------------------------------------------------------------------ time
     @property
@@ -299,6 +302,8 @@ class Host(HardwarePort):
                 if changed >> line & 1:
                     asserted = bool(irq >> line & 1)
                     self.interrupt_edges[line] += asserted
+                    if self.irq_filter is not None and not self.irq_filter(line, asserted):
+                        continue
                     for h in self._irq_handlers:
                         self.loop.call_soon(lambda _, h=h, l=line, a=asserted: h(l, a))
         return True

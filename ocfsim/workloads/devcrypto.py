@@ -6,6 +6,16 @@ descriptor, creates one session with random keys and encrypts random buffers
 of ``size`` bytes with a fresh explicit IV, checking each output (and MAC)
 against the ``cryptography`` package. Figures are measured over the window
 from the first request's start to the last request's end.
+
+Every request is accounted (``requests`` in the result): dispatched,
+completed with a verified result, with a wrong one, with an errno (by name)
+and never completed. With ``faults`` (SPECs of :mod:`ocfsim.faults`, times
+relative to the first request) the run is bounded in simulated time: the
+processes stop issuing ``timeout_us`` after the last fault window closes,
+then a probe batch of ``probe_ops`` requests on fresh sessions shows whether
+the card serves again (bounded the same way); a request still asleep at the
+end is *lost*. ``recovery_us`` is the time from the end of the fault window
+to the first verified completion of a request dispatched after it.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from __future__ import annotations
 import hmac as _hmac
 import hashlib
 import random
-import sys
+from collections import Counter
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -21,10 +31,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_NULL, CRYPTO_SHA1_HMAC
 from ocf.cryptodev import (CIOCCRYPT, CIOCFSESSION, CIOCGSESSION, COP_DECRYPT, COP_ENCRYPT,
                            CRIOGET, CrioGet, CryptOp, SessionOp)
+from ocfsim.faults import FaultPlan
 from ocfsim.system import boot
+from sim.experiment import progress as progress_bar
+from sim.kernel.errno import errorname
 from sim.kernel.profile import DEFAULT_PROFILE
 
-__all__ = ["devcrypto", "ALGS", "reference"]
+__all__ = ["devcrypto", "ALGS", "reference", "Tally"]
 
 #: name → (cipher, key bytes, MAC algorithm or None, MAC key bytes)
 ALGS = {
@@ -55,12 +68,62 @@ def reference(alg: str, key: bytes, mackey: bytes, iv: bytes, data: bytes,
     return out, tag
 
 
+class Tally:
+    """Every request of a batch: dispatched, verified, wrong, errno, outstanding."""
+
+    def __init__(self):
+        self.dispatched = self.ok = self.wrong = self.outstanding = 0
+        self.errno: Counter = Counter()
+        self.stopped = False           # no new requests once the run's bound has passed
+
+    def start(self) -> None:
+        self.dispatched += 1
+        self.outstanding += 1
+
+    def end(self, err: int, correct: bool) -> None:
+        self.outstanding -= 1
+        if err:
+            self.errno[errorname(err)] += 1
+        elif correct:
+            self.ok += 1
+        else:
+            self.wrong += 1
+
+    def as_dict(self) -> dict:
+        return {"dispatched": self.dispatched, "ok": self.ok, "wrong": self.wrong,
+                "errno": dict(sorted(self.errno.items())),
+                "errno_total": sum(self.errno.values()), "lost": self.outstanding}
+
+
+async def _wait(loop, tasks: list, until_ps: int | None) -> None:
+    """Wait for every task to finish, or until simulated time ``until_ps``."""
+    if all(t.done() for t in tasks):
+        return
+    fut = loop.create_future("workload bound")
+
+    def check(_f=None):
+        if not fut.done() and (_f is None or all(t.done() for t in tasks)):
+            fut.set_result(None)
+    for t in tasks:
+        t.add_done_callback(check)
+    handle = None
+    if until_ps is not None:
+        timer, handle = loop.call_at(until_ps, "workload bound")
+        timer.add_done_callback(lambda _f: check())
+    await fut
+    if handle is not None:
+        handle.cancel()
+
+
 async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
                     threads: int = 1, profile: str = DEFAULT_PROFILE,
                     allow_soft: bool = False, decrypt: bool = False, seed: int = 1,
-                    progress: bool = False, driver_options: dict | None = None) -> dict:
+                    progress: bool = False, driver_options: dict | None = None,
+                    faults: list[str] | None = None, timeout_us: float = 5000.0,
+                    probe_ops: int = 4) -> dict:
     if alg not in ALGS:
         raise ValueError(f"unknown algorithm {alg!r}")
+    plan = FaultPlan.parse(faults or [])
     system = await boot(host, profile=profile, allow_soft=allow_soft,
                         driver_options=driver_options)
     kernel = system.kernel
@@ -72,14 +135,16 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     window = {"start": None, "end": 0}
     per_thread = [ops // threads + (1 if i < ops % threads else 0) for i in range(threads)]
     done_ops = [0]
-    bar = _progress(ops) if progress else None
+    bar = progress_bar(ops, unit="op") if progress else None
+    main, probe = Tally(), Tally()
+    first_new_ok = [None]          # first verified completion dispatched after the faults
 
-    async def app(p, n, prng):
+    async def app(p, n, prng, tally):
         err, fd = await kernel.sys_open(p, "/dev/crypto")
         g = CrioGet()
         err = err or await kernel.sys_ioctl(p, fd, CRIOGET, g)
-        key = bytes(prng.getrandbits(8) for _ in range(keylen))
-        mackey = bytes(prng.getrandbits(8) for _ in range(mackeylen))
+        key = prng.randbytes(keylen)
+        mackey = prng.randbytes(mackeylen)
         sop = SessionOp(cipher=cipher, keylen=keylen, key=key)
         if mac:
             sop.mac, sop.mackeylen, sop.mackey = mac, mackeylen, mackey
@@ -88,8 +153,10 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
             errnos.append(err)
             return
         for _ in range(n):
-            data = bytes(prng.getrandbits(8) for _ in range(size))
-            iv = bytes(prng.getrandbits(8) for _ in range(8)) if cipher != CRYPTO_NULL else None
+            if tally.stopped:
+                break
+            data = prng.randbytes(size)
+            iv = prng.randbytes(8) if cipher != CRYPTO_NULL else None
             dst = bytearray(size)
             tag = bytearray(MAC_BYTES) if mac else None
             cop = CryptOp(ses=sop.ses, op=COP_DECRYPT if decrypt else COP_ENCRYPT,
@@ -97,32 +164,61 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
             t0 = kernel.now
             if window["start"] is None:
                 window["start"] = t0
+                if plan.faults:
+                    plan.arm(system)
+            tally.start()
             err = await kernel.sys_ioctl(p, g.fd, CIOCCRYPT, cop)
             t1 = kernel.now
             window["end"] = max(window["end"], t1)
+            correct = False
             if err:
                 errnos.append(err)
+            else:
+                latencies.append(t1 - t0)
+                want, want_tag = reference(alg, key, mackey, iv or bytes(8), data, not decrypt)
+                correct = bytes(dst) == want and (not mac or bytes(tag) == want_tag)
+                if bytes(dst) != want:
+                    failures.append(f"{p.name}: output differs from cryptography")
+                elif not correct:
+                    failures.append(f"{p.name}: MAC differs from hashlib HMAC-SHA1")
+                elif tally is main:
+                    done_ops[0] += 1
+                    if bar:
+                        bar.update(1)
+            tally.end(err, correct)
+            if correct and plan.faults and first_new_ok[0] is None \
+                    and t0 >= plan.window_end_ps:
+                first_new_ok[0] = t1
+            if err and not plan.faults:
                 return
-            latencies.append(t1 - t0)
-            want, want_tag = reference(alg, key, mackey, iv or bytes(8), data, not decrypt)
-            if bytes(dst) != want:
-                failures.append(f"{p.name}: output differs from cryptography")
-            elif mac and bytes(tag) != want_tag:
-                failures.append(f"{p.name}: MAC differs from hashlib HMAC-SHA1")
-            done_ops[0] += 1
-            if bar:
-                bar.update(1)
         await kernel.sys_ioctl(p, g.fd, CIOCFSESSION, sop.ses)
         await kernel.sys_close(p, g.fd)
         await kernel.sys_close(p, fd)
 
+    def fork(name, counts, tally):
+        return [kernel.fork(f"{name}{i}", app, n, random.Random(rng.getrandbits(64)), tally)
+                for i, n in enumerate(counts)]
+
+    timeout_ps = int(timeout_us * 1e6)
     before_bus = host.bus_stats()
     before_cpu = kernel.accounting()
     before_irq = sum(host.interrupt_edges)
-    procs = [kernel.fork(f"app{i}", app, per_thread[i], random.Random(rng.getrandbits(64)))
-             for i in range(threads)]
-    for p in procs:
-        await p.task
+    procs = fork("app", per_thread, main)
+    if plan.faults:
+        await _wait(host.loop, [p.task for p in procs], None if not ops else
+                    _bound(host, window, plan, timeout_ps))
+        main.stopped = True
+        await host.sleep(max(0, plan.window_end_ps - host.now))
+        nprobe = min(threads, probe_ops)
+        probes = fork("probe", [probe_ops // nprobe + (i < probe_ops % nprobe)
+                                for i in range(nprobe)], probe) if probe_ops else []
+        await _wait(host.loop, [p.task for p in probes], host.now + timeout_ps)
+    else:
+        probes = []
+        await _wait(host.loop, [p.task for p in procs], None)
+    for p in procs + probes:
+        if p.task.done():
+            p.task.result()                # a process's own error is the run's error
     if bar:
         bar.close()
     start = window["start"] or kernel.now
@@ -136,18 +232,14 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     drivers = {}
     for softc in system.softcs:
         drivers[getattr(softc, "name", repr(softc))] = getattr(softc, "stats", lambda: {})()
-    # OCF's own per-driver accounting, the same for every driver
-    names = {getattr(sc, "cid", None): getattr(sc, "name", "?") for sc in system.softcs}
-    if system.ocf.swcr is not None:
-        names[system.ocf.swcr.cid] = "cryptosoft"
-    ocf_drivers = {}
-    for cid, name in names.items():
-        st = system.crypto.driver_stats(cid) if cid is not None else None
-        if st is not None:
-            ocf_drivers[name] = {"operations": st.operations, "bytes": st.bytes,
-                                 "newsessions": st.newsessions, "errors": st.errors}
-    return {
-        "ok": not failures and not errnos and done_ops[0] == ops and not host.checker_errors(),
+    requests = _total(main, probe)
+    served_after = probe.dispatched > 0 and probe.ok == probe.dispatched
+    if plan.faults:
+        ok = not failures and not requests["lost"] and served_after
+    else:
+        ok = not failures and not errnos and done_ops[0] == ops and not requests["lost"]
+    result = {
+        "ok": ok and not kernel.catchalls and not host.checker_errors(),
         "alg": alg, "size": size, "threads": threads, "ops": done_ops[0],
         "bytes": done_ops[0] * size,
         "mbps": 8 * done_ops[0] * size / secs / 1e6,
@@ -162,15 +254,52 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
         "breakdown": bus["breakdown"], "by_master": bus["by_master"],
         "sim_time_s": secs,
         "devices": [f"{d.slot}:{d.name}" for d in system.devices],
-        "drivers": drivers, "ocf_drivers": ocf_drivers,
+        "drivers": drivers, "ocf_drivers": _ocf_drivers(system),
+        "requests": requests, "kernel_catchalls": kernel.catchalls,
         "failures": failures[:5], "errnos": errnos[:5],
         "checker": host.checker_errors(),
         "profile": profile,
     }
+    if plan.faults:
+        result["faults"] = {
+            "specs": [str(f) for f in plan.faults], "log": plan.log,
+            "window_end_us": (plan.window_end_ps - plan.t0) / 1e6,
+            "probe": probe.as_dict(), "served_after": served_after,
+            "recovery_us": (first_new_ok[0] - plan.window_end_ps) / 1e6
+            if first_new_ok[0] is not None else None,
+            "timeout_us": timeout_us, "end_us": (host.now - plan.t0) / 1e6,
+            "kernel_log": [m for m in kernel.msgbuf if not m.endswith("not configured")][-12:],
+        }
+    return result
 
 
-def _progress(total: int):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit="op", file=sys.stderr, leave=False)
+def _bound(host, window: dict, plan: FaultPlan, timeout_ps: int) -> int:
+    """When the main batch stops issuing: ``timeout`` after the fault window
+    (the plan is armed at the first request, which has started by now or
+    starts within the timeout)."""
+    t0 = plan.t0 if window["start"] is not None else host.now
+    return t0 + max(f.end_ps for f in plan.faults) + timeout_ps
+
+
+def _total(*tallies: Tally) -> dict:
+    out = Tally()
+    for t in tallies:
+        out.dispatched += t.dispatched
+        out.ok += t.ok
+        out.wrong += t.wrong
+        out.outstanding += t.outstanding
+        out.errno.update(t.errno)
+    return out.as_dict()
+
+
+def _ocf_drivers(system) -> dict:
+    """OCF's own per-driver accounting, the same for every driver."""
+    names = {getattr(sc, "cid", None): getattr(sc, "name", "?") for sc in system.softcs}
+    if system.ocf.swcr is not None:
+        names[system.ocf.swcr.cid] = "cryptosoft"
+    out = {}
+    for cid, name in names.items():
+        st = system.crypto.driver_stats(cid) if cid is not None else None
+        if st is not None:
+            out[name] = {k: v for k, v in vars(st).items() if isinstance(v, int)}
+    return out

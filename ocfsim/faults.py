@@ -1,0 +1,383 @@
+"""Fault injection at a simulated time: register pokes behind the driver, PCI
+command-register outages, DRAM retry storms and latency, lost interrupts and
+garbage in the structures a driver hands over to its card.
+
+An experiment arms a plan on a booted system; every time in a plan is
+relative to the moment it is armed::
+
+    plan = FaultPlan.parse(["reset@60us", "bme-off@60us+60us"])
+    plan.arm(system)            # returns at once; injections run on the loop
+    ...                         # run a workload
+    plan.log                    # [{"time_us", "fault", "card", "event", ...}, ...]
+
+Textual SPEC (``ocfsim run --fault SPEC``; grammar in ``docs/faults.md``)::
+
+    KIND@TIME[+DURATION][:KEY=VALUE[,KEY=VALUE...]]
+
+with TIME and DURATION a number and a unit (``ns``, ``us``, ``ms``), e.g.
+``reset@60us``, ``mse-off@60us+60us``, ``poke@80us:bar=1,reg=0x44,value=0``,
+``lost-irq@50us:count=2``, ``dram-retry@40us+100us:every=1``,
+``bad-session@30us:card=1``. ``card=N`` picks the N-th attached card
+(default 0).
+
+Injections act *behind the driver*: register writes and configuration
+cycles go through the host bridge as bus transactions from an agent of
+their own, not through the driver's code, and hand-over faults rewrite DMA
+memory through the backdoor between the driver's write and the moment the
+card is told (the drivers' ``handover_hook(kind, addr, size)``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Fault", "FaultPlan", "FaultError", "KINDS", "parse_fault", "check_cards",
+           "UNDECODED"]
+
+#: a bus address no agent decodes on the standard machines: above the 4 MiB
+#: of host DRAM and below the BAR window that starts at 0x8000_0000
+#: (``sim.host.Host.mmio_window``), so a DMA there ends in master abort
+UNDECODED = 0x7FF0_0000
+#: PCI 2.3 §6.2.2: command register bits
+CMD_MEMORY_SPACE, CMD_BUS_MASTER = 0x2, 0x4
+PCI_COMMAND = 0x04
+
+CARD_IDS = {(0x14E4, 0x5820): "bcm5820", (0x13A3, 0x0005): "hifn7751"}
+BOTH = ("bcm5820", "hifn7751")
+
+# register offsets and bits of the faults that name one (ubsecreg.h;
+# hifn7751reg.h; the same values as drivers/ubsec.py and drivers/hifn.py)
+UBS_CTRL, UBS_CTRL_RESET = 0x04, 0x8000_0000
+HIFN_PUCTRL, HIFN_PUCTRL_RESET = 0x04, 0x01
+HIFN_DMA_CSR, HIFN_CSR_ALL_DIS = 0x40, 0x4040_4040     # CTRL_DIS of the four rings
+HIFN_D_VALID = 0x8000_0000
+UBS_PKT_CTX = 4             # struct ubsec_mcr: u16 pkts, u16 flags, then ctx address
+UBS_PKT_IN = 8              # the first input particle {addr, next, len} in the MCR
+
+
+class FaultError(ValueError):
+    """A SPEC or a plan that cannot be injected (one line, for the user)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    cards: tuple[str, ...]          # card kinds it applies to
+    duration: bool                  # needs +DURATION
+    params: dict = field(default_factory=dict)    # name → default
+    doc: str = ""
+
+
+KINDS: dict[str, Kind] = {
+    "reset": Kind(BOTH, False, doc="5820 CTRL RESET, hifn PUCTRL RESET, written behind the driver"),
+    "rings-off": Kind(("hifn7751",), False, doc="hifn DMA_CSR: all four rings disabled"),
+    "poke": Kind(BOTH, False, {"bar": 0, "reg": None, "value": None},
+                 doc="write VALUE to register REG of BAR"),
+    "bme-off": Kind(BOTH, True, doc="PCI command register Bus Master Enable off for DURATION"),
+    "mse-off": Kind(BOTH, True, doc="PCI command register Memory Space Enable off for DURATION"),
+    "lost-irq": Kind(BOTH, False, {"count": 1},
+                     doc="the next COUNT assertions of the card's line are not delivered"),
+    "dram-retry": Kind(BOTH, True, {"every": 1},
+                       doc="host DRAM retries every EVERY-th transaction for DURATION"),
+    "dram-latency": Kind(BOTH, True, {"latency": 15, "wait_every": 4, "wait_len": 31},
+                         doc="host DRAM first-read latency and wait states for DURATION"),
+    "master-abort": Kind(BOTH, False, doc="the next handed-over structure points at an "
+                         "undecoded address (5820: the context; hifn: a source buffer)"),
+    "zero-particle": Kind(("bcm5820",), False,
+                          doc="the next record's input particle: length 0, linked to itself"),
+    "res-novalid": Kind(("hifn7751",), False,
+                        doc="the next result descriptor is handed over without VALID"),
+    "bad-session": Kind(("hifn7751",), False, doc="the next command's session word is 0xFFFF"),
+    "garbage": Kind(BOTH, False, {"kind": None, "seed": 1},
+                    doc="random bytes over the next structure of hand-over KIND"),
+}
+
+#: hand-over kind each hand-over fault waits for, per card kind
+HANDOVER = {
+    ("master-abort", "bcm5820"): "mcr", ("master-abort", "hifn7751"): "hifn-src",
+    ("zero-particle", "bcm5820"): "mcr", ("res-novalid", "hifn7751"): "hifn-res",
+    ("bad-session", "hifn7751"): "hifn-cmd",
+}
+
+_UNITS = {"ns": 1_000, "us": 1_000_000, "µs": 1_000_000, "ms": 1_000_000_000}
+_TIME = r"(\d+(?:\.\d+)?)(ns|us|µs|ms)"
+_SPEC = re.compile(rf"^([a-z-]+)@{_TIME}(?:\+{_TIME})?(?::(.*))?$")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: ``kind`` at ``at_ps`` after arming, for ``duration_ps``."""
+    kind: str
+    at_ps: int
+    duration_ps: int = 0
+    card: int = 0
+    params: tuple = ()              # sorted (name, value) pairs
+
+    @property
+    def end_ps(self) -> int:
+        return self.at_ps + self.duration_ps
+
+    def param(self, name: str) -> Any:
+        return dict(self.params).get(name, KINDS[self.kind].params.get(name))
+
+    def __str__(self) -> str:
+        text = f"{self.kind}@{self.at_ps / 1e6:g}us"
+        if self.duration_ps:
+            text += f"+{self.duration_ps / 1e6:g}us"
+        extra = ([f"card={self.card}"] if self.card else []) \
+            + [f"{k}={v:#x}" if isinstance(v, int) and k in ("reg", "value") else f"{k}={v}"
+               for k, v in self.params]
+        return text + (":" + ",".join(extra) if extra else "")
+
+
+def _ps(number: str, unit: str) -> int:
+    return int(round(float(number) * _UNITS[unit]))
+
+
+def _value(name: str, text: str) -> Any:
+    if name == "kind":
+        return text
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise FaultError(f"{name}={text!r} is not an integer") from None
+
+
+def parse_fault(text: str) -> Fault:
+    """``"bme-off@60us+60us"`` → :class:`Fault`; :class:`FaultError` on a bad SPEC."""
+    m = _SPEC.match(text.strip())
+    if not m:
+        raise FaultError(f"fault {text!r} is not KIND@TIME[+DURATION][:KEY=VALUE,...] "
+                         f"(TIME like 60us; kinds: {', '.join(KINDS)})")
+    name, at, at_unit, dur, dur_unit, rest = m.groups()
+    kind = KINDS.get(name)
+    if kind is None:
+        raise FaultError(f"unknown fault kind {name!r} (choose from {', '.join(KINDS)})")
+    duration = _ps(dur, dur_unit) if dur else 0
+    if kind.duration and not duration:
+        raise FaultError(f"fault {name!r} needs a duration: {name}@TIME+DURATION")
+    if not kind.duration and dur:
+        raise FaultError(f"fault {name!r} is instantaneous: no +DURATION")
+    card, params = 0, {}
+    for item in filter(None, (rest or "").split(",")):
+        key, eq, val = item.partition("=")
+        if not eq:
+            raise FaultError(f"fault {name!r}: {item!r} is not KEY=VALUE")
+        if key == "card":
+            card = _value(key, val)
+            if card < 0:
+                raise FaultError(f"card={card} is negative")
+        elif key in kind.params:
+            params[key] = _value(key, val)
+        else:
+            allowed = ", ".join(["card", *kind.params])
+            raise FaultError(f"fault {name!r} takes no {key!r} (takes {allowed})")
+    missing = [k for k, v in kind.params.items() if v is None and k not in params]
+    if missing:
+        raise FaultError(f"fault {name!r} needs {', '.join(k + '=' for k in missing)}")
+    _check_params(name, params)
+    return Fault(name, _ps(at, at_unit), duration, card, tuple(sorted(params.items())))
+
+
+#: inclusive ranges of the numeric parameters (the host-bridge knob widths of
+#: hw/pci/host_bridge.py; a dword register offset inside a 4 KiB BAR)
+_RANGES = {"bar": (0, 5), "reg": (0, 0xFFC), "value": (0, 0xFFFF_FFFF), "count": (1, 1000),
+           "every": (1, 255), "latency": (0, 15), "wait_every": (0, 255), "wait_len": (0, 31),
+           "seed": (0, 2**32 - 1)}
+
+
+def _check_params(name: str, params: dict) -> None:
+    for key, value in params.items():
+        if key == "kind":
+            continue
+        lo, hi = _RANGES[key]
+        if not lo <= value <= hi:
+            raise FaultError(f"fault {name!r}: {key}={value} is not in {lo}..{hi}")
+        if key == "reg" and value % 4:
+            raise FaultError(f"fault {name!r}: reg={value:#x} is not dword aligned")
+
+
+def check_cards(faults: list[Fault], kinds: list[str]) -> None:
+    """Refuse faults naming a card the machine lacks or a kind it does not apply to."""
+    for f in faults:
+        if f.card >= len(kinds):
+            raise FaultError(f"fault {f}: card={f.card} but the machine has "
+                             f"{len(kinds)} card(s)")
+        if kinds[f.card] not in KINDS[f.kind].cards:
+            raise FaultError(f"fault {f.kind!r} applies to {' and '.join(KINDS[f.kind].cards)} "
+                             f"only, card {f.card} is a {kinds[f.card]}")
+
+
+class FaultPlan:
+    """Faults to inject into one running system, and the log of what happened."""
+
+    def __init__(self, faults: list[Fault]):
+        self.faults = list(faults)
+        self.log: list[dict] = []
+        self.t0 = 0
+        self._system = None
+
+    @classmethod
+    def parse(cls, specs: list[str]) -> "FaultPlan":
+        return cls([parse_fault(s) for s in specs])
+
+    # ------------------------------------------------------------ arming
+    def arm(self, system: Any) -> "FaultPlan":
+        """Schedule every fault relative to now; returns at once."""
+        self._system = system
+        host = system.host
+        self.t0 = host.now
+        kinds = [CARD_IDS.get((sc.dev.vendor, sc.dev.device), "?") for sc in system.softcs]
+        check_cards(self.faults, kinds)
+        for f in self.faults:
+            host.loop.spawn(self._inject(f, system.softcs[f.card], kinds[f.card]), f"fault {f}")
+        return self
+
+    @property
+    def window_end_ps(self) -> int:
+        """Absolute time the last fault window closes (instantaneous faults: their time)."""
+        return self.t0 + max((f.end_ps for f in self.faults), default=0)
+
+    def _note(self, f: Fault, event: str, **detail: Any) -> None:
+        now = self._system.host.now
+        self.log.append({"time_us": (now - self.t0) / 1e6, "fault": str(f), "card": f.card,
+                         "event": event, **detail})
+
+    async def _inject(self, f: Fault, softc: Any, card: str) -> None:
+        host = self._system.host
+        await host.sleep(max(0, self.t0 + f.at_ps - host.now))
+        await INJECTORS[f.kind](self, f, softc, card)
+
+    # ------------------------------------------------------------ injectors
+    async def _poke(self, f: Fault, softc: Any, bar: int, reg: int, value: int) -> None:
+        host = self._system.host
+        addr = softc.dev.bar(bar).addr + reg
+        await host.mmio_write(addr, value)
+        back = await host.mmio_read(addr)
+        self._note(f, "inject", write=f"BAR{bar}+{reg:#x} = {value:#010x}", readback=back)
+
+    async def reset(self, f, softc, card):
+        if card == "bcm5820":
+            await self._poke(f, softc, 0, UBS_CTRL, UBS_CTRL_RESET)
+        else:
+            await self._poke(f, softc, 0, HIFN_PUCTRL, HIFN_PUCTRL_RESET)
+
+    async def rings_off(self, f, softc, card):
+        await self._poke(f, softc, 1, HIFN_DMA_CSR, HIFN_CSR_ALL_DIS)
+
+    async def poke(self, f, softc, card):
+        await self._poke(f, softc, f.param("bar"), f.param("reg"), f.param("value"))
+
+    async def command_off(self, f, softc, card):
+        """Clear a PCI command-register bit for the fault's duration, then set it again."""
+        host = self._system.host
+        bit = CMD_BUS_MASTER if f.kind == "bme-off" else CMD_MEMORY_SPACE
+        slot = softc.dev.slot
+        cmd = await host.cfg_read(slot, PCI_COMMAND) & 0xFFFF
+        await host.cfg_write(slot, PCI_COMMAND, cmd & ~bit, be=0x3)    # status bits untouched
+        self._note(f, "inject", command=f"{cmd:#06x} -> {cmd & ~bit:#06x}")
+        await host.sleep(f.duration_ps)
+        now = await host.cfg_read(slot, PCI_COMMAND) & 0xFFFF
+        await host.cfg_write(slot, PCI_COMMAND, now | bit, be=0x3)
+        self._note(f, "restore", command=f"{now:#06x} -> {now | bit:#06x}")
+
+    async def lost_irq(self, f, softc, card):
+        """Swallow the next ``count`` assertions of the card's interrupt line."""
+        host, line = self._system.host, softc.dev.irq
+        left = [f.param("count")]
+        previous = host.irq_filter
+
+        def deliver(ln: int, asserted: bool) -> bool:
+            if ln == line and asserted and left[0] > 0:
+                left[0] -= 1
+                self._note(f, "inject", dropped=f"assertion of line {line}")
+                if not left[0]:
+                    host.irq_filter = previous
+                return False
+            return previous is None or previous(ln, asserted)
+        host.irq_filter = deliver
+        self._note(f, "armed", line=line)
+
+    async def dram_timing(self, f, softc, card):
+        """Host-DRAM knobs for the fault's duration, then back to 0 (the default)."""
+        host = self._system.host
+        if f.kind == "dram-retry":
+            knobs = {"retry_every": f.param("every")}
+        else:
+            knobs = {k: f.param(k) for k in ("latency", "wait_every", "wait_len")}
+        host.set_dram_timing(**knobs)
+        self._note(f, "inject", **knobs)
+        await host.sleep(f.duration_ps)
+        host.set_dram_timing()
+        self._note(f, "restore")
+
+    async def handover(self, f, softc, card):
+        """Rewrite the next structure of the wanted hand-over kind."""
+        want = f.param("kind") if f.kind == "garbage" else HANDOVER[(f.kind, card)]
+        if not hasattr(softc, "handover_hook"):
+            self._note(f, "unsupported", reason=f"{softc.name} has no handover_hook")
+            return
+        previous = softc.handover_hook
+        mem = self._system.host.memory
+        rng = random.Random(f.param("seed"))
+
+        def hook(kind: str, addr: int, size: int) -> None:
+            if previous is not None:
+                previous(kind, addr, size)
+            if kind != want or softc.handover_hook is not hook:
+                return
+            softc.handover_hook = previous
+            detail = CORRUPT[f.kind](mem, addr, size, rng)
+            self._note(f, "inject", handover=kind, addr=addr, **detail)
+        softc.handover_hook = hook
+        self._note(f, "armed", handover=want)
+
+
+def _master_abort(mem, addr: int, size: int, rng) -> dict:
+    """5820 record: its context address; hifn descriptor {l, p}: its buffer address."""
+    where = addr + (UBS_PKT_CTX if size > 8 else 4)
+    mem.write(where, struct.pack("<I", UNDECODED))
+    return {"pointer": f"{where:#x} -> {UNDECODED:#x}"}
+
+
+def _zero_particle(mem, addr: int, size: int, rng) -> dict:
+    """The record's first input particle: length 0, next = itself."""
+    part = addr + UBS_PKT_IN
+    (paddr,) = struct.unpack("<I", mem.read(part, 4))
+    mem.write(part, struct.pack("<III", paddr, part, 0))
+    return {"particle": f"{part:#x} len 0 next {part:#x}"}
+
+
+def _res_novalid(mem, addr: int, size: int, rng) -> dict:
+    (l,) = struct.unpack("<I", mem.read(addr, 4))
+    mem.write(addr, struct.pack("<I", l & ~HIFN_D_VALID))
+    return {"descriptor": f"{l:#010x} -> {l & ~HIFN_D_VALID:#010x}"}
+
+
+def _bad_session(mem, addr: int, size: int, rng) -> dict:
+    """Session word (the second u16 of the command buffer) = 0xFFFF; ``addr`` is
+    the command descriptor {l, p} (size 8) or the buffer itself."""
+    buf = struct.unpack("<I", mem.read(addr + 4, 4))[0] if size == 8 else addr
+    mem.write(buf + 2, struct.pack("<H", 0xFFFF))
+    return {"session_word": f"{buf + 2:#x} = 0xffff"}
+
+
+def _garbage(mem, addr: int, size: int, rng) -> dict:
+    mem.write(addr, rng.randbytes(size))
+    return {"bytes": size}
+
+
+CORRUPT: dict[str, Callable] = {"master-abort": _master_abort, "zero-particle": _zero_particle,
+                                "res-novalid": _res_novalid, "bad-session": _bad_session,
+                                "garbage": _garbage}
+
+INJECTORS: dict[str, Callable] = {
+    "reset": FaultPlan.reset, "rings-off": FaultPlan.rings_off, "poke": FaultPlan.poke,
+    "bme-off": FaultPlan.command_off, "mse-off": FaultPlan.command_off,
+    "lost-irq": FaultPlan.lost_irq, "dram-retry": FaultPlan.dram_timing,
+    "dram-latency": FaultPlan.dram_timing,
+    **{k: FaultPlan.handover for k in CORRUPT},
+}
