@@ -7,20 +7,24 @@ entry on the chosen backend:
 
 - ``pysim``: in this process, under Amaranth's simulator;
 - ``verilator``: the machine is exported to Verilog, compiled by Verilator
-  (cached), and the entry runs inside the simulator process driven by cocotb;
-  only the JSON result comes back.
+  (cached per user, found from the machine spec and the sources' contents
+  without elaborating again), and the entry runs inside the simulator process
+  driven by cocotb; only the JSON result comes back.
 
 With ``vcd`` the run is dumped to that file; on pysim a GTKWave save file
 (:func:`gtkw_path`) groups the bus, arbitration, bridge and each card.
 
 Either way the entry sees the same :class:`sim.host.Host` and returns a
 JSON-able dict; :func:`run` adds ``_wall_s`` (wall time of the simulation
-proper, excluding elaboration and compilation) and ``_cycles``.
+proper, excluding elaboration and compilation) and ``_cycles``. An entry
+shows its progress with :func:`progress`, on either backend.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import time
 from typing import Any
 
@@ -29,7 +33,7 @@ from hw.machine import Machine, MachineSpec
 from .backend import Backend
 from .host import Host
 
-__all__ = ["run", "execute", "BACKENDS", "resolve_entry"]
+__all__ = ["run", "execute", "progress", "BACKENDS", "resolve_entry"]
 
 BACKENDS = ("pysim", "verilator")
 
@@ -60,6 +64,28 @@ async def execute(backend: Backend, spec: dict, entry: str, args: dict) -> dict:
     return result
 
 
+def progress(total: int, unit: str = "it"):
+    """A progress bar for an entry (``update(n)``, ``close()``), or None.
+
+    Inside the Verilator simulator the counts go to the parent, which draws
+    the bar (:mod:`sim.verilator.progress`); in this process (pysim) a tqdm
+    bar is drawn on stderr when it is a terminal; otherwise there is none.
+    """
+    from .verilator.progress import ENV, ProgressWriter, terminal_bar
+    relay = os.environ.get(ENV)
+    if relay:
+        return ProgressWriter(relay, total, unit)
+    return terminal_bar(total, unit) if sys.stderr.isatty() else None
+
+
+def export_verilog(spec: MachineSpec) -> tuple[str, list]:
+    """The machine's Verilog (module ``ocfsim_machine``, host DRAM as the
+    DPI-C black box) and its flat ports; elaborates the whole design."""
+    from amaranth.back import verilog
+    spec.blackbox_dram = True
+    return verilog.convert(Machine(spec), name="ocfsim_machine"), spec.ports()
+
+
 def gtkw_path(vcd: str) -> str:
     """GTKWave save file written beside a VCD: ``x.vcd`` → ``x.gtkw``."""
     return (vcd[:-4] if vcd.endswith(".vcd") else vcd) + ".gtkw"
@@ -85,10 +111,10 @@ def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
             result["_gtkw"] = gtkw
         return result
     if backend == "verilator":
-        from amaranth.back import verilog
-        from .verilator.runner import run_experiment
+        from .verilator.runner import cached_machine, run_built
         spec.blackbox_dram = True
-        text = verilog.convert(Machine(spec), name="ocfsim_machine")
-        return run_experiment(text, spec.ports(), spec.to_dict(), entry, args,
-                              period_ps=spec.period_ps, vcd=vcd)
+        bdir = cached_machine(spec.to_dict(), lambda: export_verilog(spec),
+                              period_ps=spec.period_ps, trace=vcd is not None)
+        return run_built(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
+                         vcd=vcd, progress=sys.stderr.isatty())
     raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")

