@@ -29,6 +29,7 @@ card is told (the drivers' ``handover_hook(kind, addr, size)``).
 
 from __future__ import annotations
 
+import argparse
 import random
 import re
 import struct
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["Fault", "FaultPlan", "FaultError", "KINDS", "parse_fault", "check_cards",
-           "UNDECODED"]
+           "fault_arg", "report_lines", "UNDECODED"]
 
 #: a bus address no agent decodes on the standard machines: above the 4 MiB
 #: of host DRAM and below the BAR window that starts at 0x8000_0000
@@ -99,8 +100,11 @@ KINDS: dict[str, Kind] = {
 HANDOVER = {
     ("master-abort", "bcm5820"): "mcr", ("master-abort", "hifn7751"): "hifn-src",
     ("zero-particle", "bcm5820"): "mcr", ("res-novalid", "hifn7751"): "hifn-res",
-    ("bad-session", "hifn7751"): "hifn-cmd",
+    ("bad-session", "hifn7751"): "hifn-cmdbuf",
 }
+#: the kinds of structure each driver hands over (drivers/ubsec.py, drivers/hifn.py)
+HANDOVER_KINDS = {"bcm5820": ("ctx", "particle", "mcr"),
+                  "hifn7751": ("hifn-cmdbuf", "hifn-res", "hifn-dst", "hifn-src", "hifn-cmd")}
 
 _UNITS = {"ns": 1_000, "us": 1_000_000, "µs": 1_000_000, "ms": 1_000_000_000}
 _TIME = r"(\d+(?:\.\d+)?)(ns|us|µs|ms)"
@@ -200,6 +204,14 @@ def _check_params(name: str, params: dict) -> None:
             raise FaultError(f"fault {name!r}: reg={value:#x} is not dword aligned")
 
 
+def fault_arg(text: str) -> str:
+    """argparse type for ``--fault SPEC``: the SPEC, normalised."""
+    try:
+        return str(parse_fault(text))
+    except FaultError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def check_cards(faults: list[Fault], kinds: list[str]) -> None:
     """Refuse faults naming a card the machine lacks or a kind it does not apply to."""
     for f in faults:
@@ -209,6 +221,10 @@ def check_cards(faults: list[Fault], kinds: list[str]) -> None:
         if kinds[f.card] not in KINDS[f.kind].cards:
             raise FaultError(f"fault {f.kind!r} applies to {' and '.join(KINDS[f.kind].cards)} "
                              f"only, card {f.card} is a {kinds[f.card]}")
+        known = HANDOVER_KINDS[kinds[f.card]]
+        if f.kind == "garbage" and f.param("kind") not in known:
+            raise FaultError(f"fault {f}: a {kinds[f.card]} hands over {', '.join(known)}, "
+                             f"not {f.param('kind')!r}")
 
 
 class FaultPlan:
@@ -235,6 +251,13 @@ class FaultPlan:
         for f in self.faults:
             host.loop.spawn(self._inject(f, system.softcs[f.card], kinds[f.card]), f"fault {f}")
         return self
+
+    @property
+    def injected(self) -> bool:
+        """Whether every fault of the plan took effect (a hand-over fault waits
+        for its structure; a run may end first)."""
+        done = {e["fault"] for e in self.log if e["event"] == "inject"}
+        return all(str(f) in done for f in self.faults)
 
     @property
     def window_end_ps(self) -> int:
@@ -358,11 +381,9 @@ def _res_novalid(mem, addr: int, size: int, rng) -> dict:
 
 
 def _bad_session(mem, addr: int, size: int, rng) -> dict:
-    """Session word (the second u16 of the command buffer) = 0xFFFF; ``addr`` is
-    the command descriptor {l, p} (size 8) or the buffer itself."""
-    buf = struct.unpack("<I", mem.read(addr + 4, 4))[0] if size == 8 else addr
-    mem.write(buf + 2, struct.pack("<H", 0xFFFF))
-    return {"session_word": f"{buf + 2:#x} = 0xffff"}
+    """Session word (the second u16 of the command buffer) = 0xFFFF."""
+    mem.write(addr + 2, struct.pack("<H", 0xFFFF))
+    return {"session_word": f"{addr + 2:#x} = 0xffff"}
 
 
 def _garbage(mem, addr: int, size: int, rng) -> dict:
@@ -381,3 +402,32 @@ INJECTORS: dict[str, Callable] = {
     "dram-latency": FaultPlan.dram_timing,
     **{k: FaultPlan.handover for k in CORRUPT},
 }
+
+
+def _counts(req: dict) -> str:
+    errs = ", ".join(f"{k} {v}" for k, v in req["errno"].items())
+    return (f"{req['dispatched']} dispatched: {req['ok']} verified, "
+            f"{req['errno_total']} errno{f' ({errs})' if errs else ''}, {req['wrong']} wrong, "
+            f"{req['lost']} never completed")
+
+
+def report_lines(result: dict) -> list[str]:
+    """The per-run fault report of a devcrypto result, for the terminal."""
+    f = result.get("faults")
+    if not f:
+        return []
+    lines = [f"  requests         {_counts(result['requests'])}",
+             f"  faults           {', '.join(f['specs'])} (window closes at "
+             f"{f['window_end_us']:g} µs, bound {f['timeout_us']:g} µs after it)"]
+    for e in f["log"]:
+        extra = ", ".join(f"{k} {v}" for k, v in e.items()
+                          if k not in ("time_us", "fault", "card", "event"))
+        lines.append(f"    {e['time_us']:9.2f} µs   {e['event']} {e['fault']}"
+                     + (f": {extra}" if extra else ""))
+    rec = f["recovery_us"]
+    lines.append(f"  after the fault  probe {_counts(f['probe'])}; card "
+                 f"{'serves again' if f['served_after'] else 'NOT serving'}"
+                 + (f", first new request verified {rec:.1f} µs after the window" if rec is not None
+                    else ""))
+    lines.append(f"  kernel           {result['kernel_catchalls']} catch-all(s) fired")
+    return lines

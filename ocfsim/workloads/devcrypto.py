@@ -235,7 +235,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     requests = _total(main, probe)
     served_after = probe.dispatched > 0 and probe.ok == probe.dispatched
     if plan.faults:
-        ok = not failures and not requests["lost"] and served_after
+        ok = not failures and not requests["lost"] and served_after and plan.injected
     else:
         ok = not failures and not errnos and done_ops[0] == ops and not requests["lost"]
     result = {
@@ -262,7 +262,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     }
     if plan.faults:
         result["faults"] = {
-            "specs": [str(f) for f in plan.faults], "log": plan.log,
+            "specs": [str(f) for f in plan.faults], "log": plan.log, "injected": plan.injected,
             "window_end_us": (plan.window_end_ps - plan.t0) / 1e6,
             "probe": probe.as_dict(), "served_after": served_after,
             "recovery_us": (first_new_ok[0] - plan.window_end_ps) / 1e6
