@@ -19,9 +19,33 @@ OpenBSD's sys/dev/pci/hifn7751.c of 2002-03 (registers: hifn7751reg.h):
 - interrupt: read DMA_CSR, acknowledge (write-1-to-clear), walk the result
   ring while descriptors are owned by the host, copy MACs, ``crypto_done``,
   reclaim ring slots.
-- abort (any ring's ABORT bit): completed results are salvaged, unfinished
-  requests fail with EIO, the card is reset and re-initialised and every
-  session's keys are re-sent with its next command.
+- abort (any ring's ABORT bit): recovery (below) with EIO.
+- all ones from DMA_CSR: the card does not decode; the handler quiesces it
+  through configuration space (Bus Master Enable off, INTx# disabled), claims
+  the interrupt once and has the watchdog recover it at once with EIO.
+- watchdog (``hifn_tick``'s role, :class:`drivers.pci.Watchdog`): armed only
+  while commands are on the rings or queued; when no result came back for 4x
+  the outstanding bytes at the datasheet rate plus 1 ms it first collects
+  results posted without an interrupt, then recovers with ETIMEDOUT. When it
+  finds the card idle it disables the rings (what hifn_tick does each second)
+  and disarms.
+- recovery: the card is reset (if its registers read all ones, Bus Master
+  Enable goes off first), so it can no longer touch host memory; results it
+  wrote are completed, the other commands fail with the errno, the command
+  register, rings and DMA registers are restored and every session's keys are
+  re-sent with its next command; queued requests then go out.
+
+A result counts as written only when its descriptor is no longer VALID and
+the result buffer's session field no longer holds the 0xFFFF the driver put
+there (the chip writes a 12-bit session number): a result descriptor handed
+over without VALID cannot pass for a finished command.
+
+Options: ``poll_freq``, ``poll_scalar`` (DMA_CNFG poll rate), ``ring_sizes``,
+``watchdog_us`` (a fixed completion bound instead of the derived one).
+``handover_hook`` (default None): ``hook(kind, addr, size)`` is called after
+each structure is written to DMA memory and before the card is told, kinds
+``"hifn-cmdbuf"`` (command buffer), ``"hifn-res"``, ``"hifn-dst"``,
+``"hifn-src"`` and ``"hifn-cmd"`` (ring descriptors, in that order).
 
 Segments that are not dword aligned, or not a multiple of 4 bytes except
 the last, are bounced through an aligned kernel buffer (hifn_dmamap_aligned
@@ -41,8 +65,8 @@ from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
                             CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni,
                             CryptoOp)
-from sim.kernel import PWAIT
-from sim.kernel.errno import EINVAL, EIO, ENOENT, ENOMEM
+from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
+from sim.kernel.errno import EINVAL, EIO, ENOENT, ENOMEM, ETIMEDOUT
 
 __all__ = ["attach", "HifnSoftc", "pack_command", "unpack_result", "HIFN_SID",
            "HIFN_D_CMD_RSIZE", "HIFN_D_SRC_RSIZE", "HIFN_D_DST_RSIZE", "HIFN_D_RES_RSIZE",
@@ -114,6 +138,14 @@ HIFN_MAX_RESULT = 32
 HIFN_MAX_SEGLEN = 0xFFFC          # descriptor length is 16 bits; keep dword multiples
 
 HS_STATE_FREE, HS_STATE_USED, HS_STATE_KEY = 0, 1, 2
+#: result session field before the chip writes it (its sessions have 12 bits)
+RES_UNWRITTEN = 0xFFFF
+#: Hifn 7751 datasheet rate, 3DES (Hifn 7751 data sheet: 83 Mbit/s)
+DATASHEET_MBPS = 83.0
+#: watchdog bound: WD_FACTOR x the outstanding bytes at DATASHEET_MBPS + WD_MARGIN_PS
+#: (model's choice, as for ubsec: far above any packet's time)
+WD_FACTOR = 4
+WD_MARGIN_PS = 1_000_000_000          # 1 ms
 _FULL = -1                        # _submit: no room on the rings now
 
 
@@ -188,14 +220,21 @@ class HifnCommand:
     resi: int = 0
     bounce: Optional[tuple[int, int]] = None     # (kernel address, length)
     keys: bool = False
+    nbytes: int = 0                              # source bytes (watchdog bound)
 
 
 class HifnSoftc:
     """``struct hifn_softc``."""
 
     def __init__(self, system: Any, dev: Any, unit: int, *, poll_freq: int = HIFN_POLL_FREQUENCY,
-                 poll_scalar: int = HIFN_POLL_SCALAR, tick_s: float = 1.0,
-                 ring_sizes: Optional[dict] = None):
+                 poll_scalar: int = HIFN_POLL_SCALAR, ring_sizes: Optional[dict] = None,
+                 watchdog_us: Optional[float] = None):
+        if watchdog_us is not None and not watchdog_us > 0:
+            raise ValueError(f"hifn: watchdog_us must be > 0, not {watchdog_us!r}")
+        self.watchdog_ps = int(watchdog_us * 1e6) if watchdog_us else None
+        self.handover_hook = None
+        self.wd: Optional[Watchdog] = None
+        self.quiesced = False             # BME off / INTx masked by the driver
         self.system = system
         self.host = system.host
         self.kernel = system.kernel
@@ -208,7 +247,6 @@ class HifnSoftc:
         self.bar1 = dev.bar(1).addr
         self.poll_freq = poll_freq
         self.poll_scalar = poll_scalar
-        self.tick_ps = int(tick_s * 1e12)
         #: descriptors per ring (plus the JUMP slot); smaller than OpenBSD's for tests
         self.ring_size = dict(c=HIFN_D_CMD_RSIZE, s=HIFN_D_SRC_RSIZE, r=HIFN_D_RES_RSIZE,
                               d=HIFN_D_DST_RSIZE)
@@ -239,10 +277,10 @@ class HifnSoftc:
         self.inflight: deque[HifnCommand] = deque()
         self.queue: deque[CryptoOp] = deque()
         self.busy = {"c": False, "s": False, "r": False, "d": False}
-        self.active = False
         self.counters = dict(requests=0, results=0, errors=0, interrupts=0, stray=0,
-                             aborts=0, salvaged=0, failed=0, keys_sent=0, queued=0,
-                             bounced=0, dstover=0, ring_enables=0)
+                             aborts=0, failed=0, keys_sent=0, queued=0,
+                             bounced=0, dstover=0, ring_enables=0, timeouts=0,
+                             recoveries=0, gone=0, offline=0)
 
     # ------------------------------------------------------------ registers
     async def rd0(self, reg: int) -> int:
@@ -260,7 +298,9 @@ class HifnSoftc:
     def stats(self) -> dict:
         s = dict(self.counters)
         s.update(sessions=sum(1 for x in self.sessions if x.state != HS_STATE_FREE),
-                 maxses=self.maxses, level=hex(self.level))
+                 maxses=self.maxses, level=hex(self.level), on_chip=len(self.inflight),
+                 queued_now=len(self.queue),
+                 watchdog_expiries=self.wd.expiries if self.wd else 0)
         return s
 
     # ------------------------------------------------------------ attach
@@ -286,21 +326,30 @@ class HifnSoftc:
         for alg in algs:
             self.crypto.register(self.cid, alg, 0, 0, self.newsession, self.freesession,
                                  self.process)
-        k.kthread_create(f"{self.name}_tick", self._tick)
+        self.wd = Watchdog(k, f"{self.name}wd", bound=self._bound, expire=self._expire,
+                           idle=self._idle, on_idle=self._rings_off)
         k.printf(f"{self.name} at pci0 dev {self.dev.slot}: Hifn 7751, {self.maxses} sessions, "
                  f"{'3DES' if self.level == HIFN_PUSTAT_ENA_2 else 'DES'}, irq {self.dev.irq}")
         return True
 
-    async def reset_board(self) -> None:
-        """hifn_reset_board: hold the DMA unit and the chip in reset, release."""
+    async def reset_board(self) -> bool:
+        """hifn_reset_board: hold the DMA unit and the chip in reset, release.
+        Returns whether the chip came out of reset (False: it reads all ones
+        or the reset bit never cleared)."""
         await self.wr1(HIFN_1_DMA_CNFG, HIFN_DMACNFG_MODE)
         await self.wr1(HIFN_1_DMA_CNFG, HIFN_DMACNFG_MSTRESET | HIFN_DMACNFG_DMARESET
                        | HIFN_DMACNFG_MODE)
         # hifn_puc_wait: the reset bit reads back clear when the unit is ready
         for _ in range(100):
-            if not await self.rd0(HIFN_0_PUCTRL) & HIFN_PUCTRL_RESET:
+            puctrl = await self.rd0(HIFN_0_PUCTRL)
+            if puctrl == ALL_ONES:
+                return False
+            if not puctrl & HIFN_PUCTRL_RESET:
                 break
+        else:
+            return False
         await self.wr0(HIFN_0_PUCTRL, HIFN_PUCTRL_DMAENA)
+        return True
 
     async def enable_crypto(self) -> bool:
         """hifn_enable_crypto: unlock (simplified handshake) and read the level."""
@@ -435,6 +484,7 @@ class HifnSoftc:
             if err == _FULL:
                 self.queue.append(crp)
                 self.counters["queued"] += 1
+                self.wd.arm()
                 err = 0
         finally:
             k.splx(s)
@@ -527,7 +577,7 @@ class HifnSoftc:
             if bounce:
                 k.free(bounce[0])
             return EINVAL                     # can never fit the rings
-        if self.cmdu + 1 > rs["c"] or self.resu + 1 > rs["r"] \
+        if self.quiesced or self.cmdu + 1 > rs["c"] or self.resu + 1 > rs["r"] \
                 or self.srcu + nseg > rs["s"] or self.dstu + nseg > rs["d"]:
             if bounce:
                 k.free(bounce[0])
@@ -551,7 +601,7 @@ class HifnSoftc:
             mem.write(bounce[0], crp.buf.read(0, total))
         keys = sess.state == HS_STATE_USED
         cmd = HifnCommand(crp, ses, crde, crda, sess.mlen, nsrc=nseg, ndst=nseg,
-                          bounce=bounce, keys=keys)
+                          bounce=bounce, keys=keys, nbytes=total)
         mac = crypt = None
         if crda is not None:
             mm = HIFN_MAC_CMD_ALG_SHA1 | HIFN_MAC_CMD_MODE_HMAC | HIFN_MAC_CMD_RESULT \
@@ -573,7 +623,11 @@ class HifnSoftc:
         # result, destination, source descriptors, then the command: the chip
         # polls the command ring and finds the rest ready
         resi = self.resi
-        mem.write(self.resbuf + resi * HIFN_MAX_RESULT, bytes(HIFN_MAX_RESULT))
+        mem.write(self.resbuf + resi * HIFN_MAX_RESULT,
+                  struct.pack("<HH", 0, RES_UNWRITTEN).ljust(HIFN_MAX_RESULT, b"\0"))
+        cmdaddr = self.cmdbuf + self.cmdi * HIFN_CMD_SLOT
+        mem.write(cmdaddr, buf)
+        self._handover("hifn-cmdbuf", cmdaddr, len(buf))
         self._post("r", self.resbuf + resi * HIFN_MAX_RESULT,
                    HIFN_MAX_RESULT | HIFN_D_VALID | HIFN_D_LAST)
         for i, (a, n) in enumerate(chunks):
@@ -582,17 +636,14 @@ class HifnSoftc:
         for i, (a, n) in enumerate(chunks):
             last = HIFN_D_LAST if i == nseg - 1 else 0
             self._post("s", a, n | HIFN_D_VALID | HIFN_D_MASKDONEIRQ | last)
-        cmdi = self.cmdi
-        mem.write(self.cmdbuf + cmdi * HIFN_CMD_SLOT, buf)
-        self._post("c", self.cmdbuf + cmdi * HIFN_CMD_SLOT,
-                   len(buf) | HIFN_D_VALID | HIFN_D_LAST | HIFN_D_MASKDONEIRQ)
+        self._post("c", cmdaddr, len(buf) | HIFN_D_VALID | HIFN_D_LAST | HIFN_D_MASKDONEIRQ)
         cmd.resi = resi
         self.cmdu += 1
         self.resu += 1
         self.srcu += nseg
         self.dstu += nseg
         self.inflight.append(cmd)
-        self.active = True
+        self.wd.arm()
         # enable the rings the chip is not polling yet
         ena = 0
         for r, bits in (("c", CSR_C), ("s", CSR_S), ("r", CSR_R), ("d", CSR_D)):
@@ -604,6 +655,10 @@ class HifnSoftc:
             await self.wr1(HIFN_1_DMA_CSR, ena)
         return 0
 
+    def _handover(self, kind: str, addr: int, size: int) -> None:
+        if self.handover_hook is not None:
+            self.handover_hook(kind, addr, size)
+
     def _post(self, r: str, addr: int, l: int) -> None:
         """Write a descriptor at the ring index and advance it, wrapping by JUMP."""
         mem = self.memory
@@ -611,6 +666,7 @@ class HifnSoftc:
         base = self.ring_addr[r]
         mem.write(base + 8 * idx + 4, struct.pack("<I", addr))
         mem.write(base + 8 * idx, struct.pack("<I", l))
+        self._handover(self._KIND[r], base + 8 * idx, 8)
         idx += 1
         if idx == self.ring_size[r]:
             mem.write(base + 8 * idx, struct.pack("<I", HIFN_D_VALID | HIFN_D_JUMP
@@ -619,6 +675,7 @@ class HifnSoftc:
         self._set_idx(r, idx)
 
     _IDX = dict(c="cmdi", s="srci", r="resi", d="dsti")
+    _KIND = dict(c="hifn-cmd", s="hifn-src", r="hifn-res", d="hifn-dst")
 
     def _idx(self, r: str) -> int:
         return getattr(self, self._IDX[r])
@@ -630,7 +687,9 @@ class HifnSoftc:
     async def intr(self) -> bool:
         """hifn_intr."""
         csr = await self.rd1(HIFN_1_DMA_CSR)
-        if csr == 0xFFFF_FFFF or not csr & self.dmaier:
+        if csr == ALL_ONES:
+            return await self._gone()
+        if not csr & self.dmaier:
             self.counters["stray"] += 1
             return False
         self.counters["interrupts"] += 1
@@ -642,22 +701,46 @@ class HifnSoftc:
             if puisr & HIFN_PUISR_DSTOVER:
                 self.counters["dstover"] += 1
         if csr & HIFN_DMACSR_ABORTS:
-            self.kernel.printf(f"{self.name}: abort, resetting (csr {csr:#010x})")
-            await self.abort()
+            self.counters["aborts"] += 1
+            await self._recover(EIO, f"abort (csr {csr:#010x})")
             return True
         await self._walk_results()
         await self._kick()
         return True
 
-    async def _walk_results(self) -> None:
+    async def _gone(self) -> bool:
+        """DMA_CSR read all ones: the card does not decode. Stop it mastering
+        and interrupting (configuration space still answers); the watchdog
+        recovers it at once. Claims the interrupt only the first time."""
+        if self.quiesced:
+            self.counters["stray"] += 1
+            return False
+        self.counters["gone"] += 1
+        self.kernel.printf(f"{self.name}: registers read all ones: device not responding")
+        await quiesce(self.host, self.dev)
+        self.quiesced = True
+        self.wd.kick()
+        return True
+
+    def _written(self, cmd: HifnCommand) -> bool:
+        """Did the chip write this command's result (descriptor released and
+        the result buffer's session field overwritten)?"""
         mem = self.memory
-        rbase = self.ring_addr["r"]
-        while self.inflight:
-            cmd = self.inflight[0]
-            (l,) = struct.unpack("<I", mem.read(rbase + 8 * cmd.resi, 4))
-            if l & HIFN_D_VALID:
+        (l,) = struct.unpack("<I", mem.read(self.ring_addr["r"] + 8 * cmd.resi, 4))
+        res = self.resbuf + cmd.resi * HIFN_MAX_RESULT
+        return not l & HIFN_D_VALID and \
+            struct.unpack("<H", mem.read(res + 2, 2))[0] != RES_UNWRITTEN
+
+    async def _walk_results(self, anywhere: bool = False) -> None:
+        """Complete written results in ring order up to the first that is not,
+        or (``anywhere``, once the chip is stopped) every written one."""
+        for cmd in list(self.inflight):
+            if not self._written(cmd):
+                if anywhere:
+                    continue
                 break
-            self.inflight.popleft()
+            self.inflight.remove(cmd)
+            self.wd.progress()
             await self._callback(cmd)
 
     async def _callback(self, cmd: HifnCommand, salvage: bool = False) -> None:
@@ -711,57 +794,102 @@ class HifnSoftc:
                 crp.etype = err
                 self.crypto.done(crp)
 
-    # ------------------------------------------------------------ abort
-    async def abort(self) -> None:
-        """hifn_abort: salvage finished results, fail the rest, reset, re-send keys."""
-        k, mem = self.kernel, self.memory
-        self.counters["aborts"] += 1
-        await k.charge("driver", self.c_abort)
-        rbase = self.ring_addr["r"]
-        pending, self.inflight = self.inflight, deque()
-        for cmd in pending:
-            (l,) = struct.unpack("<I", mem.read(rbase + 8 * cmd.resi, 4))
-            if not l & HIFN_D_VALID:
-                self.counters["salvaged"] += 1
-                await self._callback(cmd)
-            else:
-                self._reclaim(cmd)
-                if cmd.bounce:
-                    k.free(cmd.bounce[0])
-                self.counters["failed"] += 1
-                self.counters["results"] += 1
-                self.counters["errors"] += 1
-                cmd.crp.etype = EIO
-                self.crypto.done(cmd.crp)
-        # the context RAM is no longer trusted: keys go again with the next command
-        for s in self.sessions:
-            if s.state == HS_STATE_KEY:
-                s.state = HS_STATE_USED
-        await self.reset_board()
-        self.init_dma()
-        await self.init_registers()
-        await self._kick()
+    # ------------------------------------------------------------ watchdog and recovery
+    def _bound(self) -> int:
+        """Picoseconds the chip may go without writing a result."""
+        if self.watchdog_ps:
+            return self.watchdog_ps
+        nbytes = sum(cmd.nbytes for cmd in self.inflight)
+        return int(WD_FACTOR * nbytes * 8e6 / DATASHEET_MBPS) + WD_MARGIN_PS
 
-    # ------------------------------------------------------------ tick
-    async def _tick(self, t: Any) -> None:
-        """hifn_tick: once a second, stop the chip polling rings with nothing on them."""
+    def _idle(self) -> bool:
+        return not self.inflight and not self.queue
+
+    async def _rings_off(self) -> None:
+        """hifn_tick: stop the chip polling rings with nothing on them."""
         k = self.kernel
-        chan = object()
-        while True:
-            await k.tsleep(chan, PWAIT, "hifntick", self.tick_ps)
-            if self.inflight or self.queue:
-                continue
+        s = k.splraise()
+        try:
             dis = 0
             for r, bits in (("c", CSR_C), ("s", CSR_S), ("r", CSR_R), ("d", CSR_D)):
                 if self.busy[r]:
                     self.busy[r] = False
                     dis |= bits["CTRL_DIS"]
-            if dis:
-                s = k.splraise()
-                try:
-                    await self.wr1(HIFN_1_DMA_CSR, dis)
-                finally:
-                    k.splx(s)
+            if dis and not self.inflight and not self.quiesced:
+                await self.wr1(HIFN_1_DMA_CSR, dis)
+        finally:
+            k.splx(s)
+
+    async def _expire(self, gone: bool) -> None:
+        """Watchdog: collect results posted without an interrupt; recover if none."""
+        k = self.kernel
+        s = k.splraise()
+        try:
+            if gone:
+                await self._recover(EIO, "device not responding")
+                return
+            mark = self.wd.completions
+            await self._walk_results()
+            if self.wd.completions != mark:
+                k.printf(f"{self.name}: results without an interrupt")
+                await self._kick()
+                return
+            self.counters["timeouts"] += 1
+            await self._recover(ETIMEDOUT, f"no result for {self._bound() / 1e6:.0f} us")
+        finally:
+            k.splx(s)
+
+    async def _recover(self, err: int, why: str) -> None:
+        """Stop the chip, complete the results it wrote, fail the other
+        commands with ``err``, restart it (keys re-sent) and submit the queue.
+        A request fails only once the chip can no longer touch its buffers."""
+        k = self.kernel
+        self.counters["recoveries"] += 1
+        await k.charge("driver", self.c_abort)
+        k.printf(f"{self.name}: {why}: resetting")
+        if not self.quiesced and not await self.reset_board():
+            await quiesce(self.host, self.dev)
+            self.quiesced = True
+        await self._walk_results(anywhere=True)
+        pending, self.inflight = self.inflight, deque()
+        for cmd in pending:
+            self._fail(cmd, err)
+        # the context RAM is no longer trusted: keys go again with the next command
+        for sess in self.sessions:
+            if sess.state == HS_STATE_KEY:
+                sess.state = HS_STATE_USED
+        if not await self._restart():
+            self.counters["offline"] += 1
+            k.printf(f"{self.name}: device still not responding: failing queued requests")
+            while self.queue:
+                crp = self.queue.popleft()
+                crp.etype = err
+                self.crypto.done(crp)
+            return
+        await self._kick()
+
+    def _fail(self, cmd: HifnCommand, err: int) -> None:
+        self._reclaim(cmd)
+        if cmd.bounce:
+            self.kernel.free(cmd.bounce[0])
+        self.counters["failed"] += 1
+        self.counters["results"] += 1
+        self.counters["errors"] += 1
+        cmd.crp.etype = err
+        self.crypto.done(cmd.crp)
+
+    async def _restart(self) -> bool:
+        """Reset with decoders on and mastering off, then restore the command
+        register, rings and DMA registers. False: the chip does not respond."""
+        if self.quiesced:
+            await restore_command(self.host, self.dev, master=False)
+            if not await self.reset_board():
+                return False
+        await restore_command(self.host, self.dev, master=True)
+        self.quiesced = False
+        self.init_dma()
+        await self.init_registers()
+        return True
 
 
 async def attach(system: Any, dev: Any, **options: Any) -> Optional[HifnSoftc]:

@@ -24,16 +24,18 @@ US = 1_000_000                          # ps per µs
 
 
 def _poke(bar: int, off: int, value: int):
-    async def fault(host, sc):
+    async def fault(host, sc, log):
         await host.mmio_write(sc.dev.bar(bar).addr + off, value)
+        log.append(host.now)
     return fault
 
 
 def _command(off_bits: int, for_us: float | None):
     """Clear ``off_bits`` of the command register, set them back after ``for_us``."""
-    async def fault(host, sc):
+    async def fault(host, sc, log):
         slot = sc.dev.slot
         await host.cfg_write(slot, CFG["COMMAND"], (CMD_MEMORY | CMD_MASTER) & ~off_bits)
+        log.append(host.now)
         if for_us is not None:
             await host.sleep(int(for_us * US))
             await host.cfg_write(slot, CFG["COMMAND"], CMD_MEMORY | CMD_MASTER)
@@ -42,11 +44,12 @@ def _command(off_bits: int, for_us: float | None):
 
 def _at_handover(kind: str, corrupt):
     """Corrupt the next structure of ``kind`` the driver hands over (once)."""
-    async def fault(host, sc):
+    async def fault(host, sc, log):
         def hook(k, addr, size):
             if k == kind and sc.handover_hook is hook:
                 corrupt(host.memory, addr)
                 sc.handover_hook = None
+                log.append(host.now)
         sc.handover_hook = hook
     return fault
 
@@ -60,7 +63,7 @@ def _session_ffff(mem, addr):
     mem.write(addr + 2, b"\xff\xff")
 
 
-#: name → async fault(host, softc)
+#: name → async fault(host, softc, log): appends the time(s) it struck to ``log``
 FAULTS = {
     "ubsec-ctrl-reset": _poke(0, 0x04, 0x8000_0000),        # CTRL RESET
     "hifn-puctrl-reset": _poke(0, 0x04, 0x1),               # PUCTRL RESET
@@ -113,7 +116,7 @@ async def loop_with_fault(host, fault: str = "none", at_us: float = 60, procs: i
     sc = system.softcs[0]
     rng = random.Random(seed)
     logs: list[list] = [[] for _ in range(procs)]
-    injected = {}
+    struck: list[int] = []
 
     async def app(p, i, prng):
         err, fd, ses = await _session(k, p, alg, prng)
@@ -124,9 +127,8 @@ async def loop_with_fault(host, fault: str = "none", at_us: float = 60, procs: i
 
     async def inject():
         await host.sleep(max(0, int(at_us * US) - host.now))
-        injected["at_ps"] = host.now
         if FAULTS[fault] is not None:
-            await FAULTS[fault](host, sc)
+            await FAULTS[fault](host, sc, struck)
 
     t0 = host.now
     host.loop.spawn(inject(), "fault")
@@ -152,7 +154,7 @@ async def loop_with_fault(host, fault: str = "none", at_us: float = 60, procs: i
     outcomes = [x for log in logs for x in log]
     return {
         "asleep": asleep,
-        "injected_at_us": injected.get("at_ps", 0) / US,
+        "struck_at_us": [t / US for t in struck],
         "ended_at_us": (host.now - t0) / US,
         "requests": len(outcomes),
         "ok": sum(1 for e, ok in outcomes if not e and ok),
