@@ -49,8 +49,8 @@ Packet semantics (a reading of ubsec.c's ``ubsec_process``):
 * The MAC (12 bytes) goes to the address in the ``next`` field of the
   output particle where the output ended (of the first output particle
   when there is no output), as ubsec.c chains its MAC buffer.
-* Particles of length 0 are skipped; a chain longer than needed is used
-  only as far as needed. Particles may start at any byte address.
+* A chain longer than needed is used only as far as needed. Particles may
+  start at any byte address.
 
 Per-packet errors (record flags ERROR plus a code in bits 15:8; the record
 still completes and the other packets are processed):
@@ -59,6 +59,19 @@ still completes and the other packets are processed):
 not a multiple of 8; ``ERR_INPUT`` 03 input chain shorter than the packet
 (missing bytes processed as zeros); ``ERR_OUTPUT`` 04 output chain shorter
 than the output (the rest is dropped) or no MAC buffer (``next`` = 0).
+
+Chain errors (``ERR_CHAIN`` 05): a particle of length 0 that the card reaches
+while the chain still owes bytes, or a chain of more than ``MAX_PARTICLES``
+(64, OpenBSD ubsecvar.h ``UBS_MAX_SCATTER``, the driver's scatter/gather
+depth) particles. ubsec.c never hands such a chain over (it skips segments
+consumed by the skip instead of emitting them, and its only zero-length
+particle is a MAC-only packet's output particle, whose ``next`` is the MAC
+buffer and which carries no data), so the card does not walk it: the packet's
+input ends there (as for a short chain) or the rest of its output and its MAC
+are dropped, the record ends with that packet, and its flags get ERROR and
+code 05 but *not* DONE; then the engine reports a DMA error as below (ERR =
+the bus address of the offending particle, READ) and halts. A self-linked or
+cyclic chain is thus a bounded walk, never a loop.
 
 DMA errors (master or target abort on any access): the engine pulses
 ``dma_error`` with the failing dword address and direction, flushes the
@@ -87,7 +100,7 @@ from ..pci.initiator import InitiatorCommand, Status
 
 __all__ = ["McrEngine", "PktBuf", "McrHeader", "McrPacket", "ContextLong",
            "MCR_DONE", "MCR_ERROR", "CTX_3DES", "CTX_INBOUND", "CTX_SHA1", "CTX_MD5",
-           "ERR_CONTEXT", "ERR_LENGTH", "ERR_INPUT", "ERR_OUTPUT",
+           "ERR_CONTEXT", "ERR_LENGTH", "ERR_INPUT", "ERR_OUTPUT", "ERR_CHAIN", "MAX_PARTICLES",
            "MainState", "InState", "OutState", "MCR_BYTES", "MCR_PKT_BYTES",
            "CONTEXT_BYTES", "PKTBUF_BYTES", "MAC_BYTES"]
 
@@ -145,6 +158,11 @@ CTX_INBOUND = 0x4000
 CTX_SHA1 = 0x2000
 CTX_MD5 = 0x1000
 ERR_CONTEXT, ERR_LENGTH, ERR_INPUT, ERR_OUTPUT = 1, 2, 3, 4
+#: record error code of a chain the card refuses to walk (model's code, after
+#: the four above): a zero-length particle owing data, or over MAX_PARTICLES
+ERR_CHAIN = 5
+#: particles per input or output chain: OpenBSD ubsecvar.h UBS_MAX_SCATTER
+MAX_PARTICLES = 64
 
 
 def _dw(layout, *path):
@@ -329,11 +347,17 @@ class McrEngine(wiring.Component):
 
         # DMA errors
         m.d.comb += self.halted.eq(halted)
-        with m.If(self.ini_done & (self.ini_done_status != Status.OK) & ~halted):
+        bus_error = Signal()
+        chain_halt = Signal()          # a chain error's record is written back: halt
+        chain_addr = Signal(32)        # bus address of the offending particle
+        m.d.comb += bus_error.eq(self.ini_done & (self.ini_done_status != Status.OK))
+        with m.If((bus_error | chain_halt) & ~halted):
             m.d.sync += halted.eq(1)
-            m.d.comb += [self.dma_error.eq(1), self.ini_flush.eq(1),
-                         self.err_addr.eq(last_addr + (self.ini_done_count << 2)),
-                         self.err_read.eq(last_read)]
+            m.d.comb += [self.dma_error.eq(1), self.ini_flush.eq(bus_error),
+                         self.err_addr.eq(Mux(bus_error,
+                                              last_addr + (self.ini_done_count << 2),
+                                              chain_addr)),
+                         self.err_read.eq(bus_error & last_read | chain_halt)]
 
         # ---------------------------------------------------------------
         # Read demux: rdata → data FIFO (engine input) or descriptor registers
@@ -399,6 +423,9 @@ class McrEngine(wiring.Component):
         coff = Signal(16)
         rec_err = Signal()
         err_code = Signal(8)
+        chain_err = Signal()           # this record met a chain error (ERR_CHAIN)
+        in_parts = Signal(range(MAX_PARTICLES + 1))     # particles of the chain so far
+        out_parts = Signal(range(MAX_PARTICLES + 1))
         ecmd = Signal(eng.cmd.payload.shape())
 
         # descriptor loads: packet / particle words share one index space
@@ -477,7 +504,7 @@ class McrEngine(wiring.Component):
                     m.d.comb += q.r_en.eq(1)
                     m.d.sync += [mcr_addr.eq(q.r_data), pkt_addr.eq(q.r_data + 4 + 32),
                                  pkt_idx.eq(0), rec_err.eq(0), err_code.eq(0),
-                                 mst.eq(MainState.PKT_RD)]
+                                 chain_err.eq(0), mst.eq(MainState.PKT_RD)]
             with m.Case(MainState.PKT_RD):
                 first = pkt_idx == 0
                 m.d.comb += [r_main.valid.eq(1), r_main.read.eq(1),
@@ -533,13 +560,13 @@ class McrEngine(wiring.Component):
                     m.d.sync += mst.eq(MainState.NEXT)
             with m.Case(MainState.NEXT):
                 m.d.sync += [pkt_idx.eq(pkt_idx + 1), self.packets.eq(self.packets + 1)]
-                with m.If(pkt_idx + 1 < pkts):
+                with m.If((pkt_idx + 1 < pkts) & ~chain_err):
                     m.d.sync += mst.eq(MainState.PKT_RD)
                 with m.Else():
                     m.d.sync += mst.eq(MainState.DONE_DATA)
             with m.Case(MainState.DONE_DATA):
-                new_flags = Cat(Const(MCR_DONE, 1), rec_err, hdr[18:24],
-                                Mux(rec_err, err_code, hdr[24:32]))
+                new_flags = Cat(~chain_err, rec_err, hdr[18:24],
+                                Mux(chain_err, ERR_CHAIN, Mux(rec_err, err_code, hdr[24:32])))
                 m.d.comb += [self.ini_wdata.valid.eq(1),
                              self.ini_wdata.payload.eq(Cat(pkts, new_flags))]
                 with m.If(self.ini_wdata.ready):
@@ -552,11 +579,25 @@ class McrEngine(wiring.Component):
                 with m.If(r_main.gnt):
                     m.d.sync += mst.eq(MainState.DONE_WAIT)
             with m.Case(MainState.DONE_WAIT):
-                with m.If(self.ini_done & (self.ini_done_status == Status.OK)):
+                with m.If(self.ini_done & (self.ini_done_status == Status.OK) & chain_err):
+                    m.d.comb += chain_halt.eq(1)
+                with m.Elif(self.ini_done & (self.ini_done_status == Status.OK)):
                     m.d.comb += self.record_done.eq(1)
                     m.d.sync += [mst.eq(MainState.IDLE), self.records.eq(self.records + 1)]
         with m.If(self.dma_error):
             m.d.sync += mst.eq(MainState.HALT)
+
+        def chain_error(addr):
+            """Flag the record's (first) chain error, at the particle at ``addr``."""
+            with m.If(~chain_err):
+                m.d.sync += [chain_err.eq(1), chain_addr.eq(addr)]
+            m.d.sync += rec_err.eq(1)
+
+        # the particles inside the packet's 32 bytes (pkt_addr is 32 past them)
+        in_first = pkt_addr - MCR_PKT_BYTES + 4 * _dw(McrPacket, "ipkt")
+        out_first = pkt_addr - MCR_PKT_BYTES + 4 * _dw(McrPacket, "opkt")
+        in_at = Signal(32)             # bus address of the input particle being read
+        out_at = Signal(32)
 
         # ---------------------------------------------------------------
         # Input FSM: input chain → data FIFO
@@ -573,12 +614,21 @@ class McrEngine(wiring.Component):
         with m.Switch(ist):
             with m.Case(InState.IDLE):
                 with m.If(start_io):
-                    m.d.sync += [in_rem.eq(pktlen), ist.eq(InState.RUN)]
+                    m.d.sync += [in_rem.eq(pktlen), in_parts.eq(1), ist.eq(InState.RUN)]
+                    with m.If(in_len == 0):
+                        chain_error(in_first)
+                        m.d.sync += ist.eq(InState.TERM)
             with m.Case(InState.RUN):
                 with m.If(in_rem == 0):
                     m.d.sync += ist.eq(InState.IDLE)
                 with m.Elif(in_len == 0):
-                    m.d.sync += ist.eq(Mux(in_next == 0, InState.TERM, InState.DESC_RD))
+                    with m.If(in_next == 0):
+                        m.d.sync += ist.eq(InState.TERM)          # chain too short
+                    with m.Elif(in_parts == MAX_PARTICLES):
+                        chain_error(in_next)
+                        m.d.sync += ist.eq(InState.TERM)
+                    with m.Else():
+                        m.d.sync += [in_parts.eq(in_parts + 1), ist.eq(InState.DESC_RD)]
                 with m.Else():
                     m.d.comb += [
                         r_in.valid.eq(data_out + c_in <= self.data_depth),
@@ -596,12 +646,17 @@ class McrEngine(wiring.Component):
                 m.d.comb += [r_in.valid.eq(1), r_in.read.eq(1), r_in.addr.eq(in_next),
                              r_in.count.eq(3), r_in.dest.eq(D_IN)]
                 with m.If(r_in.gnt):
-                    m.d.sync += ist.eq(InState.DESC_WAIT)
+                    m.d.sync += [in_at.eq(in_next), ist.eq(InState.DESC_WAIT)]
             with m.Case(InState.DESC_WAIT):
                 with m.If(ctl_end & (t_dest == D_IN)):
                     m.d.sync += ist.eq(InState.RUN)
+                    with m.If(w[0:16] == 0):           # the particle's len word
+                        chain_error(in_at)
+                        m.d.sync += ist.eq(InState.TERM)
             with m.Case(InState.TERM):
-                with m.If(~demux_push & (data_out < self.data_depth) & ~halted):
+                # after every read under way (its data must precede the end mark)
+                with m.If(~demux_push & ~tags.r_rdy & (data_out < self.data_depth)
+                          & ~halted):
                     m.d.comb += [term_push.eq(1), data_add.eq(1)]
                     m.d.sync += [in_rem.eq(0), ist.eq(InState.IDLE)]
 
@@ -706,6 +761,27 @@ class McrEngine(wiring.Component):
                          w_left.eq((ln + n + 3) >> 2), w_first.eq(1),
                          w_fbe.eq(_low_be(ln)), w_lbe.eq(_end_be((ln + n)[0:2]))]
 
+        def drop_rest():
+            """No particle for the rest of the output: drop it."""
+            m.d.sync += [discard.eq(1), p_left.eq(out_rem), out_rem.eq(0),
+                         ost.eq(OutState.DISCARD)]
+
+        def out_chain_error(addr):
+            """Refuse the output chain at ``addr``: drop the rest and the MAC."""
+            chain_error(addr)
+            drop_rest()
+            m.d.sync += out_mac.eq(0)
+
+        def walk_output():
+            """The current output particle is used up and output remains."""
+            with m.If(out_next == 0):
+                drop_rest()
+                m.d.sync += [rec_err.eq(1), err_code.eq(ERR_OUTPUT)]
+            with m.Elif(out_parts == MAX_PARTICLES):
+                out_chain_error(out_next)
+            with m.Else():
+                m.d.sync += [out_parts.eq(out_parts + 1), ost.eq(OutState.DESC_RD)]
+
         n_out = Signal(16)
         m.d.comb += n_out.eq(Mux(out_len < out_rem, out_len, out_rem))
         particle_done = (p_left == 0) & (w_left == 0)
@@ -716,17 +792,13 @@ class McrEngine(wiring.Component):
                                  drop_w.eq(Mux(cipher_on, coff, 0)),
                                  drop_all.eq(~cipher_on), out_mac.eq(mac_on),
                                  mac_phase.eq(0), mac_k.eq(0), discard.eq(0),
-                                 ost.eq(OutState.SETUP)]
+                                 out_parts.eq(1), ost.eq(OutState.SETUP)]
             with m.Case(OutState.SETUP):
+                # a particle just loaded (the first, or after DESC_WAIT)
                 with m.If(out_rem == 0):
                     m.d.sync += ost.eq(OutState.MAC_SETUP)
                 with m.Elif(out_len == 0):
-                    with m.If(out_next == 0):
-                        m.d.sync += [discard.eq(1), p_left.eq(out_rem), out_rem.eq(0),
-                                     rec_err.eq(1), err_code.eq(ERR_OUTPUT),
-                                     ost.eq(OutState.DISCARD)]
-                    with m.Else():
-                        m.d.sync += ost.eq(OutState.DESC_RD)
+                    out_chain_error(Mux(out_parts == 1, out_first, out_at))
                 with m.Else():
                     set_particle(out_addr, n_out)
                     m.d.sync += [out_rem.eq(out_rem - n_out), out_len.eq(out_len - n_out),
@@ -737,17 +809,13 @@ class McrEngine(wiring.Component):
                         m.d.sync += ost.eq(OutState.FINISH)
                     with m.Elif(out_rem == 0):
                         m.d.sync += ost.eq(OutState.MAC_SETUP)
-                    with m.Elif(out_next == 0):
-                        m.d.sync += [discard.eq(1), p_left.eq(out_rem), out_rem.eq(0),
-                                     rec_err.eq(1), err_code.eq(ERR_OUTPUT),
-                                     ost.eq(OutState.DISCARD)]
                     with m.Else():
-                        m.d.sync += ost.eq(OutState.DESC_RD)
+                        walk_output()
             with m.Case(OutState.DESC_RD):
                 m.d.comb += [r_out.valid.eq(1), r_out.read.eq(1), r_out.addr.eq(out_next),
                              r_out.count.eq(3), r_out.dest.eq(D_OUT)]
                 with m.If(r_out.gnt):
-                    m.d.sync += ost.eq(OutState.DESC_WAIT)
+                    m.d.sync += [out_at.eq(out_next), ost.eq(OutState.DESC_WAIT)]
             with m.Case(OutState.DESC_WAIT):
                 with m.If(ctl_end & (t_dest == D_OUT)):
                     m.d.sync += ost.eq(OutState.SETUP)

@@ -144,7 +144,9 @@ class PciInitiator(wiring.Component):
             return ~(first & last) & 0xF
 
         finish = Signal()                 # report the command this clock
-        m.d.comb += [self.done.eq(finish), self.done_status.eq(error),
+        refused = Signal()                # ... as GIVE_UP: bus mastering is disabled
+        m.d.comb += [self.done.eq(finish),
+                     self.done_status.eq(Mux(refused, Status.GIVE_UP, error)),
                      self.done_count.eq(moved)]
         with m.If(finish):
             m.d.sync += active.eq(0)
@@ -159,8 +161,9 @@ class PciInitiator(wiring.Component):
             with m.Case(S_IDLE):
                 m.d.sync += [drive.eq(0), drive_irdy.eq(0), frame_o.eq(0), irdy_o.eq(0)]
                 with m.If(active & (remaining != 0) & ~self.master_enable):
-                    m.d.sync += error.eq(Status.GIVE_UP)
-                    m.d.comb += finish.eq(1)
+                    # PCI 2.3 §6.2.2 (command bit 2 clear: no PCI accesses): the
+                    # rest of the command fails now, reported in this clock
+                    m.d.comb += [finish.eq(1), refused.eq(1)]
                 with m.Elif(self.req & self.gnt & ~bus.frame & ~bus.irdy & (backoff == 0)):
                     m.d.sync += [state.eq(S_ADDR), drive.eq(1), drive_irdy.eq(1),
                                  frame_o.eq(1), irdy_o.eq(0), cbe_o.eq(c.code),

@@ -15,7 +15,8 @@ from hw.cards.bcm5820 import (REG, CTRL_DMAERR, CTRL_MCR1INT, CTRL_RESET, STAT_D
                               STAT_MCR1_FULL)
 from hw.dma.mcr import (ContextLong, McrHeader, McrPacket, PktBuf, CTX_3DES, CTX_INBOUND,
                         CTX_SHA1, CTX_MD5, MCR_DONE, MCR_ERROR, MCR_BYTES, MCR_PKT_BYTES,
-                        CONTEXT_BYTES, MAC_BYTES)
+                        CONTEXT_BYTES, MAC_BYTES, MAX_PARTICLES)
+from hw.pci.target import CMD_BUS_MASTER
 from tests.hw.crypto.crypto_ref import cbc, hmac_midstates
 
 BAD_ADDR = 0xF000_0000          # decoded by nobody: master abort
@@ -339,6 +340,115 @@ async def dma_error(host, seed=5, where="input"):
             "stat_after_reset": st_after, "irq2": ok2, "flags2": f2, "bad2": bad2,
             "expect_err": (BAD_ADDR if where == "input" else BAD_ADDR + 0x40),
             "checker": host.checker_errors()}
+
+
+async def recover(card):
+    """The driver's DMA-error recovery: CTRL RESET, clear STAT, enable interrupts."""
+    await card.wr("CTRL", CTRL_RESET)
+    while await card.rd("CTRL") & CTRL_RESET:
+        pass
+    await card.wr("STAT", 0xFFFF_FFFF)
+    await card.wr("CTRL", CTRL_MCR1INT | CTRL_DMAERR)
+
+
+async def one_good_record(card, rng, size=48):
+    """Submit one fresh record, wait for it; returns (interrupt seen, flags, failures)."""
+    good = make_packet(rng, size=size)
+    mcr, places = build_record(card, rng, [good])
+    await card.wr("MCR1", mcr)
+    ok = await card.wait_irq()
+    st = await card.rd("STAT")
+    await card.wr("STAT", st)
+    flags, _, bad = check_record(card, mcr, [good], places)
+    return ok, flags, bad
+
+
+async def master_card_addresses(host, before):
+    """Address phases the card's master has started since ``before``."""
+    return host.bus_stats_since(before)["by_master"].get("slot1.master", {}).get("address", 0)
+
+
+async def bme_outage(host, seed=13, size=256, off_us=60):
+    """Bus Master Enable (command bit 2) cleared for ``off_us`` with a record on
+    the card, then set again; the driver's recovery; a new record."""
+    rng = random.Random(seed)
+    dev, card = await attach_card(host)
+    pkt = make_packet(rng, size=size)
+    mcr, places = build_record(card, rng, [pkt])
+    await card.wr("MCR1", mcr)
+    cmd = await host.cfg_read(dev.slot, 4) & 0xFFFF       # not the W1C status half
+    await host.cfg_write(dev.slot, 4, cmd & ~CMD_BUS_MASTER)
+    before = host.bus_stats()
+    await host.sleep(off_us * 1_000_000)
+    out = {"starts_while_off": await master_card_addresses(host, before),
+           "irq": bool(host.irq_lines), "stat": await card.rd("STAT"),
+           "err": await card.rd("ERR"),
+           "flags": int.from_bytes(card.mem.read(mcr + 2, 2), "little")}
+    await host.cfg_write(dev.slot, 4, cmd)
+    await recover(card)
+    out["stat_after_reset"] = await card.rd("STAT")
+    out["irq2"], out["flags2"], out["bad2"] = await one_good_record(card, rng)
+    out["checker"] = host.checker_errors()
+    return out
+
+
+#: byte offsets in a one-packet record of the input/output particles' fields
+IPKT, OPKT = 4 + 4, 4 + 20
+PB_NEXT, PB_LEN = 4, 8
+
+
+def _u32(mem, addr):
+    return int.from_bytes(mem.read(addr, 4), "little")
+
+
+def _nth_particle(mem, first, n):
+    """Bus address of particle ``n`` (0 = ``first``) of a chain."""
+    a = first
+    for _ in range(n):
+        a = _u32(mem, a + PB_NEXT)
+    return a
+
+
+def bad_chain_record(card, rng, kind):
+    """A one-packet record whose chain the card must refuse; returns (mcr, the
+    bus address of the particle the card must report)."""
+    n = MAX_PARTICLES + 8
+    shapes = {
+        "in_self": dict(size=32, in_segs=2),         # 2nd input particle: len 0, next = itself
+        "out_self": dict(size=32, out_segs=2, mac=False),
+        "in_first0": dict(size=32),                  # the record's input particle: len 0
+        "in_long": dict(size=n, cipher=False, in_segs=n),       # 1-byte particles
+        "out_long": dict(size=n, out_segs=n, mac=False),
+    }
+    pkt = make_packet(rng, **shapes[kind])
+    mcr, _ = build_record(card, rng, [pkt])
+    mem = card.mem
+    if kind in ("in_self", "out_self"):
+        at = _u32(mem, mcr + (IPKT if kind == "in_self" else OPKT) + PB_NEXT)
+        mem.write(at + PB_NEXT, at.to_bytes(4, "little"))
+        mem.write(at + PB_LEN, bytes(4))
+    elif kind == "in_first0":
+        at = mcr + IPKT
+        mem.write(at + PB_LEN, bytes(4))
+    else:
+        at = _nth_particle(mem, mcr + (IPKT if kind == "in_long" else OPKT), MAX_PARTICLES)
+    return mcr, at
+
+
+async def chain_error(host, kind, seed=21):
+    """A chain the card must not walk: DMAERR with ERR at the particle, the
+    record flagged ERROR + ERR_CHAIN without DONE; reset; a good record."""
+    rng = random.Random(seed)
+    dev, card = await attach_card(host)
+    mcr, at = bad_chain_record(card, rng, kind)
+    await card.wr("MCR1", mcr)
+    out = {"irq": await card.wait_irq(timeout_cycles=30_000), "stat": await card.rd("STAT"),
+           "err": await card.rd("ERR"), "expect_err": at,
+           "flags": int.from_bytes(card.mem.read(mcr + 2, 2), "little")}
+    await recover(card)
+    out["irq2"], out["flags2"], out["bad2"] = await one_good_record(card, rng)
+    out["checker"] = host.checker_errors()
+    return out
 
 
 async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16):

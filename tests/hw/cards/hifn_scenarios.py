@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from drivers import hifn as H
 from drivers.pci import enumerate_bus
+from hw.pci.target import CMD_BUS_MASTER
 
 RINGS = "csrd"            # order of CRAR/SRAR/RRAR/DRAR and of DMA_CSR fields
 RAR = dict(c=H.HIFN_1_DMA_CRAR, s=H.HIFN_1_DMA_SRAR, r=H.HIFN_1_DMA_RRAR, d=H.HIFN_1_DMA_DRAR)
@@ -363,3 +364,34 @@ async def abort(host):
     out["failures"] = rig.check()
     out["checker"] = host.checker_errors()
     return out
+
+
+def _master_addresses(host, before):
+    """Address phases the card's master has started since ``before``."""
+    return host.bus_stats_since(before)["by_master"].get("slot1.master", {}).get("address", 0)
+
+
+async def bme_outage(host, off_us=60):
+    """Bus Master Enable (command bit 2) cleared for ``off_us`` with packets on
+    the card, then set again; the abort recovery (reset, rings from the
+    start, keys again); a new packet."""
+    rig = await _rig(host)
+    rng = random.Random(17)
+    for s in range(2):
+        rig.submit(random_op(rng, size=64, cipher="3des", mac=True, decrypt=False, session=s))
+    await host.sleep(2 * 1_000_000)                       # the chip is on the first one
+    cmd = await host.cfg_read(rig.dev.slot, 4) & 0xFFFF   # not the W1C status half
+    await host.cfg_write(rig.dev.slot, 4, cmd & ~CMD_BUS_MASTER)
+    before = host.bus_stats()
+    await host.sleep(off_us * 1_000_000)
+    out = {"starts_while_off": _master_addresses(host, before), "csr_seen": rig.csr_seen,
+           "irqs": rig.irqs}
+    await host.cfg_write(rig.dev.slot, 4, cmd)
+    await rig.init()
+    rig.pending = []
+    rig.submit(random_op(rng, size=48, cipher="3des", mac=True, decrypt=True, session=1))
+    out["recovered"] = await rig.wait_all(timeout_us=500)
+    out["failures"] = rig.check()
+    out["checker"] = host.checker_errors()
+    return out
+

@@ -10,7 +10,7 @@ import pytest
 
 from hw.cards.bcm5820 import (CTRL_DMAERR, CTRL_MCR1INT, ERR_READ, STAT_DMAERR,
                               STAT_MCR1_BUSY, STAT_MCR1_DONE, STAT_MCR2_FULL)
-from hw.dma.mcr import ERR_OUTPUT, MCR_DONE, MCR_ERROR
+from hw.dma.mcr import ERR_CHAIN, ERR_OUTPUT, MAX_PARTICLES, MCR_DONE, MCR_ERROR
 from hw.machine import MachineSpec, CardSpec
 from hw.pci.target import STATUS_RX_MASTER_ABORT
 from sim.experiment import run
@@ -115,3 +115,36 @@ def test_interrupt_moderation_n_records_or_t_cycles(backend):
     # T first: a 400-clock timer fires before 8 records complete
     r = run(machine(), f"{SC}:moderation", {"imod_n": 8, "imod_t": 400}, backend=backend)
     assert r["done"] == 4 and r["edges"] >= 2
+
+
+def test_bus_master_disabled_is_a_dma_error_and_reset_recovers(backend):
+    """PCI 2.3 §6.2.2: with command bit 2 clear the card starts no access; the
+    refused DMA is a DMA error (DMAERR, ERR, the record not DONE), not a hang
+    at MCR1_BUSY; after CTRL RESET new records complete."""
+    r = run(machine(), f"{SC}:bme_outage", backend=backend)
+    assert r["checker"] == []
+    assert r["starts_while_off"] == 0
+    assert r["irq"] and r["stat"] & STAT_DMAERR and not r["stat"] & STAT_MCR1_DONE
+    assert r["err"] != 0
+    assert r["flags"] == 0
+    assert r["stat_after_reset"] == STAT_MCR2_FULL
+    assert r["irq2"] and r["flags2"] == MCR_DONE and r["bad2"] == []
+
+
+@pytest.mark.parametrize("kind", ["in_self", "out_self", "in_first0", "in_long", "out_long"])
+def test_chain_errors_are_dma_errors_not_loops(kind):
+    """A zero-length particle owing data (self-linked or the record's own) or a
+    chain of more than UBS_MAX_SCATTER particles: the record gets ERROR +
+    ERR_CHAIN (not DONE), STAT DMAERR, ERR = the particle; reset recovers."""
+    r = run(machine(), f"{SC}:chain_error", {"kind": kind}, backend="pysim")
+    assert r["checker"] == [] and r["irq"]
+    assert r["stat"] & STAT_DMAERR and not r["stat"] & STAT_MCR1_DONE
+    assert r["err"] == r["expect_err"] | ERR_READ
+    assert r["flags"] == MCR_ERROR | ERR_CHAIN << 8
+    assert r["irq2"] and r["flags2"] == MCR_DONE and r["bad2"] == []
+
+
+def test_chains_of_max_particles_are_walked():
+    n = MAX_PARTICLES   # 1-byte particles: exactly the limit
+    records("pysim", sizes=[n], cipher=False, in_segs=n)
+    records("pysim", sizes=[n], mac=False, out_segs=n)

@@ -133,6 +133,17 @@ def test_dma_error_aborts_and_reset_recovers(backend):
     assert r["checker"] == []
 
 
+def test_bus_master_disabled_aborts_and_reset_recovers(backend):
+    """PCI 2.3 §6.2.2: with command bit 2 clear the chip starts no access; the
+    refused DMA raises a ring ABORT (and its interrupt), not a silent stall;
+    after the abort recovery new packets complete."""
+    r = run(machine(), f"{SC}:bme_outage", backend=backend)
+    assert r["starts_while_off"] == 0
+    assert r["csr_seen"] & H.HIFN_DMACSR_ABORTS and r["irqs"] >= 1
+    assert r["recovered"] and r["failures"] == []
+    assert r["checker"] == []
+
+
 @pytest.mark.verilator
 @pytest.mark.slow
 def test_16k_3des_throughput_on_verilator():
