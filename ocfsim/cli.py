@@ -188,7 +188,8 @@ def cmd_bench(args) -> int:
     return module.main(args.rest + (["--json"] if args.json else []))
 
 
-BENCHES = {"pci": "pci_bandwidth", "cores": "crypto_cores", "null": "null", "fig1": "fig1"}
+BENCHES = {"pci": "pci_bandwidth", "cores": "crypto_cores", "null": "null", "fig1": "fig1",
+           "speed": "speed"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("bench", help="benchmarks (pci, cores, null, fig1); see bench/")
+    sp = sub.add_parser("bench", help="benchmarks (pci, cores, null, fig1, speed); see bench/")
     sp.add_argument("name", choices=sorted(BENCHES))
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
