@@ -14,6 +14,14 @@ offsets), command records in DMA memory (formats of :mod:`hw.dma.mcr`,
 * process: validate the request, build the packet (80-byte context, input
   and output particle chains over the request's segments, MAC buffer) in DMA
   memory, put it on the software queue and feed the chip.
+* requests the chip cannot take as one packet (its length field has 16
+  bits; a packet cannot be empty) are still served, with the same answer as
+  cryptosoft: a cipher range of length 0 is left alone; an HMAC-SHA1 over an
+  empty or longer-than-a-packet range is finished on the host CPU from the
+  session's midstates (charged at cryptosoft's SHA-1 HMAC rate); a longer
+  cipher range goes to the chip in pieces (the largest multiple of 8 bytes
+  that fits a packet), one after the other, each piece's IV the CBC chain of
+  the one before.
 * feed (``ubsec_feed``): while packets are queued and STAT.MCR1_FULL is
   clear, merge up to ``maxaggr`` queued packets into one record and write
   its address to MCR1. Requests wait in the queue while the chip is full.
@@ -37,7 +45,9 @@ Options (``boot(driver_options={"ubsec": {...}})``): ``maxaggr`` (packets per
 record, default 5 = OpenBSD's UBS_MAX_AGGR; 1 disables chaining),
 ``imod_records`` / ``imod_usec`` (the card's IMOD moderation extension:
 raise MCR1_DONE after N records or T µs; 0 = off, the default),
-``watchdog_us`` (a fixed completion bound instead of the derived one).
+``watchdog_us`` (a fixed completion bound instead of the derived one),
+``max_packet`` (largest packet handed to the chip, default and maximum
+65535; smaller only so tests can exercise the split path briefly).
 
 ``handover_hook`` (default None): ``hook(kind, addr, size)`` is called after
 the driver wrote a structure to DMA memory and before the MCR1 write tells
@@ -58,7 +68,7 @@ from typing import Any, Optional
 from ocf.sha1 import SHA1_IV, hmac_sha1_midstates, sha1_compress  # noqa: F401 (re-exported)
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
-                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoIni, CryptoOp)
+                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni, CryptoOp)
 from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
 from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM, ETIMEDOUT
 
@@ -127,6 +137,7 @@ class _Q:
     nparts: int = 0                    # particles in both chains
     nbytes: int = 0                    # packet length (for the watchdog bound)
     descs: list = field(default_factory=list)   # particle descriptors in DMA memory
+    then: Any = None                   # piece of a long request: async then(err)
 
 
 @dataclass
@@ -145,14 +156,18 @@ class Ubsec:
 
     def __init__(self, system: Any, dev: Any, unit: int, maxaggr: int = MAXAGGR,
                  imod_records: int = 0, imod_usec: float = 0.0,
-                 watchdog_us: Optional[float] = None):
+                 watchdog_us: Optional[float] = None, max_packet: int = MAX_PKTLEN):
         if not isinstance(maxaggr, int) or maxaggr < 1:
             raise ValueError(f"ubsec: maxaggr must be a positive integer, not {maxaggr!r}")
         if not 0 <= int(imod_records) <= 255 or imod_usec < 0:
             raise ValueError("ubsec: imod_records must be 0..255 and imod_usec >= 0")
         if watchdog_us is not None and not watchdog_us > 0:
             raise ValueError(f"ubsec: watchdog_us must be > 0, not {watchdog_us!r}")
+        if not isinstance(max_packet, int) or not 8 <= max_packet <= MAX_PKTLEN:
+            raise ValueError(f"ubsec: max_packet must be 8..{MAX_PKTLEN}, not {max_packet!r}")
         self.watchdog_ps = int(watchdog_us * 1e6) if watchdog_us else None
+        self.max_packet = max_packet
+        self.piece = max_packet & ~7
         self.handover_hook = None
         self.wd: Optional[Watchdog] = None
         self.quiesced = False             # BME off / INTx masked by the driver
@@ -262,16 +277,22 @@ class Ubsec:
         if err:
             self.s["einval"] += err == EINVAL
             return err
-        await k.charge("driver", self.c["particle"] * q.nparts)
         s = k.splraise()                       # splnet: the queue is shared with intr
         try:
-            self.queue.append(q)
-            self.wd.arm()
-            self.s["queue_max"] = max(self.s["queue_max"], len(self.queue))
+            if isinstance(q, _Q):
+                await self._enqueue(q)
+            else:
+                await q()                      # more (or less) than one packet
             await self.feed()
         finally:
             k.splx(s)
         return 0
+
+    async def _enqueue(self, q: _Q) -> None:
+        await self.kernel.charge("driver", self.c["particle"] * q.nparts)
+        self.queue.append(q)
+        self.wd.arm()
+        self.s["queue_max"] = max(self.s["queue_max"], len(self.queue))
 
     def _prepare(self, crp: CryptoOp) -> tuple[int, Optional[_Q]]:
         """Check the request and lay out its context and particles in DMA memory."""
@@ -303,11 +324,7 @@ class Ubsec:
                 return EINVAL, None
         if enc and (enc.len % 8 or enc.skip + enc.len > buflen):
             return EINVAL, None
-        main = mac or enc
-        start, pktlen = main.skip, main.len
-        if pktlen == 0 or pktlen > MAX_PKTLEN or start + pktlen > buflen:
-            return EINVAL, None
-        if mac and mac.inject + MAC_BYTES > buflen:
+        if mac and (mac.skip + mac.len > buflen or mac.inject + MAC_BYTES > buflen):
             return EINVAL, None
         # IV (swcr_encdec semantics, see ocf/cryptosoft.py)
         iv = b""
@@ -325,6 +342,12 @@ class Ubsec:
                 if enc.inject + 8 > buflen:
                     return EINVAL, None
                 iv = crp.buf.read(enc.inject, 8)
+        if enc and enc.len == 0:
+            enc = None                         # nothing to cipher (cryptosoft: unchanged)
+        main = mac or enc
+        if main is None or main.len == 0 or main.len > self.max_packet:
+            return 0, lambda: self._not_one_packet(crp, ses, enc, mac, iv, encrypt)
+        start, pktlen = main.skip, main.len
         in_parts = _particles(crp.buf.segs, start, pktlen)
         out_parts = _particles(crp.buf.segs, enc.skip, enc.len) if enc else []
         nextra = max(0, len(in_parts) - 1) + max(0, len(out_parts) - 1)
@@ -547,15 +570,88 @@ class Ubsec:
                 skip, n = q.enc_out
                 q.ses.iv = crp.buf.read(skip + n - 8, 8)
         k.free(q.dma)
+        if q.then is not None:
+            await q.then(err)
+            return
+        self._done(crp, err)
+
+    def _done(self, crp: CryptoOp, err: int) -> None:
         self.s["completed"] += 1
         self.s["errors"] += bool(err)
         crp.etype = err
         self.crypto.done(crp)
 
+    # ------------------------------------------------------------ beyond one packet
+    async def _not_one_packet(self, crp: CryptoOp, ses: _Session, enc, mac, iv: bytes,
+                              encrypt: bool) -> None:
+        """Serve a request whose range is empty or longer than a packet:
+        MAC on the host, cipher in chained pieces on the chip (IPsec order:
+        the MAC covers the ciphertext, so it comes after encrypting and
+        before decrypting)."""
+        if mac is not None and not (enc and encrypt):
+            await self._host_mac(crp, ses, mac)
+        if enc is None:
+            self._done(crp, 0)
+            return
+        n = self.piece
+        ends = list(range(enc.skip + n, enc.skip + enc.len, n)) + [enc.skip + enc.len]
+        state = {"start": enc.skip, "iv": iv}
+
+        async def piece(err: int = 0) -> None:
+            start = state["start"]
+            if err or start == ends[-1]:
+                if not err and encrypt:
+                    ses.iv = crp.buf.read(start - 8, 8)
+                if not err and mac is not None and encrypt:
+                    self.crypto.defer(lambda: self._mac_then_done(crp, ses, mac))
+                else:
+                    self._done(crp, err)
+                return
+            end = next(e for e in ends if e > start)
+            iv_now = state["iv"]
+            # the next piece's IV: the last ciphertext block of this one
+            state["iv"] = None if encrypt else crp.buf.read(end - 8, 8)
+            if encrypt and start > enc.skip:
+                iv_now = crp.buf.read(start - 8, 8)
+            sub = CryptoOp(sid=crp.sid, buf=crp.buf, desc=[CryptoDesc(
+                enc.ini, start, end - start, 0,
+                (CRD_F_ENCRYPT if encrypt else 0) | CRD_F_IV_EXPLICIT, iv_now)])
+            state["start"] = end
+            err, q = self._prepare(sub)
+            if err:                                # e.g. the session was freed meanwhile
+                self._done(crp, err)
+                return
+            q.then = piece
+            await self._enqueue(q)
+
+        await piece()
+
+    async def _mac_then_done(self, crp: CryptoOp, ses: _Session, mac) -> None:
+        await self._host_mac(crp, ses, mac)
+        self._done(crp, 0)
+
+    async def _host_mac(self, crp: CryptoOp, ses: _Session, mac) -> None:
+        """HMAC-SHA1-96 of the MAC range on the host CPU, from the midstates."""
+        p = self.kernel.profile
+        await self.kernel.charge("crypto", p.cost("cryptosoft.sha1_hmac.op")
+                                 + p.bytes_cost("cryptosoft.sha1_hmac.byte", mac.len))
+        inner = _sha1_finish(ses.inner, crp.buf.read(mac.skip, mac.len))
+        crp.buf.write(mac.inject, _sha1_finish(ses.outer, inner)[:MAC_BYTES])
+
     def stats(self) -> dict:
         return dict(self.s, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
                     maxaggr=self.maxaggr, imod=self.imod,
                     watchdog_expiries=self.wd.expiries if self.wd else 0)
+
+
+def _sha1_finish(state: tuple, data: bytes) -> bytes:
+    """SHA-1 digest of (one 64-byte block already in ``state``) + ``data``:
+    the rest of an HMAC pass from its midstate (FIPS 180-4 §5.1.1 padding)."""
+    total = 64 + len(data)
+    msg = data + b"\x80" + bytes((55 - total) % 64) + struct.pack(">Q", 8 * total)
+    for i in range(0, len(msg), 64):
+        state = sha1_compress(state, msg[i:i + 64])
+    return b"".join(x.to_bytes(4, "big") for x in state)
 
 
 def _particles(segs, skip: int, length: int) -> list[tuple[int, int]]:
