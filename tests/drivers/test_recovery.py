@@ -49,7 +49,7 @@ def test_ubsec_ctrl_reset_behind_driver_times_out_and_serves_again():
 
 @pytest.mark.verilator
 def test_ubsec_ctrl_reset_default_bound_verilator():
-    """The issue's reproducer at full length on the derived bound: 3 x 50 ops."""
+    """The full-length reproducer on the derived bound: 3 processes x 50 ops."""
     r = run(machine("bcm5820"), SC, dict(fault="ubsec-ctrl-reset", ops=50, size=256,
                                          until_us=20000), backend="verilator")
     _recovered(r, errnos=(ETIMEDOUT,))
