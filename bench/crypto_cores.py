@@ -33,7 +33,6 @@ Simulation speed, per backend:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -446,26 +445,25 @@ def format_table(result) -> str:
     return "\n".join(lines)
 
 
-BACKENDS = ("pysim", "verilator")
-
-
-def _backends(text):
-    names = [b.strip() for b in text.split(",") if b.strip()]
-    bad = [b for b in names if b not in BACKENDS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(
-            f"backend must be {' or '.join(BACKENDS)} (comma-separated list), not {text!r}")
-    return names
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="crypto_cores", description=__doc__.splitlines()[0])
-    ap.error = lambda message: ap.exit(2, f"{ap.prog}: error: {message}\n")
+def build_parser():
+    """The benchmark's options (``ocfsim bench cores``)."""
+    from ocfsim.cli import Parser, name_list
+    from sim.experiment import BACKENDS
+    ap = Parser(prog="ocfsim bench cores",
+                description="Cycles per block and Mbit/s of the DES/3DES and SHA-1 cores "
+                            "per rounds-per-cycle setting, the cards' engines beside their "
+                            "datasheet rates, and simulated cycles per second per backend.")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--quick", action="store_true",
                     help="fewer blocks, shorter packets; verilator: only the cards' settings")
-    ap.add_argument("--backend", action="append", type=_backends, metavar="pysim,verilator",
-                    help="simulator(s), comma-separated or repeated (default pysim)")
+    ap.add_argument("--backend", action="append", type=name_list(BACKENDS),
+                    metavar="pysim,verilator",
+                    help="simulator(s), comma-separated or repeated; when not given: pysim")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     a = ap.parse_args(argv)
     backends = list(dict.fromkeys(b for group in (a.backend or [["pysim"]]) for b in group))
     res = run(tuple(backends), quick=a.quick)

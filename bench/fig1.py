@@ -17,17 +17,20 @@ Usage: python -m bench.fig1 [--card bcm5820,hifn7751,soft,null]
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
+from ocf.cryptodefs import CRYPTO_DES_CBC
+from ocf.xform import ENC_XFORMS
 from ocfsim.machines import crypto_machine
 from sim.experiment import run
 
 __all__ = ["run_bench", "format_table", "main", "SERIES"]
 
 SIZES = (16, 64, 256, 1024, 8192, 16384)
+#: every series uses every size, so sizes are multiples of the DES/3DES block
+CIPHER_BLOCK = ENC_XFORMS[CRYPTO_DES_CBC].blocksize
 #: OCF paper Table 1 (1 thread), Table 2 (1 thread) and §5.2 (null), Mbit/s
 PAPER = {
     "hifn7751": dict(zip(SIZES, (3.06, 11.45, 33.15, 59.49, 79.19, 80.75))),
@@ -51,12 +54,12 @@ def ops_for(size: int) -> int:
     return max(6, min(48, (256 << 10) // size))
 
 
-def one_point(series: str, size: int, backend: str) -> dict:
+def one_point(series: str, size: int, backend: str, seed: int = 1) -> dict:
     kinds, alg = SERIES[series]
     t0 = time.perf_counter()
     r = run(crypto_machine(kinds), "ocfsim.workloads.devcrypto:devcrypto",
             {"alg": alg, "size": size, "ops": ops_for(size), "threads": 1,
-             "allow_soft": not kinds}, backend=backend)
+             "allow_soft": not kinds, "seed": seed}, backend=backend)
     row = {"series": series, "card": ",".join(kinds) or "soft", "alg": alg, "size": size,
            "threads": 1, "backend": backend, "ok": r["ok"], "mbps": r["mbps"],
            "ops_per_s": r["ops_per_s"], "interrupts_per_s": r["interrupts_per_s"],
@@ -70,15 +73,17 @@ def one_point(series: str, size: int, backend: str) -> dict:
     return row
 
 
-def run_bench(series=tuple(SERIES), sizes=SIZES, backend="verilator", progress=None) -> dict:
+def run_bench(series=tuple(SERIES), sizes=SIZES, backend="verilator", progress=None,
+              seed=1) -> dict:
     rows = []
     t0 = time.perf_counter()
     for s in series:
         for size in sizes:
-            rows.append(one_point(s, size, backend))
+            rows.append(one_point(s, size, backend, seed))
             if progress:
                 progress(rows[-1])
-    return {"bench": "fig1", "backend": backend, "wall_s": time.perf_counter() - t0,
+    return {"bench": "fig1", "backend": backend, "seed": seed,
+            "wall_s": time.perf_counter() - t0,
             "rows": rows}
 
 
@@ -128,29 +133,36 @@ def plot(result: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def build_parser():
+    """The benchmark's options (``ocfsim bench fig1``)."""
+    from ocf.cryptodev import CRYPTODEV_MAXLEN
+    from ocfsim.cli import Parser, int_list, int_range, name_list, plot_options
+    from sim.experiment import BACKENDS
+    p = Parser(prog="ocfsim bench fig1", description=__doc__.split("\n")[0])
+    p.add_argument("--card", type=name_list(tuple(CARD_GROUPS)),
+                   default=",".join(CARD_GROUPS), help="series groups, comma-separated")
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                   type=int_list(CIPHER_BLOCK, CRYPTODEV_MAXLEN, CIPHER_BLOCK,
+                                 f"the {CIPHER_BLOCK}-byte DES block"),
+                   help="buffer sizes in bytes, comma-separated")
+    p.add_argument("--backend", default="verilator", choices=BACKENDS, help="simulator")
+    plot_options(p, "build/fig1.png")
+    p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
+                   help="seed of the random data, keys and IVs")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ocfsim bench fig1", description=__doc__.split("\n")[0])
-    p.add_argument("--card", default="bcm5820,hifn7751,soft,null",
-                   help="comma-separated: bcm5820, hifn7751, soft, null")
-    p.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    p.add_argument("--backend", default="verilator", choices=("verilator", "pysim"))
-    p.add_argument("--plot", default="build/fig1.png")
-    p.add_argument("--json", action="store_true")
+    from ocfsim.cli import make_parent
+    p = build_parser()
     args = p.parse_args(argv)
-    try:
-        groups = args.card.split(",")
-        series = [s for g in groups for s in CARD_GROUPS[g]]
-        sizes = tuple(int(x) for x in args.sizes.split(","))
-    except (KeyError, ValueError):
-        p.exit(2, f"ocfsim bench fig1: error: bad --card {args.card!r} or --sizes {args.sizes!r}\n")
-    if any(z < 8 or z % 8 or z > 262136 for z in sizes):
-        p.exit(2, "ocfsim bench fig1: error: sizes must be multiples of 8 in 8..262136\n")
+    series = [s for g in args.card for s in CARD_GROUPS[g]]
     progress = None if args.json else (lambda r: print(
         f"  {r['series']:10} {r['size']:6} B: {r['mbps']:8.2f} Mbit/s", file=sys.stderr))
-    result = run_bench(series, sizes, args.backend, progress)
+    result = run_bench(series, args.sizes, args.backend, progress, seed=args.seed)
     if args.plot:
-        import os
-        os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+        make_parent(args.plot)
         plot(result, args.plot)
         result["plot"] = args.plot
     print(json.dumps(result) if args.json else format_table(result))

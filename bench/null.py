@@ -10,21 +10,30 @@ on those two points, the other sizes and process counts are predictions.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Optional, Sequence
 
 from ocf.attach import attach
 from ocf.cryptodefs import CRYPTO_NULL
-from ocf.cryptodev import CIOCCRYPT, CIOCGSESSION, COP_ENCRYPT, CRIOGET, CrioGet, CryptOp, SessionOp
+from ocf.cryptodev import (CIOCCRYPT, CIOCGSESSION, COP_ENCRYPT, CRIOGET, CRYPTODEV_MAXLEN,
+                           CrioGet, CryptOp, SessionOp)
+from ocf.xform import ENC_XFORMS
 from sim.kernel import DEFAULT_PROFILE, Kernel
 from sim.loop import SimLoop
 from sim.memory import ByteMemory
 
 SIZES = (16, 64, 256, 1024, 8192, 16384)
+#: block size of the null transform, which /dev/crypto requires ``len`` to be a multiple of
+NULL_BLOCK = ENC_XFORMS[CRYPTO_NULL].blocksize
+#: processes per row: as many as ``ocfsim run --threads`` allows
+MAX_PROCS = 256
 #: OCF paper §5.2, one process
 PAPER_MBPS = {(1024, 1): 420.0, (8192, 1): 600.0}
+
+
+class NullBenchError(RuntimeError):
+    """A /dev/crypto call of the benchmark failed (the run stops at the first)."""
 
 
 def measure(size: int, nprocs: int, profile: str = DEFAULT_PROFILE,
@@ -38,6 +47,11 @@ def measure(size: int, nprocs: int, profile: str = DEFAULT_PROFILE,
     enough = loop.create_future("enough")
     errors: list[int] = []
 
+    def stop(err: int) -> None:
+        errors.append(err)
+        if not enough.done():
+            enough.set_result(None)
+
     async def app(p):
         err, fd = await kernel.sys_open(p, "/dev/crypto")
         g = CrioGet()
@@ -45,7 +59,7 @@ def measure(size: int, nprocs: int, profile: str = DEFAULT_PROFILE,
         sop = SessionOp(cipher=CRYPTO_NULL)
         err = err or await kernel.sys_ioctl(p, g.fd, CIOCGSESSION, sop)
         if err:
-            errors.append(err)
+            stop(err)
             return
         src, dst = bytes(size), bytearray(size)
         while not enough.done():
@@ -53,7 +67,7 @@ def measure(size: int, nprocs: int, profile: str = DEFAULT_PROFILE,
                                          CryptOp(ses=sop.ses, op=COP_ENCRYPT, len=size,
                                                  src=src, dst=dst))
             if err:
-                errors.append(err)
+                stop(err)
                 return
             stamps.append(loop.now)
             if len(stamps) >= warm + count + 1 and not enough.done():
@@ -68,7 +82,8 @@ def measure(size: int, nprocs: int, profile: str = DEFAULT_PROFILE,
 
     loop.run(main())
     if errors:
-        raise RuntimeError(f"null bench: errno {errors[0]}")
+        raise NullBenchError(f"errno {errors[0]} from /dev/crypto at {size} B, "
+                             f"{nprocs} process(es)")
     t0, t1 = stamps[warm], stamps[warm + count]
     secs = (t1 - t0) / 1e12
     ops = count / secs
@@ -105,14 +120,30 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="ocfsim bench null", description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=list(SIZES))
-    ap.add_argument("--procs", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
-    ap.add_argument("--profile", default=DEFAULT_PROFILE)
+def build_parser():
+    """The benchmark's options (``ocfsim bench null``)."""
+    from ocfsim.cli import Parser, int_list, profile_arg
+    ap = Parser(prog="ocfsim bench null", description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                    type=int_list(1, CRYPTODEV_MAXLEN, NULL_BLOCK,
+                                  f"the null transform's {NULL_BLOCK}-byte block"),
+                    help="request sizes in bytes, comma-separated")
+    ap.add_argument("--procs", type=int_list(1, MAX_PROCS), default="1,8",
+                    help="numbers of processes, comma-separated")
+    ap.add_argument("--profile", type=profile_arg, default=DEFAULT_PROFILE,
+                    help="host profile: a name in sim/profiles or a .toml file")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
-    result = run(args.sizes, args.procs, args.profile)
+    try:
+        result = run(args.sizes, args.procs, args.profile)
+    except NullBenchError as exc:
+        print(f"{ap.prog}: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

@@ -36,10 +36,11 @@ def ref_efficiency(burst: int, r: int = REF_READ_LATENCY) -> float:
     return 2 * burst / (2 * burst + 5 + r)
 
 
-def one_point(backend: str, nbytes: int, burst: int, masters: int, clock: int = 33) -> dict:
+def one_point(backend: str, nbytes: int, burst: int, masters: int, clock: int = 33,
+              seed: int = 1) -> dict:
     t0 = time.perf_counter()
     r = run(dma_machine(masters, clock_mhz=clock), "ocfsim.workloads.dma:dma_copy",
-            {"nbytes": nbytes, "burst": burst}, backend=backend)
+            {"nbytes": nbytes, "burst": burst, "seed": seed}, backend=backend)
     cards = {k: v for k, v in r["by_master"].items() if k.startswith("slot")}
     data = sum(v["data"] for v in cards.values())
     held = sum(sum(v.values()) for v in cards.values())
@@ -64,13 +65,13 @@ REF_SPEEDUP = 50
 
 
 def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
-              masters=(1, 2, 3), progress=None, speed=None) -> dict:
+              masters=(1, 2, 3), progress=None, speed=None, seed=1) -> dict:
     """Sweep; with both backends (or ``speed=True``) also time a 64 KiB copy on each."""
     rows = []
     for backend in backends:
         for m in masters:
             for b in bursts:
-                rows.append(one_point(backend, nbytes, b, m))
+                rows.append(one_point(backend, nbytes, b, m, seed=seed))
                 rows[-1]["kind"] = "sweep"
                 if progress:
                     progress(rows[-1])
@@ -78,7 +79,7 @@ def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
         speed = len(set(backends)) > 1
     if speed:
         for backend in backends:
-            row = one_point(backend, SPEED_BYTES, 256, 1)
+            row = one_point(backend, SPEED_BYTES, 256, 1, seed=seed)
             row["kind"] = "speed"
             rows.append(row)
             if progress:
@@ -89,7 +90,7 @@ def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
                 if r["kind"] == "speed" and r["backend"] == "verilator":
                     r["speedup"] = by["verilator"] / by["pysim"]
                     r["ref_speedup"] = REF_SPEEDUP
-    return {"bench": "pci", "rows": rows}
+    return {"bench": "pci", "seed": seed, "rows": rows}
 
 
 def format_table(result: dict) -> str:
@@ -138,41 +139,41 @@ def plot(result: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _csv_ints(text):
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {text!r}")
+def build_parser():
+    """The benchmark's options (``ocfsim bench pci``)."""
+    from ocfsim.cli import Parser, int_list, int_range, name_list, plot_options
+    from ocfsim.machines import MAX_CARDS
+    from sim.experiment import BACKENDS
+    p = Parser(prog="ocfsim bench pci", description=__doc__.split("\n")[0])
+    p.add_argument("--backends", default="pysim", type=name_list(BACKENDS),
+                   help="simulators, comma-separated")
+    p.add_argument("--bytes", type=int_range(4, 1 << 20), default=4096,
+                   help="bytes copied per card")
+    p.add_argument("--bursts", type=int_list(1, 256), default="1,4,16,64,256",
+                   help="burst lengths in dwords, comma-separated")
+    p.add_argument("--masters", type=int_list(1, MAX_CARDS), default="1,2,3",
+                   help="numbers of DMA cards competing for the bus, comma-separated")
+    plot_options(p, "build/pci_bandwidth.png")
+    p.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time `dma --bytes 65536` per backend "
+                        "(when not given: on when both backends run)")
+    p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
+                   help="seed of the copied data")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ocfsim bench pci", description=__doc__.split("\n")[0])
-    p.add_argument("--backends", default="pysim",
-                   type=lambda s: tuple(s.split(",")), help="comma-separated")
-    p.add_argument("--bytes", type=int, default=4096, help="bytes copied per card")
-    p.add_argument("--bursts", type=_csv_ints, default=(1, 4, 16, 64, 256))
-    p.add_argument("--masters", type=_csv_ints, default=(1, 2, 3))
-    p.add_argument("--plot", default="build/pci_bandwidth.png", help="PNG output")
-    p.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None,
-                   help="also time `dma --bytes 65536` per backend "
-                        "(default: on when both backends run)")
-    p.add_argument("--json", action="store_true")
+    from ocfsim.cli import make_parent
+    p = build_parser()
     args = p.parse_args(argv)
-    for b in args.backends:
-        if b not in ("pysim", "verilator"):
-            p.exit(2, f"ocfsim bench pci: error: unknown backend {b!r}\n")
-    if any(not 1 <= b <= 256 for b in args.bursts) or any(not 1 <= m <= 8 for m in args.masters):
-        p.exit(2, "ocfsim bench pci: error: bursts must be 1..256 and masters 1..8\n")
-    if not 4 <= args.bytes <= 1 << 20:
-        p.exit(2, "ocfsim bench pci: error: --bytes must be 4..1048576\n")
     progress = None if args.json else (lambda r: print(
         f"  {r['backend']:9} masters={r['masters']} burst={r['burst']:3}: "
         f"{r['mbps']:7.1f} Mbit/s, eff {100 * r['efficiency']:.1f} %", file=sys.stderr))
     result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress,
-                       speed=args.speed)
+                       speed=args.speed, seed=args.seed)
     if args.plot:
-        import os
-        os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+        make_parent(args.plot)
         plot(result, args.plot)
         result["plot"] = args.plot
     if args.json:

@@ -2,8 +2,14 @@
 
 Conventions for every subcommand: human output with units on the terminal;
 ``--json`` prints exactly one JSON object on stdout and nothing else there;
-exit status 0 only when every verification passed; a bad argument prints one
-line and exits with status 2.
+exit status 0 only when every verification passed. A bad argument, or a
+combination the drivers and /dev/crypto would refuse, prints one line on
+stderr, exits with status 2 and creates nothing on disk: output files are
+checked while the arguments are parsed and their folders are created only
+when the run starts.
+
+The argument types and the one-line parser here are shared with the
+benchmarks in ``bench/``.
 """
 
 from __future__ import annotations
@@ -12,39 +18,150 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
-__all__ = ["main"]
+__all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
+           "output_file", "unwritable", "plot_options", "profile_arg", "make_parent", "version"]
 
 
 class UsageError(Exception):
-    pass
+    """A combination of arguments refused after parsing: one line, exit status 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit status 2."""
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default; flags and options whose help text says
+    what happens when they are absent (default None) show none."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, exit status 2, and every default in ``--help``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
-def _int_range(lo, hi, what):
+# ------------------------------------------------------------ argument types
+def int_range(lo: int, hi: int, multiple: int = 1, unit: str = ""):
+    """argparse type: an integer (decimal or 0x...) in ``lo..hi``, a multiple of
+    ``multiple`` (``unit`` names what it is a multiple of, e.g. a cipher block)."""
     def parse(text):
         try:
             value = int(text, 0)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{what} must be in {lo}..{hi}, not {value}")
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        if value % multiple:
+            raise argparse.ArgumentTypeError(
+                f"{value} is not a multiple of {unit or multiple}")
         return value
     return parse
 
 
-def _vcd_path(text):
-    folder = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
+def int_list(lo: int, hi: int, multiple: int = 1, unit: str = ""):
+    """argparse type: comma-separated integers, each as ``int_range`` takes it."""
+    one = int_range(lo, hi, multiple, unit)
+
+    def parse(text):
+        return tuple(one(x.strip()) for x in text.split(","))
+    return parse
+
+
+def name_list(choices):
+    """argparse type: comma-separated names, each one of ``choices``."""
+    def parse(text):
+        names = [x.strip() for x in text.split(",")]
+        bad = [n for n in names if n not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{bad[0]!r} is not one of {', '.join(choices)} (comma-separated)")
+        return names
+    return parse
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file the command may write, checked without creating anything."""
+    problem = unwritable(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
+
+
+def unwritable(path: str) -> str | None:
+    """Why ``path`` cannot be created or overwritten as a regular file, or None.
+
+    Missing folders are allowed when the nearest existing one is a directory
+    we may create entries in; that is probed with a temporary folder that is
+    removed at once, so nothing is left behind (a permission check alone
+    misleads for root, read-only mounts and /proc).
+    """
+    if not path:
+        return "an empty path names no file"
+    if path.endswith(os.sep):
+        return f"{path} names a folder, not a file"
+    full = os.path.abspath(path)
+    if os.path.isdir(full):
+        return f"{path} is a directory"
+    if os.path.lexists(full):
+        if not os.path.isfile(full):
+            return f"{path} is not a regular file"
+        return None if os.access(full, os.W_OK) else f"{path} is not writable"
+    existing = os.path.dirname(full)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"cannot create {path}: {existing} is not a directory"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ocfsim-probe-", dir=existing))
+    except OSError as exc:
+        return f"cannot create {path}: {existing}: {exc.strerror}"
+    return None
+
+
+def plot_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--plot FILE`` (checked while parsing) and ``--no-plot``; ``args.plot`` is None for none."""
+    parser.add_argument("--plot", type=output_file, default=default, metavar="FILE",
+                        help="PNG plot to write")
+    parser.add_argument("--no-plot", dest="plot", action="store_const", const=None,
+                        help="write no plot")
+
+
+def make_parent(path: str | None) -> None:
+    """Create the folder of an output file checked by ``output_file`` (at run start)."""
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def profile_arg(text: str) -> str:
+    """argparse type: a host profile name, or a ``.toml`` path made absolute
+    (the Verilator backend runs the host code in another folder)."""
+    from sim.kernel.profile import load_profile
+    if text.endswith(".toml"):
+        text = os.path.abspath(text)
+    try:
+        load_profile(text)
+    except (ValueError, TypeError, OSError) as exc:   # unknown name, unreadable or bad file
+        raise argparse.ArgumentTypeError(str(exc).splitlines()[0]) from None
+    return text
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+    try:
+        return dist_version("ocfsim")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _emit(args, result: dict, human) -> int:
@@ -58,25 +175,22 @@ def _emit(args, result: dict, human) -> int:
 # --------------------------------------------------------------------- lspci
 def cmd_lspci(args) -> int:
     from sim.experiment import run
-    from .machines import dma_machine
+    from .lspci import format_devices
+    from .machines import card_kinds, machine
+    kinds = _kinds(args.card or ["dmatest"], args.cards, card_kinds)
     t0 = time.perf_counter()
-    r = run(dma_machine(args.cards), "ocfsim.workloads.dma:lspci", backend=args.backend)
+    r = run(machine(kinds), "ocfsim.lspci:lspci", {"config": args.verbose},
+            backend=args.backend)
     result = {"ok": True, "devices": r["devices"], "backend": args.backend,
               "wall_s": time.perf_counter() - t0}
+    return _emit(args, result, lambda res: format_devices(res["devices"], args.verbose))
 
-    def human(res):
-        lines = []
-        for d in res["devices"]:
-            irq = "none" if d["irq"] is None else "INT" + "ABCD"[d["irq"]]
-            lines.append(f"00:{d['slot']:02x}.0 class {d['class']:06x}: "
-                         f"{d['vendor']:04x}:{d['device']:04x} (rev {d['revision']:02x}) "
-                         f"IRQ {irq}")
-            for b in d["bars"]:
-                kind = "prefetchable" if b["prefetchable"] else "non-prefetchable"
-                lines.append(f"\tBAR{b['index']}: memory at {b['addr']:08x} "
-                             f"(32-bit, {kind}) [size={b['size'] // 1024}K]")
-        return lines or ["no devices"]
-    return _emit(args, result, human)
+
+def _kinds(cards, count, expand) -> list[str]:
+    try:
+        return expand(cards, count)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------- dma
@@ -84,10 +198,14 @@ def cmd_dma(args) -> int:
     from sim.experiment import run
     from .machines import dma_machine
     from .report import bus_lines, si_time
+    if args.bytes * args.cards * 2 > (3 << 20):
+        raise UsageError("--bytes x --cards needs more than the 4 MiB host DRAM")
     spec = dma_machine(args.cards, clock_mhz=args.clock)
+    make_parent(args.vcd)
     t0 = time.perf_counter()
     r = run(spec, "ocfsim.workloads.dma:dma_copy",
-            {"nbytes": args.bytes, "burst": args.burst}, backend=args.backend, vcd=args.vcd)
+            {"nbytes": args.bytes, "burst": args.burst, "seed": args.seed},
+            backend=args.backend, vcd=_abs(args.vcd))
     wall_total = time.perf_counter() - t0
     sim_s = r["sim_time_s"]
     result = {
@@ -101,7 +219,7 @@ def cmd_dma(args) -> int:
         "pci_utilisation": r["pci_utilisation"], "breakdown": r["breakdown"],
         "by_master": r["by_master"], "interrupts": r["interrupts"],
         "per_card": r["per_card"], "checker": r["checker"],
-        "vcd": args.vcd,
+        "seed": args.seed, "vcd": args.vcd,
     }
 
     def human(res):
@@ -127,24 +245,36 @@ def cmd_dma(args) -> int:
     return _emit(args, result, human)
 
 
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
+
+
 # ----------------------------------------------------------------------- run
 def cmd_run(args) -> int:
     from sim.experiment import run
+    from .faults import FaultError, check_cards, parse_fault, report_lines
     from .machines import crypto_kinds, crypto_machine
     from .report import bus_lines, si_time
+    kinds = _kinds(args.card or ["bcm5820"], args.cards, crypto_kinds)
+    problem = _run_problem(args, kinds)
+    if problem:
+        raise UsageError(problem)
     try:
-        kinds = crypto_kinds(args.card or ["bcm5820"], args.cards)
-    except ValueError as exc:
+        check_cards([parse_fault(f) for f in args.fault or []], kinds)
+    except FaultError as exc:
         raise UsageError(str(exc))
     spec = crypto_machine(kinds, args.clock)
+    make_parent(args.vcd)
     t0 = time.perf_counter()
     r = run(spec, "ocfsim.workloads.devcrypto:devcrypto",
-            {"alg": args.alg, "size": args.size, "ops": args.ops, "threads": args.threads,
-             "profile": args.profile, "allow_soft": not kinds, "decrypt": args.decrypt,
-             "progress": not args.json},
-            backend=args.backend, vcd=args.vcd)
+            {"alg": args.alg, "size": args.size, "ops": args.ops * args.threads,
+             "threads": args.threads, "profile": args.profile, "allow_soft": not kinds,
+             "decrypt": args.decrypt, "seed": args.seed, "progress": not args.json,
+             "faults": args.fault or []},
+            backend=args.backend, vcd=_abs(args.vcd))
     result = {k: v for k, v in r.items() if not k.startswith("_")}
     result.update(card=",".join(kinds) or "soft", cards=len(kinds), backend=args.backend,
+                  ops_per_process=args.ops, seed=args.seed,
                   clock_mhz=spec.clock_mhz, sim_cycles=r["_cycles"], wall_s=r["_wall_s"],
                   wall_total_s=time.perf_counter() - t0,
                   cycles_per_s=r["_cycles"] / r["_wall_s"] if r["_wall_s"] else 0.0,
@@ -152,11 +282,12 @@ def cmd_run(args) -> int:
 
     def human(res):
         verdict = "every output matches cryptography" if res["ok"] else "FAILED"
-        lines = [f"ocfsim run: {res['threads']} process(es) x {res['ops']} /dev/crypto "
+        lines = [f"ocfsim run: {res['threads']} process(es) x {res['ops_per_process']} /dev/crypto "
                  f"{res['alg']} ops of {res['size']} B; cards: {res['card']} "
                  f"(32-bit/{res['clock_mhz']} MHz PCI), profile {res['profile']}, "
                  f"backend {res['backend']}",
-                 f"  verified         {res['ops']} operations, {verdict}",
+                 f"  verified         {res['ops']} of {res['threads'] * res['ops_per_process']} "
+                 f"operations, {verdict}",
                  f"  throughput       {res['mbps']:.2f} Mbit/s, {res['ops_per_s']:.0f} ops/s "
                  f"over {si_time(res['sim_time_s'])} simulated"]
         if res["latency_mean_s"] is not None:
@@ -177,73 +308,136 @@ def cmd_run(args) -> int:
             lines.append(f"  errors: errno {res['errnos']}")
         if res["checker"]:
             lines.append(f"  PCI checker: {', '.join(res['checker'])}")
-        return lines
+        return lines + report_lines(res)
     return _emit(args, result, human)
 
 
+def _run_problem(args, kinds: list[str]) -> str | None:
+    """What /dev/crypto or every driver of the machine would refuse, said before the run.
+
+    The rules come from the tables the kernel itself uses: the transform's
+    block size (``ocf/xform.py``), /dev/crypto's length limit, and the
+    algorithms each card's driver registers with OCF (``machines.CARD_ALGORITHMS``).
+    """
+    from ocf.xform import ENC_XFORMS
+    from sim.experiment import gtkw_path
+    from .machines import CARD_ALGORITHMS
+    from .workloads.devcrypto import ALGS
+    cipher, _, mac, _ = ALGS[args.alg]
+    block = ENC_XFORMS[cipher].blocksize
+    if args.size % block:
+        near = max(block, args.size - args.size % block)
+        return (f"--size {args.size} is not a multiple of the {block}-byte block of "
+                f"{args.alg}; try --size {near}")
+    need = {a for a in (cipher, mac) if a}
+    if kinds and not any(need <= CARD_ALGORITHMS[k] for k in kinds):
+        able = sorted(n for n, (c, _, m, _) in ALGS.items()
+                      if any({a for a in (c, m) if a} <= CARD_ALGORITHMS[k] for k in kinds))
+        return (f"--alg {args.alg}: no driver of {', '.join(sorted(set(kinds)))} does it "
+                f"(they do {', '.join(able)}); --card soft runs it on the software driver")
+    if args.size * args.threads * 4 > (3 << 20):
+        return "--size x --threads needs more than the 4 MiB host DRAM"
+    if args.vcd and args.backend == "pysim":
+        return _prefixed("--vcd", unwritable(gtkw_path(args.vcd)))
+    return None
+
+
+def _prefixed(option: str, problem: str | None) -> str | None:
+    return f"{option}: {problem}" if problem else None
+
+
 # --------------------------------------------------------------------- bench
+#: ``ocfsim bench NAME`` → module in ``bench/`` with ``main(argv) -> int``
+BENCHES = {"pci": "pci_bandwidth", "cores": "crypto_cores", "null": "null", "fig1": "fig1",
+           "speed": "speed", "faults": "faults"}
+
+
 def cmd_bench(args) -> int:
     import importlib
     module = importlib.import_module(f"bench.{BENCHES[args.name]}")
     return module.main(args.rest + (["--json"] if args.json else []))
 
 
-BENCHES = {"pci": "pci_bandwidth", "cores": "crypto_cores", "null": "null", "fig1": "fig1",
-           "speed": "speed"}
-
-
+# -------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from ocf.cryptodev import CRYPTODEV_MAXLEN
     from sim.experiment import BACKENDS
-    from .machines import MAX_CARDS, CRYPTO_KINDS
-    p = _Parser(prog="ocfsim", description="Cycle-accurate PCI crypto-offload machine and OCF.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from .faults import fault_arg
+    from .machines import CARD_KINDS, CRYPTO_KINDS, MAX_CARDS
+    p = Parser(prog="ocfsim", description="Cycle-accurate PCI crypto-offload machine and OCF.")
+    p.add_argument("--version", action="version", version=f"ocfsim {version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def common(sp, vcd=True):
         sp.add_argument("--backend", choices=BACKENDS, default="pysim",
-                        help="simulator: pysim (pure Python, default) or verilator")
-        sp.add_argument("--json", action="store_true", help="print one JSON object")
+                        help="simulator: pysim (pure Python) or verilator (compiled, cached)")
+        sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         if vcd:
-            sp.add_argument("--vcd", type=_vcd_path, metavar="FILE",
+            sp.add_argument("--vcd", type=output_file, metavar="FILE",
                             help="write a VCD waveform of the whole run")
 
-    sp = sub.add_parser("lspci", help="list the devices of a machine, like lspci")
-    sp.add_argument("--cards", type=_int_range(1, MAX_CARDS, "--cards"), default=2)
+    def seed(sp):
+        sp.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
+                        help="seed of the random data, keys and IVs")
+
+    sp = sub.add_parser("lspci", help="list the devices of a machine, like lspci",
+                        description="Enumerate a machine's bus and list each device like lspci.")
+    sp.add_argument("--card", action="append", choices=CARD_KINDS + ("mixed",),
+                    help="card kind (repeat for a mix; 'mixed' alternates both crypto "
+                         "kinds); default: dmatest")
+    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=2,
+                    help="number of cards of the one --card kind")
+    sp.add_argument("-v", "--verbose", action="store_true",
+                    help="decode each device's configuration space, like lspci -v")
     common(sp, vcd=False)
     sp.set_defaults(func=cmd_lspci)
 
-    sp = sub.add_parser("dma", help="K DMA test cards copy host memory at once, verified")
-    sp.add_argument("--bytes", type=_int_range(1, 1 << 20, "--bytes"), required=True,
-                    help="bytes each card copies (1..1048576)")
-    sp.add_argument("--cards", type=_int_range(1, MAX_CARDS, "--cards"), default=1)
-    sp.add_argument("--burst", type=_int_range(1, 256, "--burst"), default=256,
-                    help="dwords per DMA burst (1..256)")
+    sp = sub.add_parser("dma", help="K DMA test cards copy host memory at once, verified",
+                        description="K DMA test cards copy host memory at once, verified.")
+    sp.add_argument("--bytes", type=int_range(1, 1 << 20), required=True,
+                    help="bytes each card copies")
+    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=1,
+                    help="DMA test cards copying at once")
+    sp.add_argument("--burst", type=int_range(1, 256), default=256,
+                    help="dwords per DMA burst")
     sp.add_argument("--clock", type=int, choices=(33, 66), default=33, help="bus MHz")
+    seed(sp)
     common(sp)
     sp.set_defaults(func=cmd_dma)
 
-    sp = sub.add_parser("run", help="processes doing /dev/crypto on crypto cards, verified")
+    sp = sub.add_parser("run", help="processes doing /dev/crypto on crypto cards, verified",
+                        description="Processes doing /dev/crypto on crypto cards; every "
+                                    "output checked against the cryptography package.")
     sp.add_argument("--card", action="append", choices=CRYPTO_KINDS + ("mixed", "soft"),
                     help="card kind (repeat for a mix; 'mixed' alternates both kinds; "
-                         "'soft' uses no card, only the software driver); default bcm5820")
-    sp.add_argument("--cards", type=_int_range(1, MAX_CARDS, "--cards"), default=1,
+                         "'soft' uses no card, only the software driver); default: bcm5820")
+    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=1,
                     help="number of cards of the one --card kind")
-    sp.add_argument("--alg", choices=("3des", "3des-sha1", "des", "null"), default="3des")
-    sp.add_argument("--size", type=_int_range(8, 262136, "--size"), default=1024,
-                    help="bytes per operation (a multiple of 8 for the ciphers)")
-    sp.add_argument("--ops", type=_int_range(1, 1_000_000, "--ops"), default=32,
-                    help="operations in all, shared among the processes")
-    sp.add_argument("--threads", type=_int_range(1, 256, "--threads"), default=1,
+    sp.add_argument("--alg", choices=("3des", "3des-sha1", "des", "null"), default="3des",
+                    help="transform of each session (3des-sha1: 3DES-CBC + HMAC-SHA1-96)")
+    sp.add_argument("--size", type=int_range(1, CRYPTODEV_MAXLEN), default=1024,
+                    help="bytes per operation (a multiple of the cipher's block)")
+    sp.add_argument("--ops", type=int_range(1, 1_000_000), default=32,
+                    help="operations per process")
+    sp.add_argument("--threads", type=int_range(1, 256), default=1,
                     help="processes issuing requests")
     sp.add_argument("--decrypt", action="store_true", help="decrypt instead of encrypt")
-    sp.add_argument("--profile", default="p3-1400-openbsd", help="host profile (sim/profiles)")
+    sp.add_argument("--fault", action="append", type=fault_arg, metavar="SPEC",
+                    help="inject a fault, e.g. reset@60us or bme-off@60us+60us (repeatable; "
+                         "docs/faults.md); prints the per-run fault report")
+    sp.add_argument("--profile", type=profile_arg, default="p3-1400-openbsd",
+                    help="host profile: a name in sim/profiles or a .toml file")
     sp.add_argument("--clock", type=int, choices=(33, 66), default=None,
-                    help="bus MHz (default: 66 with a 5820, else 33)")
+                    help="bus MHz; when not given, 66 with a 5820, else 33")
+    seed(sp)
     common(sp)
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("bench", help="benchmarks (pci, cores, null, fig1, speed); see bench/")
-    sp.add_argument("name", choices=sorted(BENCHES))
-    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp = sub.add_parser("bench", help="benchmarks (pci, cores, null, fig1, speed); see bench/",
+                        description="Benchmarks; `ocfsim bench NAME --help` lists the "
+                                    "options of each.")
+    sp.add_argument("name", choices=sorted(BENCHES), help="benchmark")
+    sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sp.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     sp.set_defaults(func=cmd_bench)
     return p
@@ -252,33 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) == "dma" and args.bytes * args.cards * 2 > (3 << 20):
-        parser.exit(2, "ocfsim: error: --bytes x --cards needs more than the 4 MiB host DRAM\n")
-    if getattr(args, "command", None) == "run":
-        problem = _check_run(args)
-        if problem:
-            parser.exit(2, f"ocfsim run: error: {problem}\n")
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()                            # a closed pipe shows here, not at exit
+        return status
     except UsageError as exc:
         parser.exit(2, f"ocfsim {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
 
 
-def _check_run(args) -> str | None:
-    from sim.kernel.profile import load_profile
-    if args.alg != "null" and args.size % 8:
-        return f"--size {args.size} is not a multiple of the 8-byte cipher block"
-    if args.threads > args.ops:
-        return f"--threads {args.threads} exceeds --ops {args.ops}"
-    try:
-        load_profile(args.profile)
-    except Exception as exc:                       # unknown name or bad file
-        return f"--profile {args.profile!r}: {str(exc).splitlines()[0]}"
-    if args.size * args.threads * 4 > (3 << 20):
-        return "--size x --threads needs more than the 4 MiB host DRAM"
-    return None
+def _reader_went_away() -> int:
+    """The reader of stdout closed it (``| head``): stop quietly, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())             # no second error at interpreter exit
+    return 128 + 13                                   # the status of a SIGPIPE death
 
 
 if __name__ == "__main__":

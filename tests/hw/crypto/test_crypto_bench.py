@@ -13,7 +13,9 @@ from hw.crypto import CARD_ENGINE_PARAMS, des_cycles_per_block, sha1_cycles_per_
 
 
 def test_backend_lists():
-    parse = crypto_cores._backends
+    from ocfsim.cli import name_list
+    from sim.experiment import BACKENDS
+    parse = name_list(BACKENDS)
     assert parse("pysim,verilator") == ["pysim", "verilator"]
     assert parse("verilator") == ["verilator"]
     for bad in ("", "pysim,icarus", "nope"):
