@@ -7,16 +7,25 @@ clock), a 1 MiB DMA copy, 16 KB /dev/crypto requests from four processes,
 (pysim a shortened one: it is ~100x slower) and the row gives the bus cycles
 simulated per wall second of simulating, and the per-run fixed cost (wall
 time of the whole run minus the simulating: finding or building the model,
-process start-up, boot of the simulator). ``ratio_to_raw`` compares with a
-raw Verilator harness of the same Verilog; that harness is not built yet, so
-it is null.
+process start-up, boot of the simulator).
+
+The ``raw`` rows are the ceiling: the Verilator run is recorded (every input
+write and DRAM backdoor write with its cycle; the ``verilator`` row is that
+recording run) and replayed by a C++ main built from the very same Verilog
+with a free-running clock (:mod:`sim.verilator.raw`), which must end with
+every output port, monitor counters included, and all of host DRAM as the
+recorded run did. ``ratio_to_raw`` is a row's speed over the raw speed of the
+same machine and workload; raw rows also give ``ratio_to_dma_raw``, the raw
+speed over the DMA machine's raw speed on the same workload.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from ocfsim.machines import crypto_machine, dma_machine
 
@@ -49,7 +58,7 @@ WORKLOADS = {
                   "pysim": {"size": 64, "ops": 8, "threads": 4}}),
 }
 
-BACKENDS = ("pysim", "verilator")
+BACKENDS = ("pysim", "verilator", "raw")
 
 
 async def idle(host, cycles: int) -> dict:
@@ -65,19 +74,41 @@ def _args(machine: str, workload: str, backend: str) -> dict:
     return args
 
 
-def measure(machine: str, workload: str, backend: str) -> dict:
+def _row(machine, workload, backend, ok, cycles, wall, fixed) -> dict:
+    return {"machine": machine, "workload": workload, "backend": backend, "ok": ok,
+            "cycles": cycles, "wall_s": wall, "fixed_s": fixed,
+            "cycles_per_s": cycles / wall if wall else 0.0, "ratio_to_raw": None}
+
+
+def measure(machine: str, workload: str, backend: str, record: str | None = None) -> dict:
     """One row: run the workload once; cycles per wall second and fixed cost."""
     from sim.experiment import run
     entry = WORKLOADS[workload][1]
     t0 = time.perf_counter()
-    r = run(MACHINES[machine](), entry, _args(machine, workload, backend), backend=backend)
+    r = run(MACHINES[machine](), entry, _args(machine, workload, backend), backend=backend,
+            record=record)
     total = time.perf_counter() - t0
-    wall = r["_wall_s"]
-    return {"machine": machine, "workload": workload, "backend": backend,
-            "ok": bool(r.get("ok")), "cycles": r["_cycles"], "wall_s": wall,
-            "fixed_s": total - wall,
-            "cycles_per_s": r["_cycles"] / wall if wall else 0.0,
-            "ratio_to_raw": None}
+    return _row(machine, workload, backend, bool(r.get("ok")), r["_cycles"], r["_wall_s"],
+                total - r["_wall_s"])
+
+
+def measure_raw(machine: str, workload: str) -> list[dict]:
+    """The recorded Verilator row and the raw harness's replay of it."""
+    from sim.experiment import verilator_build
+    from sim.verilator.raw import ReplayMismatch, raw_harness, replay
+    spec = MACHINES[machine]()
+    with tempfile.TemporaryDirectory(prefix="ocfsim-speed-") as tmp:
+        record = str(Path(tmp) / "run.rec")
+        row = measure(machine, workload, "verilator", record=record)
+        t0 = time.perf_counter()
+        exe = raw_harness(verilator_build(spec), spec.ports())
+        try:
+            r, ok = replay(exe, Path(record)), True
+        except ReplayMismatch as exc:
+            print(f"ocfsim bench speed: {machine}/{workload}: {exc}", file=sys.stderr)
+            r, ok = {"cycles": 0, "wall_s": 0.0}, False
+        fixed = time.perf_counter() - t0 - r["wall_s"]
+    return [row, _row(machine, workload, "raw", ok, r["cycles"], r["wall_s"], fixed)]
 
 
 def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
@@ -88,18 +119,42 @@ def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
 
 def run_bench(machines=tuple(MACHINES), workloads=tuple(WORKLOADS), backends=BACKENDS,
               progress=None) -> dict:
+    """Every row; a ``raw`` cell runs Verilator with a record (its row is kept
+    only if ``verilator`` was asked for), then the replay."""
     rows = []
-    for cell in cells(machines, workloads, backends):
-        rows.append(measure(*cell))
-        if progress:
-            progress(rows[-1])
+    for machine, workload, backend in cells(machines, workloads, backends):
+        if backend == "verilator" and "raw" in backends:
+            continue                                   # made by the raw cell
+        new = (measure_raw(machine, workload) if backend == "raw"
+               else [measure(machine, workload, backend)])
+        new = [r for r in new if r["backend"] in backends]
+        rows += new
+        for r in new:
+            if progress:
+                progress(r)
+    _ratios(rows)
     return {"bench": "speed", "rows": rows}
 
 
+def _ratios(rows: list[dict]) -> None:
+    """Fill ``ratio_to_raw`` and, on raw rows, ``ratio_to_dma_raw``."""
+    raw = {(r["machine"], r["workload"]): r["cycles_per_s"] for r in rows
+           if r["backend"] == "raw" and r["ok"] and r["cycles_per_s"]}
+    for r in rows:
+        ref = raw.get((r["machine"], r["workload"]))
+        r["ratio_to_raw"] = r["cycles_per_s"] / ref if ref else None
+        if r["backend"] == "raw":
+            dma = raw.get(("dma", r["workload"]))
+            r["ratio_to_dma_raw"] = r["cycles_per_s"] / dma if dma else None
+
+
 def format_row(r: dict) -> str:
+    ratio = "" if r.get("ratio_to_raw") is None else f"  {r['ratio_to_raw']:.2f} of raw"
+    dma = ("" if r.get("ratio_to_dma_raw") is None
+           else f"  {r['ratio_to_dma_raw']:.2f} of the DMA machine's raw")
     return (f"  {r['machine']:9} {r['workload']:10} {r['backend']:9} "
             f"{r['cycles_per_s']:12,.0f} cycles/s  {r['cycles']:11,} cycles "
-            f"in {r['wall_s']:7.2f} s, fixed cost {r['fixed_s']:5.2f} s"
+            f"in {r['wall_s']:7.2f} s, fixed cost {r['fixed_s']:5.2f} s{ratio}{dma}"
             + ("" if r["ok"] else "  FAILED"))
 
 

@@ -33,7 +33,7 @@ from cocotb.utils import get_sim_time
 
 from sim.backend import Backend, SimulationError
 
-__all__ = ["VerilatorBackend"]
+__all__ = ["VerilatorBackend", "RecordingBackend"]
 
 
 class VerilatorBackend(Backend):
@@ -179,3 +179,45 @@ class VerilatorBackend(Backend):
     def dram_size(self) -> int:
         """Bytes of host DRAM (4 << ADDR_W of the ocfsim_dram instance)."""
         return self._dram()[1]
+
+
+class RecordingBackend(VerilatorBackend):
+    """A :class:`VerilatorBackend` that records the host's inputs for a replay.
+
+    Every :meth:`set` and :meth:`dram_write` is logged with the bus cycle
+    before whose rising edge it takes effect (the falling-edge index: rising
+    edges so far), so that :mod:`sim.verilator.raw` can drive the same
+    Verilog from a C++ main and must reach the same outputs and DRAM. The
+    record is text lines ``S cycle input-index value``, ``D cycle addr n``
+    followed by the n bytes and a newline, and a final ``E cycle``.
+    """
+
+    def __init__(self, dut, period_ps: int, inputs: list[str], **kwargs):
+        super().__init__(dut, period_ps, **kwargs)
+        self._index = {name: i for i, name in enumerate(inputs)}
+        self._events: list[bytes] = []
+
+    def _stamp(self) -> int:
+        return self._now() // self._period
+
+    def set(self, port: str, value: int) -> None:
+        super().set(port, value)
+        self._events.append(b"S %d %d %d\n" % (self._stamp(), self._index[port], int(value)))
+
+    def dram_write(self, addr: int, data: bytes) -> None:
+        data = bytes(data)
+        super().dram_write(addr, data)
+        self._events.append(b"D %d %d %d\n" % (self._stamp(), addr, len(data)) + data + b"\n")
+
+    def save(self, path: str, outputs: list[str]) -> None:
+        """Write the record to ``path``, the output ports' values now to
+        ``path.json`` and host DRAM now to ``path.dram``."""
+        import json
+        end = self._stamp()
+        with open(path, "wb") as f:
+            f.writelines(self._events)
+            f.write(b"E %d\n" % end)
+        with open(f"{path}.json", "w") as f:
+            json.dump({"cycles": end, "outputs": {p: self.get(p) for p in outputs}}, f)
+        with open(f"{path}.dram", "wb") as f:
+            f.write(self.dram_read(0, self.dram_size))

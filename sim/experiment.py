@@ -33,7 +33,8 @@ from hw.machine import Machine, MachineSpec
 from .backend import Backend
 from .host import Host
 
-__all__ = ["run", "execute", "progress", "BACKENDS", "resolve_entry"]
+__all__ = ["run", "execute", "progress", "verilator_build", "export_verilog", "BACKENDS",
+           "resolve_entry"]
 
 BACKENDS = ("pysim", "verilator")
 
@@ -78,6 +79,15 @@ def progress(total: int, unit: str = "it"):
     return terminal_bar(total, unit) if sys.stderr.isatty() else None
 
 
+def verilator_build(spec: MachineSpec, trace: bool = False):
+    """The folder of the machine's Verilator build, from the cache when it is
+    there (found without elaborating), else exported and compiled now."""
+    from .verilator.runner import cached_machine
+    spec.blackbox_dram = True
+    return cached_machine(spec.to_dict(), lambda: export_verilog(spec),
+                          period_ps=spec.period_ps, trace=trace)
+
+
 def export_verilog(spec: MachineSpec) -> tuple[str, list]:
     """The machine's Verilog (module ``ocfsim_machine``, host DRAM as the
     DPI-C black box) and its flat ports; elaborates the whole design."""
@@ -92,11 +102,18 @@ def gtkw_path(vcd: str) -> str:
 
 
 def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
-        backend: str = "pysim", vcd: str | None = None) -> dict[str, Any]:
-    """Run experiment ``entry`` on a fresh machine; return its result dict."""
+        backend: str = "pysim", vcd: str | None = None,
+        record: str | None = None) -> dict[str, Any]:
+    """Run experiment ``entry`` on a fresh machine; return its result dict.
+
+    ``record`` (Verilator only) writes a record of the host's inputs there,
+    for the raw harness (:mod:`sim.verilator.raw`).
+    """
     spec = MachineSpec.from_dict(spec) if isinstance(spec, dict) else spec
     args = args or {}
     resolve_entry(entry)                      # fail early on a bad name
+    if record is not None and backend != "verilator":
+        raise ValueError("a record of the host's inputs needs the verilator backend")
     if backend == "pysim":
         from .backend_pysim import run_pysim
         spec.blackbox_dram = False
@@ -111,10 +128,9 @@ def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
             result["_gtkw"] = gtkw
         return result
     if backend == "verilator":
-        from .verilator.runner import cached_machine, run_built
-        spec.blackbox_dram = True
-        bdir = cached_machine(spec.to_dict(), lambda: export_verilog(spec),
-                              period_ps=spec.period_ps, trace=vcd is not None)
+        from .verilator.runner import run_built
+        bdir = verilator_build(spec, trace=vcd is not None)
         return run_built(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
-                         vcd=vcd, progress=sys.stderr.isatty())
+                         vcd=vcd, progress=sys.stderr.isatty(), record=record,
+                         ports=spec.ports())
     raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")

@@ -57,7 +57,7 @@ from .progress import ENV, INTERVAL_S, ProgressReader
 
 __all__ = [
     "build", "run_cocotb", "run_experiment", "run_built", "machine_ports", "wrapper_verilog",
-    "cached_machine", "machine_key", "source_digest",
+    "cached_machine", "cached_dir", "machine_key", "source_digest",
     "CocotbFailure", "ExperimentError", "BuildError", "TestResult",
     "cache_root", "verilator_root", "RESET_CYCLES", "TB_TOPLEVEL",
 ]
@@ -299,7 +299,22 @@ def build(sources: Mapping[str, str], toplevel: str, *, trace: bool = False,
     _setup_environ()
     key = {**_build_identity(toplevel, trace, extra_args, public),
            "sources": sorted(sources.items())}
-    digest = _digest(key)
+
+    def make(tmp: Path) -> None:
+        _build_into(tmp, sources, toplevel, trace, extra_args, public,
+                    runtime=_builds_root() / f"runtime-{_runtime_key(trace, extra_args)}")
+        (tmp / "build.json").write_text(json.dumps(key, indent=1, sort_keys=True))
+    return cached_dir(_digest(key), label or toplevel, make)
+
+
+def cached_dir(digest: str, label: str, make: Callable[[Path], None]) -> Path:
+    """The cache folder ``verilator/<digest>``, made by ``make(tmp)`` if absent.
+
+    ``make`` fills a fresh temporary folder, renamed into place when it
+    returns, so a killed build leaves no entry; concurrent callers with one
+    digest serialise on a lock and the later ones find the folder made. A
+    call that makes the folder says so in one line on stderr.
+    """
     root = _builds_root()
     final = root / digest
     if (final / ".complete").exists():
@@ -308,15 +323,13 @@ def build(sources: Mapping[str, str], toplevel: str, *, trace: bool = False,
     with _locked(root / f"{digest}.lock"):
         if (final / ".complete").exists():          # built by another process meanwhile
             return final
-        print(f"building {label or toplevel} with Verilator, ~1 min, cached afterwards",
+        print(f"building {label} with Verilator, ~1 min, cached afterwards",
               file=sys.stderr, flush=True)
         tmp = root / f"{digest}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)      # left by a killed build (we hold the lock)
         shutil.rmtree(final, ignore_errors=True)    # incomplete entry (no marker)
         tmp.mkdir()
-        _build_into(tmp, sources, toplevel, trace, extra_args, public,
-                    runtime=root / f"runtime-{_runtime_key(trace, extra_args)}")
-        (tmp / "build.json").write_text(json.dumps(key, indent=1, sort_keys=True))
+        make(tmp)
         (tmp / ".complete").write_text("")
         os.rename(tmp, final)
     return final
@@ -875,7 +888,9 @@ def run_experiment(verilog: str, ports: list[tuple[str, str, int]], spec: dict, 
 
 def run_built(bdir: Path, spec: dict, entry: str, args: dict, *, period_ps: int,
               vcd: str | os.PathLike | None = None, timeout_s: float | None = None,
-              executor: str = "sim.experiment:execute", progress: bool = False) -> dict:
+              executor: str = "sim.experiment:execute", progress: bool = False,
+              record: str | os.PathLike | None = None,
+              ports: Sequence[tuple[str, str, int]] = ()) -> dict:
     """Run one experiment on a machine built by :func:`build_machine`.
 
     Inside the simulator, ``executor`` (``"module:function"``, default
@@ -891,7 +906,9 @@ def run_built(bdir: Path, spec: dict, entry: str, args: dict, *, period_ps: int,
     (wall seconds from the end of reset to the executor's return: no build,
     no process start-up). ``vcd`` needs a tracing build and writes the
     waveform there; ``progress`` draws the simulator's progress bars (see
-    :mod:`sim.verilator.progress`) on this process's stderr. Raises
+    :mod:`sim.verilator.progress`) on this process's stderr. ``record``
+    makes a record of the host's inputs there for :mod:`sim.verilator.raw`
+    (``ports`` names them, as :func:`build_machine` takes them). Raises
     :class:`ExperimentError` with the child's traceback if the executor
     raised, or with the simulator log if the simulator died or timed out.
     """
@@ -901,6 +918,10 @@ def run_built(bdir: Path, spec: dict, entry: str, args: dict, *, period_ps: int,
     try:
         config = {"spec": spec, "entry": entry, "args": args, "period_ps": period_ps,
                   "executor": executor, "result": str(result_path)}
+        if record is not None:
+            config["record"] = {"path": str(Path(record).resolve()),
+                                "inputs": [n for n, d, _ in ports if d == "in"],
+                                "outputs": [n for n, d, _ in ports if d == "out"]}
         cfg_path = result_path.with_suffix(".cfg.json")
         cfg_path.write_text(json.dumps(config))
         if vcd is not None:

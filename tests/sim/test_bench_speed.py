@@ -1,6 +1,9 @@
-"""``ocfsim bench speed``: rows, JSON keys, argument errors (pysim only: quick)."""
+"""``ocfsim bench speed``: rows, JSON keys, ratios, argument errors (pysim; one slow
+case on Verilator with the raw replay)."""
 
 import json
+
+import pytest
 
 from bench import speed
 from ocfsim.cli import main
@@ -36,3 +39,27 @@ def test_bad_arguments_exit_2(capsys):
             raise AssertionError(f"{argv} accepted")
         err = capsys.readouterr().err
         assert err.startswith("ocfsim bench speed: error:") and err.count("\n") == 1
+
+
+def test_ratios_against_raw_of_same_cell():
+    rows = [speed._row("dma", "idle", "raw", True, 4_000_000, 2.0, 0.1),        # 2 M/s
+            speed._row("dma", "idle", "verilator", True, 1_000_000, 1.0, 1.0),  # 1 M/s
+            speed._row("bcm5820", "idle", "raw", True, 1_000_000, 2.0, 0.1),    # 0.5 M/s
+            speed._row("bcm5820", "idle", "pysim", True, 1_000, 2.0, 1.0),
+            speed._row("hifn7751", "idle", "pysim", True, 1_000, 1.0, 1.0)]     # no raw
+    speed._ratios(rows)
+    assert [r["ratio_to_raw"] for r in rows] == [1.0, 0.5, 1.0, 1e-3, None]
+    assert [r.get("ratio_to_dma_raw") for r in rows] == [1.0, None, 0.25, None, None]
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_raw_row_replays_the_verilator_run(capsys):
+    assert main(["bench", "speed", "--backends", "verilator,raw", "--machines", "dma",
+                 "--workloads", "idle", "--json"]) == 0
+    verilator, raw = json.loads(capsys.readouterr().out)["rows"]
+    assert (verilator["backend"], raw["backend"]) == ("verilator", "raw")
+    assert raw["ok"] and raw["ratio_to_raw"] == 1.0 and raw["ratio_to_dma_raw"] == 1.0
+    # the replay runs from time 0: reset, then the recorded run's cycles
+    assert raw["cycles"] >= verilator["cycles"] == speed.WORKLOADS["idle"][2]["verilator"]["cycles"]
+    assert verilator["ratio_to_raw"] == verilator["cycles_per_s"] / raw["cycles_per_s"]

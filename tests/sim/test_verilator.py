@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sim.verilator import runner
+from sim.verilator.raw import ReplayMismatch, raw_harness, replay
 from sim.verilator.runner import (CocotbFailure, ExperimentError, build_machine,
                                   run_built, run_cocotb, run_experiment)
 
@@ -161,6 +162,27 @@ def test_run_cocotb_component_with_cocotb_clock():
     results = run_cocotb(bdir, "stub_counter", "tests.sim.cocotb_counter",
                          env={"COUNTER_CYCLES": "17"}, timeout_s=120)
     assert list(results) == ["counts_enabled_cycles"] and results["counts_enabled_cycles"]
+
+
+def test_raw_replay_reaches_the_recorded_state(stub, tmp_path):
+    """The C++ harness replays a recorded run of the same Verilog to the same
+    outputs and DRAM; a changed expectation is caught."""
+    verilog, ports, bdir = stub
+    record = tmp_path / "run.rec"
+    r = run_built(bdir, {}, "tests.sim.verilator_stub:entry_dram", {"nbytes": 4096},
+                  period_ps=PERIOD_PS, executor=EXECUTOR, timeout_s=300,
+                  record=record, ports=ports)
+    assert r["copy_ok"]
+    exe = raw_harness(bdir, ports)
+    out = replay(exe, record)
+    assert out["cycles"] == runner.RESET_CYCLES + r["_sim_cycles"]
+    assert out["cycles_per_s"] > 0
+    dram = (tmp_path / "run.rec.dram")
+    data = bytearray(dram.read_bytes())
+    data[(1 << 17) + 16] ^= 1         # inside the copy's destination
+    dram.write_bytes(bytes(data))
+    with pytest.raises(ReplayMismatch, match="host DRAM"):
+        replay(exe, record)
 
 
 @pytest.mark.slow
