@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # the main job: one BCM5820 on a 66 MHz bus, two processes doing verified
 # /dev/crypto 3DES-SHA1, with a waveform and a GTKWave save file
 run: venv
-	$(VENV)/bin/ocfsim run --card bcm5820 --alg 3des-sha1 --size 256 --ops 4 --threads 2 \
+	$(VENV)/bin/ocfsim run --card bcm5820 --alg 3des-sha1 --size 256 --ops 2 --threads 2 \
 	  --vcd build/run.vcd
 
 test: venv

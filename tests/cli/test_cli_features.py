@@ -1,0 +1,116 @@
+"""What a new user meets: --ops per process, --help with defaults, --version,
+lspci of any machine, and the CLI's algorithm table against the drivers."""
+
+import argparse
+import importlib
+import json
+from importlib.metadata import version
+
+import pytest
+
+from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC
+from ocfsim.cli import BENCHES, Parser, build_parser, main
+from ocfsim.machines import CARD_ALGORITHMS, crypto_machine
+from ocfsim.system import boot
+from sim.experiment import run
+
+
+def run_json(argv, capsys) -> dict:
+    assert main(argv + ["--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_ops_are_per_process(capsys):
+    res = run_json(["run", "--card", "soft", "--alg", "null", "--size", "8",
+                    "--threads", "2", "--ops", "3"], capsys)
+    assert res["ok"] and res["ops"] == 6 and res["ops_per_process"] == 3
+    assert main(["run", "--card", "soft", "--alg", "null", "--size", "8",
+                 "--threads", "2", "--ops", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 process(es) x 3 /dev/crypto null ops" in out and "6 of 6 operations" in out
+
+
+class _Parsed(Exception):
+    pass
+
+
+def _bench_parser(module: str) -> Parser:
+    """The parser a benchmark's ``main`` builds, caught as it parses."""
+    seen = []
+
+    def catch(self, argv=None, namespace=None):
+        seen.append(self)
+        raise _Parsed
+    saved, Parser.parse_args = Parser.parse_args, catch
+    try:
+        importlib.import_module(f"bench.{module}").main([])
+    except _Parsed:
+        pass
+    finally:
+        Parser.parse_args = saved
+    assert seen, f"bench.{module} does not parse with ocfsim.cli.Parser"
+    return seen[0]
+
+
+def _parsers():
+    """(name, parser) of every subcommand and every benchmark."""
+    top = build_parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    yield from sub.choices.items()
+    for name, module in BENCHES.items():
+        yield f"bench {name}", _bench_parser(module)
+
+
+@pytest.mark.parametrize("name, parser", list(_parsers()), ids=lambda x: str(x)[:12])
+def test_every_option_has_help_and_shows_its_default(name, parser):
+    assert parser.format_help().startswith(f"usage: ocfsim {name} ")
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or not action.option_strings:
+            continue
+        assert action.help, f"{name} {action.option_strings[0]} has no help"
+        if action.default is not None and action.default is not False:
+            assert "%(default)s" in formatter._get_help_string(action), action.option_strings
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"ocfsim {version('ocfsim')}\n"
+
+
+def test_lspci_lists_crypto_cards_with_their_config_space(capsys):
+    devs = run_json(["lspci", "--card", "bcm5820", "--card", "hifn7751", "-v"],
+                    capsys)["devices"]
+    assert [(d["slot"], d["vendor"], d["device"]) for d in devs] == \
+        [(1, 0x14E4, 0x5820), (2, 0x13A3, 0x0005)]
+    for d in devs:
+        cfg = d["config"]                          # the type-0 header, PCI 2.3 §6.1
+        assert len(cfg) == 16
+        assert cfg[0] == d["device"] << 16 | d["vendor"]
+        assert cfg[2] == d["class"] << 8 | d["revision"]
+        assert cfg[1] & 0b110 == 0b110             # memory space and bus master enabled
+        assert [cfg[4 + b["index"]] & ~0xF for b in d["bars"]] == [b["addr"] for b in d["bars"]]
+        assert cfg[15] & 0xFF == d["irq"]          # Interrupt Line as routed
+    assert main(["lspci", "--card", "bcm5820", "--card", "hifn7751", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "[14e4:5820]" in out and "Kernel driver in use: ubsec" in out
+    assert "Kernel driver in use: hifn" in out and "bus master" in out
+    assert "00: e4 14 20 58" in out                # lspci -x's first bytes: IDs, little-endian
+
+
+async def registered_algorithms(host) -> dict:
+    """Experiment entry: boot the machine; the algorithms each card driver registered."""
+    system = await boot(host)
+    return {sc.name: sorted(system.crypto.drivers[sc.cid].algs) for sc in system.softcs}
+
+
+def test_card_algorithm_table_matches_what_the_drivers_register():
+    r = run(crypto_machine(["bcm5820", "hifn7751"]),
+            "tests.cli.test_cli_features:registered_algorithms")
+    by_driver = {name.rstrip("0123456789"): algs for name, algs in r.items()
+                 if not name.startswith("_")}
+    assert by_driver == {"ubsec": sorted(CARD_ALGORITHMS["bcm5820"]),
+                         "hifn": sorted(CARD_ALGORITHMS["hifn7751"])}
+    assert CARD_ALGORITHMS["bcm5820"] == {CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC}
