@@ -158,18 +158,27 @@ BUILDER = textwrap.dedent("""
     from sim.verilator import runner
     log = Path(sys.argv[1])
 
-    def build_into(bdir, *a, **k):
+    def note(word):
         with open(log, "a") as f:
-            f.write("build\\n")
+            f.write(word + "\\n")
+
+    def started():
+        return log.read_text().split().count("start") if log.exists() else 0
+
+    def build_into(bdir, *a, **k):
+        note("build")
         time.sleep(1.0)
         (bdir / "obj").mkdir()
 
     def export():
-        with open(log, "a") as f:
-            f.write("export\\n")
+        note("export")
         return "module ocfsim_machine(); endmodule\\n", [("attn", "out", 16)]
 
     runner._build_into = build_into
+    note("start")
+    deadline = time.monotonic() + 60
+    while started() < 2 and time.monotonic() < deadline:    # both miss at once
+        time.sleep(0.05)
     print(runner.cached_machine({"m": "two processes"}, export, period_ps=30000))
 """)
 
@@ -186,6 +195,6 @@ def test_processes_build_once(cache, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     dirs = {Path(out.strip()) for out, _ in outs}
     assert len(dirs) == 1 and (dirs.pop() / ".complete").exists()
-    assert sorted(log.read_text().split()) == ["build", "export"]
+    assert sorted(log.read_text().split()) == ["build", "export", "start", "start"]
     assert sum("building the machine" in err for _, err in outs) == 1
     assert not list((cache / "verilator").glob("*.tmp"))
