@@ -68,32 +68,24 @@ class FaultError(ValueError):
 class Kind:
     cards: tuple[str, ...]          # card kinds it applies to
     duration: bool                  # needs +DURATION
-    params: dict = field(default_factory=dict)    # name → default
-    doc: str = ""
+    params: dict = field(default_factory=dict)    # name → default (None: required)
 
 
+#: what each kind does: docs/faults.md
 KINDS: dict[str, Kind] = {
-    "reset": Kind(BOTH, False, doc="5820 CTRL RESET, hifn PUCTRL RESET, written behind the driver"),
-    "rings-off": Kind(("hifn7751",), False, doc="hifn DMA_CSR: all four rings disabled"),
-    "poke": Kind(BOTH, False, {"bar": 0, "reg": None, "value": None},
-                 doc="write VALUE to register REG of BAR"),
-    "bme-off": Kind(BOTH, True, doc="PCI command register Bus Master Enable off for DURATION"),
-    "mse-off": Kind(BOTH, True, doc="PCI command register Memory Space Enable off for DURATION"),
-    "lost-irq": Kind(BOTH, False, {"count": 1},
-                     doc="the next COUNT assertions of the card's line are not delivered"),
-    "dram-retry": Kind(BOTH, True, {"every": 1},
-                       doc="host DRAM retries every EVERY-th transaction for DURATION"),
-    "dram-latency": Kind(BOTH, True, {"latency": 15, "wait_every": 4, "wait_len": 31},
-                         doc="host DRAM first-read latency and wait states for DURATION"),
-    "master-abort": Kind(BOTH, False, doc="the next handed-over structure points at an "
-                         "undecoded address (5820: the context; hifn: a source buffer)"),
-    "zero-particle": Kind(("bcm5820",), False,
-                          doc="the next record's input particle: length 0, linked to itself"),
-    "res-novalid": Kind(("hifn7751",), False,
-                        doc="the next result descriptor is handed over without VALID"),
-    "bad-session": Kind(("hifn7751",), False, doc="the next command's session word is 0xFFFF"),
-    "garbage": Kind(BOTH, False, {"kind": None, "seed": 1},
-                    doc="random bytes over the next structure of hand-over KIND"),
+    "reset": Kind(BOTH, False),                 # 5820 CTRL RESET, hifn PUCTRL RESET
+    "rings-off": Kind(("hifn7751",), False),    # hifn DMA_CSR: the four rings disabled
+    "poke": Kind(BOTH, False, {"bar": 0, "reg": None, "value": None}),
+    "bme-off": Kind(BOTH, True),                # PCI command: Bus Master Enable off
+    "mse-off": Kind(BOTH, True),                # PCI command: Memory Space Enable off
+    "lost-irq": Kind(BOTH, False, {"count": 1}),
+    "dram-retry": Kind(BOTH, True, {"every": 1}),
+    "dram-latency": Kind(BOTH, True, {"latency": 15, "wait_every": 4, "wait_len": 31}),
+    "master-abort": Kind(BOTH, False),          # a DMA pointer to an undecoded address
+    "zero-particle": Kind(("bcm5820",), False),  # a zero-length self-linked particle
+    "res-novalid": Kind(("hifn7751",), False),  # a result descriptor without VALID
+    "bad-session": Kind(("hifn7751",), False),  # session word 0xFFFF
+    "garbage": Kind(BOTH, False, {"kind": None, "seed": 1}),
 }
 
 #: hand-over kind each hand-over fault waits for, per card kind
