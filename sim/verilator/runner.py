@@ -343,11 +343,11 @@ def _build_identity(toplevel: str, trace: bool, extra_args: Sequence[str],
     :func:`_run` puts the running venv's folder on ``LD_LIBRARY_PATH``, so
     only the cocotb version matters.
     """
-    import cocotb
+    from importlib.metadata import version
     return {
         "recipe": RECIPE_VERSION,
         "verilator": verilator_version(),
-        "cocotb": cocotb.__version__,
+        "cocotb": version("cocotb"),     # not `import cocotb`: it imports pytest (~1 s)
         "toplevel": toplevel,
         "trace": bool(trace),
         "public": bool(public),
