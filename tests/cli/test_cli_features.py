@@ -4,7 +4,11 @@ lspci of any machine, and the CLI's algorithm table against the drivers."""
 import argparse
 import importlib
 import json
+import shutil
+import subprocess
+import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,8 @@ from ocfsim.cli import BENCHES, Parser, build_parser, main
 from ocfsim.machines import CARD_ALGORITHMS, crypto_machine
 from ocfsim.system import boot
 from sim.experiment import run
+
+PROFILES = Path(__file__).resolve().parents[2] / "sim" / "profiles"
 
 
 def run_json(argv, capsys) -> dict:
@@ -114,3 +120,17 @@ def test_card_algorithm_table_matches_what_the_drivers_register():
     assert by_driver == {"ubsec": sorted(CARD_ALGORITHMS["bcm5820"]),
                          "hifn": sorted(CARD_ALGORITHMS["hifn7751"])}
     assert CARD_ALGORITHMS["bcm5820"] == {CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC}
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_relative_profile_path_on_verilator(tmp_path):
+    """The simulator child runs in its own folder; the CLI's absolute path reaches it."""
+    shutil.copy(PROFILES / "p3-1400-openbsd.toml", tmp_path / "my-host.toml")
+    p = subprocess.run([sys.executable, "-m", "ocfsim.cli", "run", "--card", "soft", "--alg",
+                        "null", "--size", "8", "--ops", "1", "--profile", "my-host.toml",
+                        "--backend", "verilator", "--json"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=1200)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["ok"] and res["profile"] == str(tmp_path / "my-host.toml")
