@@ -133,6 +133,10 @@ def plot(result: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+#: the plot written when no --plot is given (and the run does not print JSON)
+PLOT = "build/fig1.png"
+
+
 def build_parser():
     """The benchmark's options (``ocfsim bench fig1``)."""
     from ocf.cryptodev import CRYPTODEV_MAXLEN
@@ -146,7 +150,7 @@ def build_parser():
                                  f"the {CIPHER_BLOCK}-byte DES block"),
                    help="buffer sizes in bytes, comma-separated")
     p.add_argument("--backend", default="verilator", choices=BACKENDS, help="simulator")
-    plot_options(p, "build/fig1.png")
+    plot_options(p, PLOT)
     p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                    help="seed of the random data, keys and IVs")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -154,17 +158,18 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import make_parent
+    from ocfsim.cli import make_parent, plot_path
     p = build_parser()
     args = p.parse_args(argv)
+    plot_file = plot_path(p, args, PLOT)
     series = [s for g in args.card for s in CARD_GROUPS[g]]
     progress = None if args.json else (lambda r: print(
         f"  {r['series']:10} {r['size']:6} B: {r['mbps']:8.2f} Mbit/s", file=sys.stderr))
     result = run_bench(series, args.sizes, args.backend, progress, seed=args.seed)
-    if args.plot:
-        make_parent(args.plot)
-        plot(result, args.plot)
-        result["plot"] = args.plot
+    if plot_file:
+        make_parent(plot_file)
+        plot(result, plot_file)
+        result["plot"] = plot_file
     print(json.dumps(result) if args.json else format_table(result))
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 

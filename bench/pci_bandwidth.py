@@ -139,6 +139,10 @@ def plot(result: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+#: the plot written when no --plot is given (and the run does not print JSON)
+PLOT = "build/pci_bandwidth.png"
+
+
 def build_parser():
     """The benchmark's options (``ocfsim bench pci``)."""
     from ocfsim.cli import Parser, int_list, int_range, name_list, plot_options
@@ -153,7 +157,7 @@ def build_parser():
                    help="burst lengths in dwords, comma-separated")
     p.add_argument("--masters", type=int_list(1, MAX_CARDS), default="1,2,3",
                    help="numbers of DMA cards competing for the bus, comma-separated")
-    plot_options(p, "build/pci_bandwidth.png")
+    plot_options(p, PLOT)
     p.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None,
                    help="also time `dma --bytes 65536` per backend "
                         "(when not given: on when both backends run)")
@@ -164,24 +168,25 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import make_parent
+    from ocfsim.cli import make_parent, plot_path
     p = build_parser()
     args = p.parse_args(argv)
+    plot_file = plot_path(p, args, PLOT)
     progress = None if args.json else (lambda r: print(
         f"  {r['backend']:9} masters={r['masters']} burst={r['burst']:3}: "
         f"{r['mbps']:7.1f} Mbit/s, eff {100 * r['efficiency']:.1f} %", file=sys.stderr))
     result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress,
                        speed=args.speed, seed=args.seed)
-    if args.plot:
-        make_parent(args.plot)
-        plot(result, args.plot)
-        result["plot"] = args.plot
+    if plot_file:
+        make_parent(plot_file)
+        plot(result, plot_file)
+        result["plot"] = plot_file
     if args.json:
         print(json.dumps(result))
     else:
         print(format_table(result))
-        if args.plot:
-            print(f"plot: {args.plot}")
+        if plot_file:
+            print(f"plot: {plot_file}")
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 
 

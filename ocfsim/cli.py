@@ -22,7 +22,7 @@ import tempfile
 import time
 
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
-           "output_file", "unwritable", "plot_options", "profile_arg", "make_parent", "version"]
+           "output_file", "unwritable", "plot_options", "plot_path", "profile_arg", "make_parent", "version"]
 
 
 class UsageError(Exception):
@@ -129,11 +129,23 @@ def unwritable(path: str) -> str | None:
 
 
 def plot_options(parser: argparse.ArgumentParser, default: str) -> None:
-    """``--plot FILE`` (checked while parsing) and ``--no-plot``; ``args.plot`` is None for none."""
-    parser.add_argument("--plot", type=output_file, default=default, metavar="FILE",
-                        help="PNG plot to write")
-    parser.add_argument("--no-plot", dest="plot", action="store_const", const=None,
+    """``--plot FILE`` (checked while parsing) and ``--no-plot``; see ``plot_path``."""
+    parser.add_argument("--plot", type=output_file, default=None, metavar="FILE",
+                        help=f"PNG plot to write; when not given: {default}, "
+                             "and none with --json")
+    parser.add_argument("--no-plot", dest="plot", action="store_const", const="",
                         help="write no plot")
+
+
+def plot_path(parser: argparse.ArgumentParser, args, default: str) -> str | None:
+    """The plot to write, or None: ``--plot``, else ``default`` unless the run
+    prints JSON (a scripted run does not overwrite the default plot)."""
+    if args.plot is None and not args.json:
+        problem = unwritable(default)
+        if problem:
+            parser.error(f"argument --plot: {problem}")
+        return default
+    return args.plot or None
 
 
 def make_parent(path: str | None) -> None:

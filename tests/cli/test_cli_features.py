@@ -134,3 +134,16 @@ def test_relative_profile_path_on_verilator(tmp_path):
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout)
     assert res["ok"] and res["profile"] == str(tmp_path / "my-host.toml")
+
+
+def test_json_runs_do_not_overwrite_the_default_plot(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tiny = ["bench", "pci", "--bursts", "256", "--masters", "1", "--bytes", "4"]
+    res = run_json(tiny, capsys)
+    assert res["rows"][0]["ok"] and "plot" not in res
+    assert not list(tmp_path.iterdir())
+    assert main(tiny) == 0
+    assert "plot: build/pci_bandwidth.png" in capsys.readouterr().out
+    assert (tmp_path / "build" / "pci_bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = run_json(tiny + ["--plot", "out/p.png"], capsys)
+    assert res["plot"] == "out/p.png" and (tmp_path / "out" / "p.png").exists()
