@@ -755,6 +755,9 @@ class HifnSoftc:
             err = EINVAL
         elif res["flags"] & HIFN_BASE_RES_DSTOVERRUN:
             err = EIO
+        sess = self.sessions[cmd.session]
+        if err and cmd.keys and sess.state == HS_STATE_KEY:
+            sess.state = HS_STATE_USED    # the keys it carried never reached the context RAM
         if not err:
             if cmd.bounce:
                 kaddr, n = cmd.bounce
