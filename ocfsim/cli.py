@@ -22,7 +22,8 @@ import tempfile
 import time
 
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
-           "output_file", "unwritable", "plot_options", "plot_path", "profile_arg", "make_parent", "version"]
+           "output_file", "unwritable", "plot_options", "plot_path", "profile_arg",
+           "make_parent", "version"]
 
 
 class UsageError(Exception):
