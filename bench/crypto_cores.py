@@ -463,10 +463,12 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    from ocfsim.cli import command_line, provenance
     ap = build_parser()
     a = ap.parse_args(argv)
     backends = list(dict.fromkeys(b for group in (a.backend or [["pysim"]]) for b in group))
     res = run(tuple(backends), quick=a.quick)
+    res["provenance"] = provenance(command_line(ap, argv))
     print(json.dumps(res, indent=2) if a.json else format_table(res))
     return 0
 

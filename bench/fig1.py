@@ -158,7 +158,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import make_parent, plot_path
+    from ocfsim.cli import command_line, make_parent, plot_path, provenance
     p = build_parser()
     args = p.parse_args(argv)
     plot_file = plot_path(p, args, PLOT)
@@ -170,6 +170,7 @@ def main(argv=None) -> int:
         make_parent(plot_file)
         plot(result, plot_file)
         result["plot"] = plot_file
+    result["provenance"] = provenance(command_line(p, argv), args.seed)
     print(json.dumps(result) if args.json else format_table(result))
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 

@@ -137,6 +137,7 @@ def build_parser():
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ocfsim.cli import command_line, provenance
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
@@ -144,6 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NullBenchError as exc:
         print(f"{ap.prog}: {exc}", file=sys.stderr)
         return 1
+    result["provenance"] = provenance(command_line(ap, argv))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

@@ -168,7 +168,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import make_parent, plot_path
+    from ocfsim.cli import command_line, make_parent, plot_path, provenance
     p = build_parser()
     args = p.parse_args(argv)
     plot_file = plot_path(p, args, PLOT)
@@ -182,6 +182,7 @@ def main(argv=None) -> int:
         plot(result, plot_file)
         result["plot"] = plot_file
     if args.json:
+        result["provenance"] = provenance(command_line(p, argv), args.seed)
         print(json.dumps(result))
     else:
         print(format_table(result))

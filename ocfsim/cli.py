@@ -23,7 +23,7 @@ import time
 
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
            "output_file", "unwritable", "plot_options", "plot_path", "profile_arg",
-           "make_parent", "version"]
+           "make_parent", "version", "provenance", "command_line"]
 
 
 class UsageError(Exception):
@@ -177,9 +177,29 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+def provenance(command: list[str], seed: int | None = None) -> dict:
+    """Where a JSON result came from: package version, git commit of the
+    sources (None outside a checkout), the seed if any, and the command line."""
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"version": version(), "git_commit": commit, "seed": seed, "command": command}
+
+
+def command_line(parser: argparse.ArgumentParser, argv) -> list[str]:
+    """The command as typed: the parser's program name and its arguments."""
+    return parser.prog.split() + list(sys.argv[1:] if argv is None else argv)
+
+
 def _emit(args, result: dict, human) -> int:
     if args.json:
-        print(json.dumps(result, default=str))
+        print(json.dumps(dict(result, provenance=provenance(args.command_line,
+                                                            getattr(args, "seed", None))),
+                         default=str))
     else:
         print("\n".join(human(result)))
     return 0 if result.get("ok", True) else 1
@@ -459,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = command_line(parser, argv)
     try:
         status = args.func(args)
         sys.stdout.flush()                            # a closed pipe shows here, not at exit

@@ -147,3 +147,16 @@ def test_json_runs_do_not_overwrite_the_default_plot(tmp_path, monkeypatch, caps
     assert (tmp_path / "build" / "pci_bandwidth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = run_json(tiny + ["--plot", "out/p.png"], capsys)
     assert res["plot"] == "out/p.png" and (tmp_path / "out" / "p.png").exists()
+
+
+def test_json_results_carry_their_provenance(capsys):
+    argv = ["run", "--card", "soft", "--alg", "null", "--size", "8", "--ops", "1",
+            "--seed", "5"]
+    prov = run_json(argv, capsys)["provenance"]
+    head = subprocess.run(["git", "-C", str(PROFILES), "rev-parse", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    assert prov == {"version": version("ocfsim"), "git_commit": head or None, "seed": 5,
+                    "command": ["ocfsim"] + argv + ["--json"]}
+    prov = run_json(["bench", "null", "--sizes", "1024", "--procs", "1"], capsys)["provenance"]
+    assert prov["command"] == ["ocfsim", "bench", "null", "--sizes", "1024", "--procs", "1",
+                               "--json"]
