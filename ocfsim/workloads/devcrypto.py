@@ -203,6 +203,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     before_bus = host.bus_stats()
     before_cpu = kernel.accounting()
     before_irq = sum(host.interrupt_edges)
+    before_kirq = _kernel_asserts(kernel)
     procs = fork("app", per_thread, main)
     if plan.faults:
         await _wait(host.loop, [p.task for p in procs], None if not ops else
@@ -228,6 +229,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     cpu = {k: v - before_cpu.get(k, 0) for k, v in kernel.accounting().items()}
     cpu_total = sum(cpu.values()) or 1
     interrupts = sum(host.interrupt_edges) - before_irq
+    delivered = _kernel_asserts(kernel) - before_kirq
     lat = sorted(latencies)
     drivers = {}
     for softc in system.softcs:
@@ -248,6 +250,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
         "latency_p99_s": (lat[min(len(lat) - 1, int(0.99 * len(lat)))] / 1e12) if lat else None,
         "interrupts": interrupts,
         "interrupts_per_s": interrupts / secs,
+        "interrupts_delivered": delivered,
         "cpu_busy": 1 - cpu.get("idle", 0) / cpu_total,
         "cpu_by_kind": {k: v / cpu_total for k, v in sorted(cpu.items()) if v},
         "pci_utilisation": bus["pci_utilisation"],
@@ -279,6 +282,11 @@ def _bound(host, window: dict, plan: FaultPlan, timeout_ps: int) -> int:
     starts within the timeout)."""
     t0 = plan.t0 if window["start"] is not None else host.now
     return t0 + max(f.end_ps for f in plan.faults) + timeout_ps
+
+
+def _kernel_asserts(kernel) -> int:
+    """Interrupt-line assertions the kernel was told of (all lines)."""
+    return sum(st["asserts"] for st in kernel.intr_stats().values())
 
 
 def _total(*tallies: Tally) -> dict:
