@@ -90,10 +90,16 @@ def verilator_build(spec: MachineSpec, trace: bool = False):
 
 def export_verilog(spec: MachineSpec) -> tuple[str, list]:
     """The machine's Verilog (module ``ocfsim_machine``, host DRAM as the
-    DPI-C black box) and its flat ports; elaborates the whole design."""
+    DPI-C black box) and its flat ports; elaborates the whole design.
+
+    Without ``src`` attributes: they name each Python source by its absolute
+    path and line, so with them two checkouts, or an edit that moves lines
+    without changing the logic, would give different text and a new build.
+    """
     from amaranth.back import verilog
     spec.blackbox_dram = True
-    return verilog.convert(Machine(spec), name="ocfsim_machine"), spec.ports()
+    text = verilog.convert(Machine(spec), name="ocfsim_machine", emit_src=False)
+    return text, spec.ports()
 
 
 def gtkw_path(vcd: str) -> str:

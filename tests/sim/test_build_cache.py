@@ -92,6 +92,14 @@ def test_key_has_no_paths(tmp_path, monkeypatch):
         assert folder not in seen["key"]
 
 
+def test_exported_verilog_names_no_path():
+    """The Verilog (the key of the compiled build) holds no source path, so
+    checkouts share builds and moving lines in hw/ does not recompile."""
+    text, ports = experiment.export_verilog(dma_machine(1))
+    assert "module ocfsim_machine" in text and ports == dma_machine(1).ports()
+    assert str(REPO) not in text and ".py:" not in text
+
+
 def test_cache_folder_per_user(monkeypatch, tmp_path):
     monkeypatch.delenv("OCFSIM_CACHE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
