@@ -45,8 +45,8 @@ FAULTS = {
         "reset": "reset@{t}", "poke": "poke@{t}:bar=0,reg=0x4,value=0",
         "bme-off": "bme-off@{t}+60us", "mse-off": "mse-off@{t}+60us",
         "lost-irq": "lost-irq@{t}", "dram-retry": "dram-retry@{t}+100us:every=1",
-        "dram-latency": "dram-latency@{t}+200us", "master-abort": "master-abort@{t}",
-        "zero-particle": "zero-particle@{t}", "garbage-mcr": "garbage@{t}:kind=mcr",
+        "dram-latency": "dram-latency@{t}+200us", "target-abort": "target-abort@{t}+100us",
+        "master-abort": "master-abort@{t}", "zero-particle": "zero-particle@{t}", "garbage-mcr": "garbage@{t}:kind=mcr",
         "garbage-ctx": "garbage@{t}:kind=ctx",
     },
     "hifn7751": {
@@ -54,8 +54,8 @@ FAULTS = {
         "poke": "poke@{t}:bar=1,reg=0x44,value=0",
         "bme-off": "bme-off@{t}+60us", "mse-off": "mse-off@{t}+60us",
         "lost-irq": "lost-irq@{t}", "dram-retry": "dram-retry@{t}+100us:every=1",
-        "dram-latency": "dram-latency@{t}+200us", "master-abort": "master-abort@{t}",
-        "res-novalid": "res-novalid@{t}", "bad-session": "bad-session@{t}",
+        "dram-latency": "dram-latency@{t}+200us", "target-abort": "target-abort@{t}+100us",
+        "master-abort": "master-abort@{t}", "res-novalid": "res-novalid@{t}", "bad-session": "bad-session@{t}",
         "garbage-cmdbuf": "garbage@{t}:kind=hifn-cmdbuf",
     },
 }

@@ -17,6 +17,7 @@ Textual SPEC (``ocfsim run --fault SPEC``; grammar in ``docs/faults.md``)::
 with TIME and DURATION a number and a unit (``ns``, ``us``, ``ms``), e.g.
 ``reset@60us``, ``mse-off@60us+60us``, ``poke@80us:bar=1,reg=0x44,value=0``,
 ``lost-irq@50us:count=2``, ``dram-retry@40us+100us:every=1``,
+``target-abort@40us+20us``,
 ``bad-session@30us:card=1``. ``card=N`` picks the N-th attached card
 (default 0).
 
@@ -81,6 +82,7 @@ KINDS: dict[str, Kind] = {
     "lost-irq": Kind(BOTH, False, {"count": 1}),
     "dram-retry": Kind(BOTH, True, {"every": 1}),
     "dram-latency": Kind(BOTH, True, {"latency": 15, "wait_every": 4, "wait_len": 31}),
+    "target-abort": Kind(BOTH, True, {"every": 1}),   # host DRAM aborts transactions
     "master-abort": Kind(BOTH, False),          # a DMA pointer to an undecoded address
     "zero-particle": Kind(("bcm5820",), False),  # a zero-length self-linked particle
     "res-novalid": Kind(("hifn7751",), False),  # a result descriptor without VALID
@@ -321,6 +323,8 @@ class FaultPlan:
         host = self._system.host
         if f.kind == "dram-retry":
             knobs = {"retry_every": f.param("every")}
+        elif f.kind == "target-abort":
+            knobs = {"abort_every": f.param("every")}
         else:
             knobs = {k: f.param(k) for k in ("latency", "wait_every", "wait_len")}
         host.set_dram_timing(**knobs)
@@ -391,7 +395,7 @@ INJECTORS: dict[str, Callable] = {
     "reset": FaultPlan.reset, "rings-off": FaultPlan.rings_off, "poke": FaultPlan.poke,
     "bme-off": FaultPlan.command_off, "mse-off": FaultPlan.command_off,
     "lost-irq": FaultPlan.lost_irq, "dram-retry": FaultPlan.dram_timing,
-    "dram-latency": FaultPlan.dram_timing,
+    "dram-latency": FaultPlan.dram_timing, "target-abort": FaultPlan.dram_timing,
     **{k: FaultPlan.handover for k in CORRUPT},
 }
 

@@ -176,12 +176,13 @@ class Host(HardwarePort):
 
     # ------------------------------------------------------------ test knobs
     def set_dram_timing(self, latency: int = 0, wait_every: int = 0, wait_len: int = 0,
-                        retry_every: int = 0) -> None:
+                        retry_every: int = 0, abort_every: int = 0) -> None:
         """Host-DRAM target test knobs (see ``hw.pci.host_bridge``)."""
         self.backend.set("dram_latency", latency)
         self.backend.set("dram_wait_every", wait_every)
         self.backend.set("dram_wait_len", wait_len)
         self.backend.set("dram_retry_every", retry_every)
+        self.backend.set("dram_abort_every", abort_every)
 
     # ------------------------------------------------------------ statistics
     def bus_stats(self) -> dict:

@@ -16,8 +16,10 @@ DRAM side: a target decoding ``[0, size)`` on the bus, prefetchable, in front
 of :class:`HostDram`. Test knobs: ``latency`` (extra clocks before the first
 read of a burst, modelling a page open), ``wait_every``/``wait_len`` (every
 Nth access stalls for L clocks: wait states, and a disconnect when L exceeds
-the subsequent-latency limit) and ``retry_every`` (every Nth transaction is
-retried).
+the subsequent-latency limit), ``retry_every`` (every Nth transaction is
+retried) and ``abort_every`` (every Nth transaction ends in target abort
+before its first data phase, PCI 2.3 §3.3.3.2.1: a fault-injection knob,
+like a memory controller signalling an uncorrectable error).
 """
 
 from amaranth.hdl import Module, Signal, Mux, Const
@@ -50,7 +52,7 @@ class HostBridge(wiring.Component):
             "cpu_wdata": In(32), "cpu_be": In(4),
             "cpu_ack": Out(1), "cpu_rdata": Out(32), "cpu_status": Out(2),
             "dram_latency": In(4), "dram_wait_every": In(8), "dram_wait_len": In(5),
-            "dram_retry_every": In(8),
+            "dram_retry_every": In(8), "dram_abort_every": In(8),
         })
         self.dram = HostDram(dram_bytes, blackbox=blackbox_dram)
         self.initiator = PciInitiator(depth=2)
@@ -107,12 +109,19 @@ class HostBridge(wiring.Component):
         stall_left = Signal(5)
         txns = Signal(8)
         retry_this = Signal()
+        aborts = Signal(8)
+        abort_this = Signal()
 
         will_retry = (self.dram_retry_every != 0) & (txns + 1 >= self.dram_retry_every)
         with m.If(tgt.started):
             m.d.sync += txns.eq(Mux(txns + 1 >= self.dram_retry_every, 0, txns + 1))
             m.d.sync += retry_this.eq(will_retry)
         m.d.comb += port.retry.eq(retry_this)
+        will_abort = (self.dram_abort_every != 0) & (aborts + 1 >= self.dram_abort_every)
+        # the target aborts in the first data clock, before any data moves; reads
+        # fetched ahead meanwhile are dropped with the transaction (no side effects)
+        with m.If(tgt.started):
+            m.d.sync += [aborts.eq(Mux(will_abort, 0, aborts + 1)), abort_this.eq(will_abort)]
 
         can_go = Signal()
         m.d.comb += can_go.eq((stall_left == 0) & ~retry_this & ~(tgt.started & will_retry))
@@ -146,4 +155,4 @@ class HostBridge(wiring.Component):
         rsp_pending = Signal()
         m.d.sync += rsp_pending.eq(accept & ~port.cmd.write)
         m.d.comb += [port.rsp_valid.eq(rsp_pending), port.rsp_data.eq(dram.rd_data),
-                     port.abort.eq(0)]
+                     port.abort.eq(abort_this)]

@@ -3,7 +3,8 @@ through the host bridge), at the simulated time the SPEC names."""
 
 import pytest
 
-from ocfsim.machines import crypto_machine
+from hw.pci.initiator import Status
+from ocfsim.machines import crypto_machine, dma_machine
 from sim.experiment import run
 
 pytestmark = pytest.mark.verilator
@@ -46,6 +47,23 @@ def test_register_faults_logged_with_their_time(card, spec):
     (e,) = [e for e in r["log"] if e["event"] == "inject"]
     assert 20 <= e["time_us"] < 22 and e["write"].endswith(
         "0x80000000" if card == "bcm5820" else "0x40404040")
+
+
+def test_dram_target_abort_knob():
+    """The DMA test card's copy ends in target abort while host DRAM aborts."""
+    r = run(dma_machine(1), "ocfsim.workloads.dma:dma_copy",
+            {"nbytes": 64, "dram_timing": {"abort_every": 1}}, backend="verilator")
+    (card,) = r["per_card"]
+    assert not card["ok"] and card["err_code"] == Status.TARGET_ABORT
+    assert r["breakdown"]["abort"] > 0
+
+
+def test_target_abort_fault_fails_requests_and_the_card_recovers():
+    r = run(crypto_machine(["bcm5820"]), "ocfsim.workloads.devcrypto:devcrypto",
+            {"alg": "3des", "size": 256, "ops": 20, "threads": 10,
+             "faults": ["target-abort@20us+200us"], "timeout_us": 3000}, backend="verilator")
+    assert r["drivers"]["ubsec0"]["dma_errors"] > 0 and r["requests"]["errno"]["EFAULT"] > 0
+    assert r["requests"]["lost"] == 0 and r["faults"]["served_after"] and r["ok"]
 
 
 def test_devcrypto_accounts_every_request_without_faults():

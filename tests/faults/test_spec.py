@@ -39,6 +39,8 @@ def test_parse(text, kind, at, dur, card, params):
     ("reset@1us:card", "is not KEY=VALUE"),
     ("lost-irq@1us:count=x", "count='x' is not an integer"),
     ("dram-latency@1us+1us:latency=16", "latency=16 is not in 0..15"),
+    ("target-abort@1us", "needs a duration"),
+    ("target-abort@1us+1us:every=0", "every=0 is not in 1..255"),
     ("garbage@1us", "needs kind="),
 ])
 def test_bad_spec(text, says):
