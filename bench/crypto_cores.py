@@ -447,12 +447,13 @@ def format_table(result) -> str:
 
 def build_parser():
     """The benchmark's options (``ocfsim bench cores``)."""
-    from ocfsim.cli import Parser, name_list
+    from ocfsim.cli import Parser, name_list, out_options
     from sim.experiment import BACKENDS
     ap = Parser(prog="ocfsim bench cores",
                 description="Cycles per block and Mbit/s of the DES/3DES and SHA-1 cores "
                             "per rounds-per-cycle setting, the cards' engines beside their "
                             "datasheet rates, and simulated cycles per second per backend.")
+    out_options(ap, "nothing else")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--quick", action="store_true",
                     help="fewer blocks, shorter packets; verilator: only the cards' settings")
@@ -463,13 +464,12 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import command_line, provenance
+    from ocfsim.cli import print_result
     ap = build_parser()
     a = ap.parse_args(argv)
     backends = list(dict.fromkeys(b for group in (a.backend or [["pysim"]]) for b in group))
     res = run(tuple(backends), quick=a.quick)
-    res["provenance"] = provenance(command_line(ap, argv))
-    print(json.dumps(res, indent=2) if a.json else format_table(res))
+    print_result(ap, argv, a, "cores", res, format_table)
     return 0
 
 

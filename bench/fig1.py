@@ -17,7 +17,6 @@ Usage: python -m bench.fig1 [--card bcm5820,hifn7751,soft,null]
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -140,7 +139,7 @@ PLOT = "build/fig1.png"
 def build_parser():
     """The benchmark's options (``ocfsim bench fig1``)."""
     from ocf.cryptodev import CRYPTODEV_MAXLEN
-    from ocfsim.cli import Parser, int_list, int_range, name_list, plot_options
+    from ocfsim.cli import Parser, int_list, int_range, name_list, out_options, plot_options
     from sim.experiment import BACKENDS
     p = Parser(prog="ocfsim bench fig1", description=__doc__.split("\n")[0])
     p.add_argument("--card", type=name_list(tuple(CARD_GROUPS)),
@@ -153,12 +152,13 @@ def build_parser():
     plot_options(p, PLOT)
     p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                    help="seed of the random data, keys and IVs")
+    out_options(p, "the plot (fig1.png)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import command_line, make_parent, plot_path, provenance
+    from ocfsim.cli import make_parent, plot_path, print_result
     p = build_parser()
     args = p.parse_args(argv)
     plot_file = plot_path(p, args, PLOT)
@@ -170,8 +170,7 @@ def main(argv=None) -> int:
         make_parent(plot_file)
         plot(result, plot_file)
         result["plot"] = plot_file
-    result["provenance"] = provenance(command_line(p, argv), args.seed)
-    print(json.dumps(result) if args.json else format_table(result))
+    print_result(p, argv, args, "fig1", result, format_table, args.seed)
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 
 

@@ -10,7 +10,6 @@ on those two points, the other sizes and process counts are predictions.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Optional, Sequence
 
@@ -122,7 +121,7 @@ def format_table(result: dict) -> str:
 
 def build_parser():
     """The benchmark's options (``ocfsim bench null``)."""
-    from ocfsim.cli import Parser, int_list, profile_arg
+    from ocfsim.cli import Parser, int_list, out_options, profile_arg
     ap = Parser(prog="ocfsim bench null", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
                     type=int_list(1, CRYPTODEV_MAXLEN, NULL_BLOCK,
@@ -132,12 +131,13 @@ def build_parser():
                     help="numbers of processes, comma-separated")
     ap.add_argument("--profile", type=profile_arg, default=DEFAULT_PROFILE,
                     help="host profile: a name in sim/profiles or a .toml file")
+    out_options(ap, "nothing else")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     return ap
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from ocfsim.cli import command_line, provenance
+    from ocfsim.cli import print_result
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
@@ -145,8 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NullBenchError as exc:
         print(f"{ap.prog}: {exc}", file=sys.stderr)
         return 1
-    result["provenance"] = provenance(command_line(ap, argv))
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    print_result(ap, argv, args, "null", result, format_table)
     return 0
 
 

@@ -17,7 +17,6 @@ Usage: python -m bench.pci_bandwidth [--backends pysim,verilator] [--bytes N]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -145,7 +144,7 @@ PLOT = "build/pci_bandwidth.png"
 
 def build_parser():
     """The benchmark's options (``ocfsim bench pci``)."""
-    from ocfsim.cli import Parser, int_list, int_range, name_list, plot_options
+    from ocfsim.cli import Parser, int_list, int_range, name_list, out_options, plot_options
     from ocfsim.machines import MAX_CARDS
     from sim.experiment import BACKENDS
     p = Parser(prog="ocfsim bench pci", description=__doc__.split("\n")[0])
@@ -163,12 +162,13 @@ def build_parser():
                         "(when not given: on when both backends run)")
     p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                    help="seed of the copied data")
+    out_options(p, "the plot (pci_bandwidth.png)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import command_line, make_parent, plot_path, provenance
+    from ocfsim.cli import make_parent, plot_path, print_result
     p = build_parser()
     args = p.parse_args(argv)
     plot_file = plot_path(p, args, PLOT)
@@ -181,13 +181,7 @@ def main(argv=None) -> int:
         make_parent(plot_file)
         plot(result, plot_file)
         result["plot"] = plot_file
-    if args.json:
-        result["provenance"] = provenance(command_line(p, argv), args.seed)
-        print(json.dumps(result))
-    else:
-        print(format_table(result))
-        if plot_file:
-            print(f"plot: {plot_file}")
+    print_result(p, argv, args, "pci", result, format_table, args.seed)
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 
 

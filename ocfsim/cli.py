@@ -23,7 +23,8 @@ import time
 
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
            "output_file", "unwritable", "plot_options", "plot_path", "profile_arg",
-           "make_parent", "version", "provenance", "command_line"]
+           "make_parent", "version", "provenance", "command_line", "out_folder", "out_options",
+           "write_outputs", "print_result"]
 
 
 class UsageError(Exception):
@@ -117,7 +118,12 @@ def unwritable(path: str) -> str | None:
         if not os.path.isfile(full):
             return f"{path} is not a regular file"
         return None if os.access(full, os.W_OK) else f"{path} is not writable"
-    existing = os.path.dirname(full)
+    return _folder_problem(os.path.dirname(full), path)
+
+
+def _folder_problem(folder: str, path: str) -> str | None:
+    """Why ``path`` cannot be made in ``folder`` (created if missing), or None."""
+    existing = folder
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
@@ -129,18 +135,74 @@ def unwritable(path: str) -> str | None:
     return None
 
 
+def out_folder(text: str) -> str:
+    """argparse type: a folder for a command's outputs (``--out``), checked
+    without creating anything."""
+    problem = "an empty path names no folder" if not text else \
+        _folder_problem(os.path.abspath(text), text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def out_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--out DIR``: the command's JSON result, CSV of its rows and ``what``, together."""
+    parser.add_argument("--out", type=out_folder, metavar="DIR",
+                        help=f"write NAME.json (the JSON result), NAME.csv (its rows, if "
+                             f"any) and {what} into DIR")
+
+
+def print_result(parser, argv, args, name: str, result: dict, table, seed=None) -> None:
+    """A benchmark's ending: provenance into ``result``, the ``--out`` files,
+    then the JSON object, or the table (``table(result)``) and where files went."""
+    result["provenance"] = provenance(command_line(parser, argv), seed)
+    written = write_outputs(args.out, name, result) if args.out else []
+    if args.json:
+        print(json.dumps(result, default=str))
+        return
+    print(table(result))
+    if result.get("plot"):
+        print(f"plot: {result['plot']}")
+    if written:
+        print(f"outputs: {', '.join(written)}")
+
+
+def write_outputs(folder: str, name: str, result: dict) -> list[str]:
+    """``folder/name.json`` and, when the result has rows, ``folder/name.csv``."""
+    import csv
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(result, f, default=str)
+        f.write("\n")
+    written = [path]
+    rows = result.get("rows")
+    if rows:
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        written.append(os.path.join(folder, f"{name}.csv"))
+        with open(written[-1], "w", newline="") as f:
+            out = csv.DictWriter(f, fields)
+            out.writeheader()
+            out.writerows({k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                           for k, v in r.items()} for r in rows)
+    return written
+
+
 def plot_options(parser: argparse.ArgumentParser, default: str) -> None:
     """``--plot FILE`` (checked while parsing) and ``--no-plot``; see ``plot_path``."""
     parser.add_argument("--plot", type=output_file, default=None, metavar="FILE",
-                        help=f"PNG plot to write; when not given: {default}, "
-                             "and none with --json")
+                        help=f"PNG plot to write; when not given: in --out's folder, "
+                             f"else {default}, and none with --json")
     parser.add_argument("--no-plot", dest="plot", action="store_const", const="",
                         help="write no plot")
 
 
 def plot_path(parser: argparse.ArgumentParser, args, default: str) -> str | None:
-    """The plot to write, or None: ``--plot``, else ``default`` unless the run
-    prints JSON (a scripted run does not overwrite the default plot)."""
+    """The plot to write, or None: ``--plot``, else in ``--out``'s folder, else
+    ``default`` unless the run prints JSON (a scripted run does not overwrite
+    the default plot)."""
+    if args.plot is None and getattr(args, "out", None):
+        return os.path.join(args.out, os.path.basename(default))
     if args.plot is None and not args.json:
         problem = unwritable(default)
         if problem:
@@ -196,12 +258,17 @@ def command_line(parser: argparse.ArgumentParser, argv) -> list[str]:
 
 
 def _emit(args, result: dict, human) -> int:
+    """Print the result (JSON with provenance, or ``human`` lines); with
+    ``--out`` also write it there."""
+    doc = dict(result, provenance=provenance(args.command_line, getattr(args, "seed", None)))
+    written = write_outputs(args.out, args.command, doc) if args.out else []
     if args.json:
-        print(json.dumps(dict(result, provenance=provenance(args.command_line,
-                                                            getattr(args, "seed", None))),
-                         default=str))
+        print(json.dumps(doc, default=str))
     else:
-        print("\n".join(human(result)))
+        lines = human(result)
+        if written:
+            lines.append(f"  outputs          {', '.join(written)}")
+        print("\n".join(lines))
     return 0 if result.get("ok", True) else 1
 
 
@@ -408,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         if vcd:
             sp.add_argument("--vcd", type=output_file, metavar="FILE",
                             help="write a VCD waveform of the whole run")
+        out_options(sp, "the VCD (NAME.vcd, unless --vcd names a file)" if vcd else "nothing else")
 
     def seed(sp):
         sp.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
@@ -480,6 +548,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = command_line(parser, argv)
+    if getattr(args, "out", None) and hasattr(args, "vcd") and args.vcd is None:
+        args.vcd = os.path.join(args.out, f"{args.command}.vcd")
     try:
         status = args.func(args)
         sys.stdout.flush()                            # a closed pipe shows here, not at exit

@@ -57,6 +57,14 @@ def test_unwritable_plot_is_refused_before_the_sweep(bench, path, empty_cwd, cap
     assert not list(empty_cwd.iterdir())
 
 
+@pytest.mark.parametrize("path", ["/proc/x", "/etc/passwd", "/etc/passwd/x", "/dev/null/x", ""])
+@pytest.mark.parametrize("cmd", [["run"], ["dma", "--bytes", "64"], ["lspci"],
+                                 ["bench", "pci"], ["bench", "null"], ["bench", "cores"]])
+def test_unusable_out_folder_is_refused(cmd, path, empty_cwd, capsys):
+    assert "--out" in refused(cmd + ["--out", path], capsys)
+    assert not os.path.exists("/proc/x") and not list(empty_cwd.iterdir())
+
+
 def test_no_folder_is_made_when_a_later_check_refuses(empty_cwd, capsys):
     """The VCD's folder is created when the run starts, not while parsing."""
     err = refused(["run", "--alg", "null", "--vcd", "out/deep/run.vcd"], capsys)

@@ -160,3 +160,35 @@ def test_json_results_carry_their_provenance(capsys):
     prov = run_json(["bench", "null", "--sizes", "1024", "--procs", "1"], capsys)["provenance"]
     assert prov["command"] == ["ocfsim", "bench", "null", "--sizes", "1024", "--procs", "1",
                                "--json"]
+
+
+def test_out_puts_the_json_and_the_vcd_together(tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["run", "--card", "soft", "--alg", "null", "--size", "8", "--ops", "1",
+            "--out", str(out)]
+    res = run_json(argv, capsys)
+    assert json.loads((out / "run.json").read_text()) == json.loads(json.dumps(res))
+    assert res["vcd"] == str(out / "run.vcd") and (out / "run.vcd").stat().st_size > 0
+    assert (out / "run.gtkw").exists()
+
+
+def test_out_puts_bench_rows_in_a_csv(tmp_path, capsys):
+    import csv
+    out = tmp_path / "o"
+    assert main(["bench", "null", "--sizes", "64,1024", "--procs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"outputs: {out / 'null.json'}, {out / 'null.csv'}" in printed
+    saved = json.loads((out / "null.json").read_text())
+    with open(out / "null.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["size"]) for r in rows] == [r["size"] for r in saved["rows"]] == [64, 1024]
+    assert [float(r["mbps"]) for r in rows] == [r["mbps"] for r in saved["rows"]]
+    assert rows[1]["ref_mbps"] == "420.0" and rows[0]["ref_mbps"] == ""
+
+
+def test_out_takes_the_default_plot(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    res = run_json(["bench", "pci", "--bursts", "256", "--masters", "1", "--bytes", "4",
+                    "--out", "o"], capsys)
+    assert res["plot"] == "o/pci_bandwidth.png" and (tmp_path / "o" / "pci.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]

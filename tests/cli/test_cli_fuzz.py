@@ -12,7 +12,7 @@ COMMANDS = [["run"], ["dma"], ["lspci"], ["bench", "pci"], ["bench", "null"],
 OPTIONS = ["--card", "--cards", "--alg", "--size", "--ops", "--threads", "--decrypt",
            "--profile", "--clock", "--seed", "--backend", "--vcd", "--bytes", "--burst",
            "--bursts", "--masters", "--backends", "--plot", "--no-plot", "--sizes", "--procs",
-           "-v", "--quick", "--speed", "--nosuch"]
+           "-v", "--quick", "--speed", "--out", "--nosuch"]
 VALUES = ["", "0", "1", "7", "8", "9", "-8", "12", "33", "66", "256", "65536", "262140",
           "262144", "99999999", "0x10", "abc", "1,4", "x,y", "1,,4", "bcm5820", "hifn7751",
           "mixed", "soft", "dmatest", "null", "3des", "3des-sha1", "des", "pysim",
