@@ -49,6 +49,8 @@ CMD_MEMORY_SPACE, CMD_BUS_MASTER = 0x2, 0x4
 PCI_COMMAND = 0x04
 
 CARD_IDS = {(0x14E4, 0x5820): "bcm5820", (0x13A3, 0x0005): "hifn7751"}
+#: memory BARs of each card, 4 KiB each (hw/cards/bcm5820.py, hw/cards/hifn7751.py)
+CARD_BARS = {"bcm5820": 1, "hifn7751": 2}
 BOTH = ("bcm5820", "hifn7751")
 
 # register offsets and bits of the faults that name one (ubsecreg.h;
@@ -215,6 +217,10 @@ def check_cards(faults: list[Fault], kinds: list[str]) -> None:
         if kinds[f.card] not in KINDS[f.kind].cards:
             raise FaultError(f"fault {f.kind!r} applies to {' and '.join(KINDS[f.kind].cards)} "
                              f"only, card {f.card} is a {kinds[f.card]}")
+        nbars = CARD_BARS[kinds[f.card]]
+        if f.kind == "poke" and f.param("bar") >= nbars:
+            raise FaultError(f"fault {f}: a {kinds[f.card]} has no BAR{f.param('bar')} "
+                             f"(BARs 0..{nbars - 1})")
         known = HANDOVER_KINDS[kinds[f.card]]
         if f.kind == "garbage" and f.param("kind") not in known:
             raise FaultError(f"fault {f}: a {kinds[f.card]} hands over {', '.join(known)}, "

@@ -56,6 +56,10 @@ def test_card_checks():
         check_cards([parse_fault("zero-particle@1us")], ["hifn7751"])
     with pytest.raises(FaultError, match="card=1 but the machine has 1 card"):
         check_cards([parse_fault("reset@1us:card=1")], ["bcm5820"])
+    with pytest.raises(FaultError, match=r"a bcm5820 has no BAR1 \(BARs 0..0\)"):
+        check_cards([parse_fault("poke@1us:bar=1,reg=0,value=0")], ["bcm5820"])
+    with pytest.raises(FaultError, match=r"a hifn7751 has no BAR2 \(BARs 0..1\)"):
+        check_cards([parse_fault("poke@1us:bar=2,reg=0,value=0")], ["hifn7751"])
     with pytest.raises(FaultError, match="hands over ctx, particle, mcr"):
         check_cards([parse_fault("garbage@1us:kind=hifn-res")], ["bcm5820"])
 
