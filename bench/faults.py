@@ -38,13 +38,15 @@ __all__ = ["scenarios", "run_cell", "run_campaign", "format_table", "main", "FAU
 
 #: card → fault name → SPEC template ({t} = injection time). Durations (a
 #: choice of the campaign): 60 µs outages and 100–200 µs DRAM storms span
-#: several 256-byte requests on either card. Pokes: ubsec CTRL = 0 (interrupt
+#: several 256-byte requests on either card; a 1 ms retry storm outlasts the
+#: initiators' RETRY_LIMIT (hw/pci/initiator.py), so the cards give up. Pokes: ubsec CTRL = 0 (interrupt
 #: enables off), hifn DMA_IER = 0 (ubsecreg.h, hifn7751reg.h offsets).
 FAULTS = {
     "bcm5820": {
         "reset": "reset@{t}", "poke": "poke@{t}:bar=0,reg=0x4,value=0",
         "bme-off": "bme-off@{t}+60us", "mse-off": "mse-off@{t}+60us",
         "lost-irq": "lost-irq@{t}", "dram-retry": "dram-retry@{t}+100us:every=1",
+        "dram-retry-long": "dram-retry@{t}+1ms:every=1",
         "dram-latency": "dram-latency@{t}+200us", "target-abort": "target-abort@{t}+100us",
         "master-abort": "master-abort@{t}", "zero-particle": "zero-particle@{t}", "garbage-mcr": "garbage@{t}:kind=mcr",
         "garbage-ctx": "garbage@{t}:kind=ctx",
@@ -54,6 +56,7 @@ FAULTS = {
         "poke": "poke@{t}:bar=1,reg=0x44,value=0",
         "bme-off": "bme-off@{t}+60us", "mse-off": "mse-off@{t}+60us",
         "lost-irq": "lost-irq@{t}", "dram-retry": "dram-retry@{t}+100us:every=1",
+        "dram-retry-long": "dram-retry@{t}+1ms:every=1",
         "dram-latency": "dram-latency@{t}+200us", "target-abort": "target-abort@{t}+100us",
         "master-abort": "master-abort@{t}", "res-novalid": "res-novalid@{t}", "bad-session": "bad-session@{t}",
         "garbage-cmdbuf": "garbage@{t}:kind=hifn-cmdbuf",
