@@ -402,7 +402,11 @@ class Ubsec:
         read = False
         while self.queue:
             read = True
-            if await self.rd(BS_STAT) & BS_STAT_MCR1_FULL:
+            stat = await self.rd(BS_STAT)
+            if stat == ALL_ONES:                  # not decoding: recover now
+                await self._gone()
+                break
+            if stat & BS_STAT_MCR1_FULL:
                 self.s["mcr1_full"] += 1
                 break
             n = min(len(self.queue), self.maxaggr)

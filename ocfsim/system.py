@@ -7,6 +7,14 @@ software driver unless disabled, /dev/crypto), enumerate the PCI bus and
 attach a driver to every device whose vendor:device it knows. Driver attach
 runs in a kernel thread, so the register accesses it makes are charged to
 the CPU like everything else.
+
+``driver_options`` maps a driver module's name to the keyword options of its
+softc, e.g. ``{"ubsec": {"maxaggr": 1, "watchdog_us": 50}, "hifn":
+{"ring_sizes": {...}}}`` (each driver module's docstring lists them).
+``System.softcs`` holds the attached softcs in slot order; each has ``name``
+(``ubsec0``, ``hifn0``, ...), ``dev`` (its :class:`drivers.pci.PciDevice`:
+``slot``, ``bars``, ``irq``), ``stats()`` and ``handover_hook``
+(docs/reliability.md).
 """
 
 from __future__ import annotations

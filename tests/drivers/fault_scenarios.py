@@ -63,11 +63,18 @@ def _session_ffff(mem, addr):
     mem.write(addr + 2, b"\xff\xff")
 
 
+def _particle_self_loop(mem, addr):
+    """The record's first input particle (``ubsec_mcr`` + 8: addr, next, len):
+    length 0, next pointing at itself."""
+    mem.write(addr + 12, struct.pack("<II", addr + 8, 0))
+
+
 #: name → async fault(host, softc, log): appends the time(s) it struck to ``log``
 FAULTS = {
     "ubsec-ctrl-reset": _poke(0, 0x04, 0x8000_0000),        # CTRL RESET
     "hifn-puctrl-reset": _poke(0, 0x04, 0x1),               # PUCTRL RESET
     "hifn-rings-off": _poke(1, 0x40, 0x4040_4040),          # DMA_CSR: all rings disabled
+    "ubsec-particle-loop": _at_handover("mcr", _particle_self_loop),
     "hifn-res-novalid": _at_handover("hifn-res", _clear_valid),
     "hifn-session-ffff": _at_handover("hifn-cmdbuf", _session_ffff),
     "mse-off-60us": _command(CMD_MEMORY, 60),
