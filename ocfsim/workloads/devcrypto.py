@@ -206,8 +206,9 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     before_kirq = _kernel_asserts(kernel)
     procs = fork("app", per_thread, main)
     if plan.faults:
-        await _wait(host.loop, [p.task for p in procs], None if not ops else
-                    _bound(host, window, plan, timeout_ps))
+        # the plan is armed at the first request, a few µs from now
+        bound = host.now + max(f.end_ps for f in plan.faults) + timeout_ps
+        await _wait(host.loop, [p.task for p in procs], bound)
         main.stopped = True
         await host.sleep(max(0, plan.window_end_ps - host.now))
         nprobe = min(threads, probe_ops)
@@ -274,14 +275,6 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
             "kernel_log": [m for m in kernel.msgbuf if not m.endswith("not configured")][-12:],
         }
     return result
-
-
-def _bound(host, window: dict, plan: FaultPlan, timeout_ps: int) -> int:
-    """When the main batch stops issuing: ``timeout`` after the fault window
-    (the plan is armed at the first request, which has started by now or
-    starts within the timeout)."""
-    t0 = plan.t0 if window["start"] is not None else host.now
-    return t0 + max(f.end_ps for f in plan.faults) + timeout_ps
 
 
 def _kernel_asserts(kernel) -> int:
