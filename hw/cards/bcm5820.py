@@ -21,12 +21,17 @@ Registers (byte offsets, OpenBSD sys/dev/pci/ubsecreg.h):
 0x14  IMOD   extension, 0 = off (default): interrupt moderation. Bits 7:0 N,
              bits 31:8 T. With N ≥ 1, MCR1_DONE is raised once N records have
              completed since it was last raised, or T bus clocks (T ≥ 1) after
-             the first of them completed, whichever comes first.
+             the first of them completed, whichever comes first; with T = 0,
+             when the record engine goes idle (queue empty), so completed
+             records never wait for ones that are not coming.
 ====  =====  ================================================================
 
 INTA# = (MCR1_DONE & MCR1INT) | (DMAERR & DMAERR-enable), unless the PCI
-command register disables interrupts. A DMA error (master or target abort)
-sets DMAERR and ERR and halts the record engine until CTRL RESET. RESET waits
+command register disables interrupts. A DMA error (master or target abort,
+a DMA refused because Bus Master Enable is clear — PCI 2.3 §6.2.2 — or a
+particle chain the engine refuses to walk, record code ``ERR_CHAIN``, see
+:mod:`hw.dma.mcr`) sets DMAERR and ERR and halts the record engine until
+CTRL RESET; the record it was on is not DONE. RESET waits
 until the bus master is between transactions, then clears the record engine
 (queue, transform engine, FIFOs), CTRL, IMOD and the STAT event bits; ERR
 keeps the last failing address.
@@ -38,7 +43,7 @@ from amaranth.hdl import Module, Signal, Cat, Const, ResetInserter
 from amaranth.lib import wiring
 
 from ..crypto.params import card_engine_params
-from ..dma.mcr import McrEngine
+from ..dma.mcr import McrEngine, ERR_CHAIN, MAX_PARTICLES
 from .slot import CardSignature, connect_slot
 from ..pci.initiator import PciInitiator, Status
 from ..pci.target import PciTarget, BarSpec, merge_bytes, \
@@ -48,7 +53,7 @@ __all__ = ["Bcm5820", "REG", "VENDOR_ID", "DEVICE_ID", "CLASS_CODE",
            "CTRL_RESET", "CTRL_MCR2INT", "CTRL_MCR1INT", "CTRL_OFM", "CTRL_BE32",
            "CTRL_BE64", "CTRL_DMAERR", "STAT_MCR1_BUSY", "STAT_MCR1_FULL",
            "STAT_MCR1_DONE", "STAT_DMAERR", "STAT_MCR2_FULL", "STAT_MCR2_DONE",
-           "ERR_READ", "BAR_SIZE"]
+           "ERR_READ", "BAR_SIZE", "ERR_CHAIN", "MAX_PARTICLES"]
 
 VENDOR_ID = 0x14E4          # Broadcom (OpenBSD sys/dev/pci/pcidevs)
 DEVICE_ID = 0x5820
@@ -185,6 +190,9 @@ class Bcm5820(wiring.Component):
                 m.d.comb += raise_done.eq(1)
             with m.Else():
                 m.d.sync += pend.eq(pend + 1)
+        with m.Elif((pend != 0) & (imod_t == 0) & ~mcr.busy):
+            # no timer: the last records' interrupt when nothing more is queued
+            m.d.comb += raise_done.eq(1)
         with m.Elif((pend != 0) & (imod_t != 0)):
             with m.If(timer + 1 >= imod_t):
                 m.d.comb += raise_done.eq(1)

@@ -70,15 +70,24 @@ CBC chain (the last ciphertext block of its previous command). Supported:
 DES/3DES CBC, HMAC-SHA1 (raw key, the chip forms the pads) and SHA-1, in the
 IPsec orders (encrypt then MAC; DECODE: MAC then decrypt), TRUNC = 12-byte
 MAC. Anything else (ECB, RC4, MD5, compression, a locked level, a session
-beyond the RAM, a malformed buffer) is CMDINVAL: the packet's descriptors
-are consumed, its data is not transformed, and the result says so.
+beyond the RAM, a malformed buffer, a MAC or crypt region — header_skip +
+source_count — ending past the total source count) is CMDINVAL: the chip
+has no data phase (it reads no data and runs no engine), releases the
+packet's destination and source descriptors up to the LAST of each, and
+writes the result (CMDINVAL, destination count 0). The same happens when the
+LAST source segment ends before the total source count (counts with bits
+17:16 set by a garbled session word, say): the engine run is dropped there
+(a partial output may already be in the destination) and the result is
+CMDINVAL, so no command waits for source data the rings do not promise.
+The total destination count is not used (no compression: the output is as
+long as the input); a destination chain shorter than that is DSTOVERRUN.
 
 Result buffer: ``{flags, session, src_cnt, dst_cnt}`` (8 B), then with MAC
 RESULT ``{mac flags, reserved}`` (4 B) + 20 MAC bytes (32 B in all). flags:
 DSTOVERRUN 0200, 15:14 / 13:12 count bits 17:16, and two extensions: 0001
-CMDINVAL, 0002 DATAERR (engine length/region error, or a non-final segment
-that is misaligned or not a multiple of 4 bytes — the driver bounces those,
-as hifn's does).
+CMDINVAL, 0002 DATAERR (engine length error, a cipher length not a
+multiple of 8, or a non-final segment that is misaligned or not a multiple
+of 4 bytes — the driver bounces those, as hifn's does).
 
 Per packet the chip: fetches the command descriptor, reads the command,
 releases the descriptor; fetches the result, destination and source
@@ -86,8 +95,10 @@ descriptors; streams source data through the engine into the destination
 segments (reads and writes interleaved in bursts of ``BURST`` dwords),
 releasing each source/destination descriptor when done with it and walking
 to the LAST one; writes the result and releases its descriptor, which sets
-R_DONE: one interrupt per result. A master or target abort on any DMA sets
-that ring's ABORT bit and halts the chip until reset.
+R_DONE: one interrupt per result. A master or target abort on any DMA, a
+DMA refused because Bus Master Enable is clear (PCI 2.3 §6.2.2), or a JUMP
+descriptor reached right after a JUMP (:mod:`hw.dma.rings`) sets that ring's
+ABORT bit and halts the chip until reset.
 """
 
 from amaranth.hdl import Module, Signal, Mux, Cat, Const, ResetInserter
@@ -105,7 +116,8 @@ from ..pci.target import PciTarget, BarSpec, merge_bytes, \
     STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
 
 __all__ = ["Hifn7751", "VENDOR_ID", "DEVICE_ID", "REG0", "REG1", "UNLOCK_KEY",
-           "BaseCommand", "AlgCommand", "BaseResult", "engine_params_for"]
+           "BaseCommand", "AlgCommand", "BaseResult", "engine_params_for",
+           "R_DSTOVERRUN", "R_CMDINVAL", "R_DATAERR"]
 
 VENDOR_ID = 0x13A3          # Hifn (OpenBSD sys/dev/pci/pcidevs)
 DEVICE_ID = 0x0005
@@ -226,7 +238,8 @@ class Hifn7751(wiring.Component):
         # ---- datapath reset: card reset or halt -------------------------
         card_reset = Signal()
         dp_reset = Signal()
-        m.d.comb += dp_reset.eq(card_reset | (state == S_RESET) | (state == S_HALT))
+        pkt_abort = Signal()            # drop the packet's engine run and output
+        m.d.comb += dp_reset.eq(card_reset | (state == S_RESET) | (state == S_HALT) | pkt_abort)
         eng = ResetInserter(dp_reset)(self.engine)
         m.submodules.engine = eng
         outf = ResetInserter(dp_reset)(fifo.SyncFIFOBuffered(width=32, depth=OUT_DEPTH))
@@ -374,6 +387,9 @@ class Hifn7751(wiring.Component):
         have_src = Signal()
         have_dst = Signal()
         src_exhausted = Signal()
+        dst_exhausted = Signal()
+        drain = Signal()                 # no data phase: walk both chains to LAST
+        short_src = Signal()             # the LAST source segment came before the count
         started = Signal()
         src_pending = Signal(range(DMA_DEPTH + 1))
         fed = Signal(19)
@@ -415,6 +431,18 @@ class Hifn7751(wiring.Component):
             (has_mac & (level < 2)) |
             (bc.session >= n_ses))
 
+        # regions past the total source count (hifn7751reg.h: header_skip +
+        # source_count of the MAC / crypt command lie within the packet)
+        overrun = Signal()
+        m.d.comb += overrun.eq(
+            (has_cry & (cc.header_skip + Cat(cc.source_count, cc.count_hi) > length)) |
+            (has_mac & (mc.header_skip + Cat(mc.source_count, mc.count_hi) > length)))
+        # known from the command buffer alone: no data phase, CMDINVAL
+        refused = Signal()
+        m.d.comb += refused.eq(cmd_bad | unsupported | overrun)
+        invalid = Signal()
+        m.d.comb += invalid.eq(refused | short_src)
+
         # ---- engine command (from the packet registers) -----------------
         ec = eng.cmd.payload
         m.d.comb += [
@@ -453,8 +481,8 @@ class Hifn7751(wiring.Component):
         m.d.comb += rd_take.eq(ini.rdata.valid & ini.rdata.ready)
         pend_inc = Signal(range(BURST + 1))
         m.d.sync += src_pending.eq(src_pending + pend_inc - (rd_take & to_feed))
-        inject = Signal()
-        m.d.comb += inject.eq(started & src_exhausted & ~to_feed & need)
+        short = Signal()                 # source chain ended (LAST) short of the count
+        m.d.comb += short.eq(started & src_exhausted & ~to_feed & need)
         ei = eng.i.payload
         with m.If(to_feed):
             with m.If(need):
@@ -466,11 +494,6 @@ class Hifn7751(wiring.Component):
                     m.d.sync += fed.eq(Mux(rem <= 4, length, fed + 4))
             with m.Else():
                 m.d.comb += ini.rdata.ready.eq(1)         # beyond the packet: dropped
-        with m.Elif(inject):
-            # the LAST source segment ended short: end the engine's input
-            m.d.comb += [eng.i.valid.eq(1), ei.be.eq(0), ei.last.eq(1)]
-            with m.If(eng.i.ready):
-                m.d.sync += [fed.eq(length), dataerr.eq(1)]
         with m.Else():
             m.d.comb += [rings.dma_rdata.valid.eq(ini.rdata.valid),
                          rings.dma_rdata.payload.eq(ini.rdata.payload),
@@ -541,7 +564,8 @@ class Hifn7751(wiring.Component):
                     m.d.sync += state.eq(S_IDLE)
             with m.Case(S_IDLE):
                 m.d.sync += [started.eq(0), have_src.eq(0), have_dst.eq(0),
-                             src_exhausted.eq(0), dstover.eq(0), dataerr.eq(0),
+                             src_exhausted.eq(0), dst_exhausted.eq(0), drain.eq(0),
+                             short_src.eq(0), dstover.eq(0), dataerr.eq(0),
                              cmd_bad.eq(0), fed.eq(0), issued.eq(0), base_w.eq(0),
                              mac_w.eq(0), cry_w.eq(0), psec.eq(P_BASE), pcnt.eq(0)]
                 with m.If(puctrl_dmaena & ring_en[RING_CMD]):
@@ -578,7 +602,7 @@ class Hifn7751(wiring.Component):
                     m.d.sync += state.eq(S_CTX)
             with m.Case(S_CTX):
                 # keys given now go to the context; the others come from it
-                valid_cmd = ~cmd_bad & ~unsupported
+                valid_cmd = ~refused
                 m.d.comb += [rd_ckey.en.eq(1), rd_mkey.en.eq(1), rd_iv.en.eq(1),
                              wr_ckey.en.eq(valid_cmd & new_ckey),
                              wr_mkey.en.eq(valid_cmd & new_mkey)]
@@ -590,7 +614,7 @@ class Hifn7751(wiring.Component):
                     m.d.sync += mkey.eq(rd_mkey.data)
                 with m.If(~new_iv):
                     m.d.sync += iv.eq(rd_iv.data)
-                m.d.sync += [state.eq(S_RES_FETCH), obytes.eq(length)]
+                m.d.sync += [state.eq(S_RES_FETCH), obytes.eq(length), drain.eq(refused)]
             with m.Case(S_RES_FETCH):
                 with m.If(ring_op(RING_RES)):
                     m.d.sync += [res_l.eq(rsp_d.l), res_addr.eq(rsp_d.p & ~3),
@@ -601,7 +625,7 @@ class Hifn7751(wiring.Component):
                 with m.If(ring_op(RING_DST)):
                     m.d.sync += [dst_l.eq(rsp_d.l), dst_addr.eq(rsp_d.p & ~3),
                                  dst_left.eq(rsp_d.l.length), have_dst.eq(1),
-                                 state.eq(Mux(started, S_STREAM, S_SRC_FETCH))]
+                                 state.eq(Mux(started | drain, S_STREAM, S_SRC_FETCH))]
                     with m.If(rsp_d.p[0:2] != 0):
                         m.d.sync += dataerr.eq(1)
             with m.Case(S_SRC_FETCH):
@@ -609,7 +633,7 @@ class Hifn7751(wiring.Component):
                     ln = rsp_d.l.length
                     m.d.sync += [src_l.eq(rsp_d.l), src_addr.eq(rsp_d.p & ~3),
                                  src_words.eq((ln + 3) >> 2), have_src.eq(1),
-                                 state.eq(Mux(started, S_STREAM, S_ENG))]
+                                 state.eq(Mux(started | drain, S_STREAM, S_ENG))]
                     with m.If((rsp_d.p[0:2] != 0) | ((ln[0:2] != 0) & ~rsp_d.l.last)):
                         m.d.sync += dataerr.eq(1)
             with m.Case(S_ENG):
@@ -617,7 +641,15 @@ class Hifn7751(wiring.Component):
                 with m.If(eng.cmd.ready):
                     m.d.sync += [started.eq(1), state.eq(S_STREAM)]
             with m.Case(S_STREAM):
-                with m.If(~have_dst & (out_level != 0)):
+                with m.If(drain):
+                    self._drain(m, state, ri, have_src, have_dst, src_exhausted,
+                                dst_exhausted)
+                with m.Elif(short):
+                    # no source data left for the count: end the engine's run now
+                    # (not one zero byte per clock up to 2^18) and drain
+                    m.d.comb += pkt_abort.eq(1)
+                    m.d.sync += [short_src.eq(1), drain.eq(1)]
+                with m.Elif(~have_dst & (out_level != 0)):
                     # no destination left for the output: overrun, drop it
                     m.d.comb += outf.r_en.eq(1)
                     m.d.sync += dstover.eq(1)
@@ -675,12 +707,12 @@ class Hifn7751(wiring.Component):
                 with m.If(ring_op(RING_DST, release=True, l=dst_l)):
                     m.d.sync += have_dst.eq(0)
                     with m.If(dl.last):
-                        m.d.sync += state.eq(S_STREAM)
+                        m.d.sync += [dst_exhausted.eq(1), state.eq(S_STREAM)]
                     with m.Else():
                         m.d.sync += state.eq(S_DST_FETCH)
             with m.Case(S_RES_PUSH):
                 st = eres.status
-                inval = cmd_bad | unsupported | st.unsupported
+                inval = invalid | st.unsupported
                 derr = dataerr | st.cipher_len | st.region | st.length
                 wrote = Signal(18)
                 m.d.comb += wrote.eq(length - obytes)
@@ -715,7 +747,7 @@ class Hifn7751(wiring.Component):
             with m.Case(S_RES_REL):
                 with m.If(ring_op(RING_RES, release=True, l=res_l)):
                     m.d.comb += [eng.result.ready.eq(1),
-                                 wr_iv.en.eq(has_cry & ~cmd_bad & ~unsupported)]
+                                 wr_iv.en.eq(has_cry & ~invalid)]
                     m.d.sync += state.eq(S_IDLE)
             with m.Case(S_HALT):
                 pass
@@ -737,8 +769,9 @@ class Hifn7751(wiring.Component):
             with m.Default():
                 m.d.comb += dma_ring.eq(RING_SRC)
         err_ring = Mux(rings.busy, rings.ring, dma_ring)
-        dma_error = Signal()
-        m.d.comb += dma_error.eq(ini.done & ~ok & (state != S_RESET) & (state != S_HALT))
+        dma_error = Signal()             # a bus error, or a ring the chip cannot walk
+        m.d.comb += dma_error.eq(((ini.done & ~ok) | (rings.rsp_valid & rings.rsp_error))
+                                 & (state != S_RESET) & (state != S_HALT))
         with m.If(dma_error):
             m.d.comb += abort_bits.eq(Const(1, 32) << Cat(Const(5, 3), err_ring))
             m.d.sync += state.eq(S_HALT)
@@ -757,6 +790,21 @@ class Hifn7751(wiring.Component):
         with m.If(state == S_HALT):
             m.d.sync += [src_pending.eq(0), req_sent.eq(0)]
         return m
+
+    @staticmethod
+    def _drain(m, state, ri, have_src, have_dst, src_exhausted, dst_exhausted):
+        """A packet without a data phase: release its destination and source
+        descriptors up to the LAST of each, then write the result."""
+        with m.If(have_dst):
+            m.d.sync += state.eq(S_DREL)
+        with m.Elif(have_src):
+            m.d.sync += state.eq(S_SREL)
+        with m.Elif(~dst_exhausted):
+            m.d.sync += state.eq(S_DST_FETCH)
+        with m.Elif(~src_exhausted):
+            m.d.sync += state.eq(S_SRC_FETCH)
+        with m.Else():
+            m.d.sync += [state.eq(S_RES_PUSH), ri.eq(0)]
 
     @staticmethod
     def _parse(m, w, psec, pcnt, base_w, mac_w, cry_w, ckey, mkey, iv, cmd_bad,

@@ -23,7 +23,10 @@ registers and DMA_CSR fields):
 ``fetch``   read the descriptor at the ring position until it is VALID: a
             VALID JUMP moves the position to its ``p`` and reads again (the
             jump descriptor itself is not written back, so the driver may
-            re-arm it at any time, as OpenBSD's hifn does on every wrap); an
+            re-arm it at any time, as OpenBSD's hifn does on every wrap; a
+            JUMP found right after a JUMP ends the fetch with ``rsp_error``,
+            since a ring has one JUMP, at its end, back to its start, and a
+            JUMP to itself would be read for ever); an
             invalid one raises ``wait[r]`` and is read again after
             ``poll_period`` clocks (and only while the ring is enabled).
             Answers with the descriptor.
@@ -137,6 +140,7 @@ class RingEngine(wiring.Component):
         wl = Signal(32)                    # l word to write back
         d = Signal(Descriptor)             # descriptor being read
         timer = Signal(24)
+        jumped = Signal()                  # this fetch has followed a JUMP
         m.d.comb += [self.ring.eq(ring), self.busy.eq(state != R_IDLE),
                      self.req_ready.eq(state == R_IDLE), self.rsp.eq(d)]
 
@@ -161,7 +165,7 @@ class RingEngine(wiring.Component):
             with m.Case(R_IDLE):
                 with m.If(self.req_valid):
                     m.d.sync += [ring.eq(self.req_ring), release.eq(self.req_release),
-                                 wl.eq(self.req_l & (D_VALID - 1)),
+                                 wl.eq(self.req_l & (D_VALID - 1)), jumped.eq(0),
                                  state.eq(Mux(self.req_release, R_WR_PUSH, R_CHECK))]
             with m.Case(R_CHECK):
                 with m.If(enabled):
@@ -187,7 +191,11 @@ class RingEngine(wiring.Component):
                     with m.If(~(ok | done_seen)):
                         m.d.sync += state.eq(R_IDLE)
                         m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(1)]
+                    with m.Elif(d.l.valid & d.l.jump & jumped):
+                        m.d.sync += state.eq(R_IDLE)
+                        m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(1)]
                     with m.Elif(d.l.valid & d.l.jump):
+                        m.d.sync += jumped.eq(1)
                         for r in range(N):
                             with m.If(ring == r):
                                 m.d.sync += cur[r].eq(d.p)

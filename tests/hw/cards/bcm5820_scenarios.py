@@ -451,7 +451,8 @@ async def chain_error(host, kind, seed=21):
     return out
 
 
-async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16):
+async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16,
+                     wait_cycles=2_000_000):
     """IMOD: N records or T clocks. Submits all records, counts interrupts."""
     rng = random.Random(seed)
     dev, card = await attach_card(host, imod=imod_n | imod_t << 8)
@@ -467,7 +468,7 @@ async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16):
         while sub < n_records and not (await card.rd("STAT")) & STAT_MCR1_FULL:
             await card.wr("MCR1", recs[sub][0])
             sub += 1
-        if not await card.wait_irq():
+        if not await card.wait_irq(wait_cycles):
             break
         interrupts += 1
         stamps.append(host.cycle - t0)

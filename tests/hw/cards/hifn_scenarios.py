@@ -395,3 +395,49 @@ async def bme_outage(host, off_us=60):
     out["checker"] = host.checker_errors()
     return out
 
+
+async def bad_command(host, patch, size=32, cipher="3des", mac=True, segs=1, timeout_us=400):
+    """A packet whose command buffer is then patched (``patch``: [(offset, hex
+    bytes)]), followed by a good one: both must complete (result back with
+    the host); returns the results' flags and the good packet's check."""
+    rig = await _rig(host)
+    rng = random.Random(23)
+    bad = random_op(rng, size=size, cipher=cipher, mac=mac, decrypt=False, session=1)
+    ci = rig.idx["c"]
+    rig.submit(bad, segs=segs)
+    for off, hexb in patch:
+        rig.mem.write(rig.cmdbufs[ci] + off, bytes.fromhex(hexb))
+    good = random_op(rng, size=24, cipher="3des", mac=True, decrypt=True, session=2)
+    rig.submit(good)
+    out = {"done": await rig.wait_all(timeout_us=timeout_us)}
+    out["flags"] = [rig.result(i)["flags"] for i in range(len(rig.pending))]
+    out["puisr"] = await rig.r0(H.HIFN_0_PUISR)
+    out["csr"] = await rig.r1(H.HIFN_1_DMA_CSR)
+    rig.pending = rig.pending[1:]
+    out["failures"] = rig.check()
+    out["checker"] = host.checker_errors()
+    return out
+
+
+async def jump_loop(host, ring="c"):
+    """A VALID JUMP descriptor that points to itself at the chip's position in
+    ``ring``: the chip must abort that ring, not read it for ever; the abort
+    recovery; a good packet."""
+    rig = await _rig(host, enable=False)
+    at = rig.base[ring]
+    rig.mem.write(at, struct.pack("<II", H.HIFN_D_VALID | H.HIFN_D_JUMP, at))
+    await rig.w1(H.HIFN_1_DMA_CSR, ALL_ENA)
+    if ring != "c":
+        rig.idx[ring] = 1                     # the packet's descriptor behind the loop
+        rig.submit(random_op(random.Random(29), size=16, cipher="des", mac=False,
+                             decrypt=False))
+    await host.sleep(40 * 1_000_000)
+    out = {"csr_seen": rig.csr_seen, "irqs": rig.irqs}
+    await rig.init()
+    rig.pending = []
+    rig.submit(random_op(random.Random(31), size=32, cipher="3des", mac=True,
+                         decrypt=False, session=3))
+    out["recovered"] = await rig.wait_all(timeout_us=500)
+    out["failures"] = rig.check()
+    out["checker"] = host.checker_errors()
+    return out

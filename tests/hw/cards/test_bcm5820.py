@@ -117,6 +117,15 @@ def test_interrupt_moderation_n_records_or_t_cycles(backend):
     assert r["done"] == 4 and r["edges"] >= 2
 
 
+def test_interrupt_moderation_without_timer_raises_when_idle():
+    """N = 8, T = 0 and only 4 records: their interrupt comes when the card
+    goes idle, not never."""
+    r = run(machine(), f"{SC}:moderation", {"imod_n": 8, "imod_t": 0, "wait_cycles": 50_000},
+            backend="pysim")
+    assert r["done"] == 4 and r["checker"] == []
+    assert 1 <= r["edges"] < 4
+
+
 def test_bus_master_disabled_is_a_dma_error_and_reset_recovers(backend):
     """PCI 2.3 §6.2.2: with command bit 2 clear the card starts no access; the
     refused DMA is a DMA error (DMAERR, ERR, the record not DONE), not a hang

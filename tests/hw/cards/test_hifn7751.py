@@ -144,6 +144,37 @@ def test_bus_master_disabled_aborts_and_reset_recovers(backend):
     assert r["checker"] == []
 
 
+# (offset in the command buffer of a 3DES + HMAC packet of 32 bytes, new bytes)
+BAD_COMMANDS = {
+    "session-word-ffff": [[2, "ffff"]],         # session past the RAM, counts + 3 << 16
+    "count-bits-17-16": [[2, "0140"]],          # session 1, source count + 1 << 16
+    "source-count-past-chain": [[4, "6000"]],   # 96 bytes, the LAST segment holds 32
+    "mac-past-source": [[12, "0010"]],          # MAC source_count 4096
+    "crypt-past-source": [[20, "ffff"]],        # crypt source_count 65535
+    "crypt-skip-past-source": [[18, "ff00"]],   # crypt header_skip 255
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_COMMANDS))
+def test_commands_the_chip_cannot_finish_are_cmdinval(name):
+    """Counts or regions beyond what the command's LAST-terminated source chain
+    holds: a CMDINVAL result at once (no wait for data, no zero fill of up to
+    2^18 bytes), and the next packet is served."""
+    r = run(machine(), f"{SC}:bad_command", {"patch": BAD_COMMANDS[name]}, backend="pysim")
+    assert r["done"]
+    assert r["flags"][0] & card.R_CMDINVAL and r["flags"][1] == 0
+    assert r["puisr"] & card.PUISR_CMDINVAL
+    assert r["failures"] == [] and r["checker"] == []
+
+
+@pytest.mark.parametrize("ring", ["c", "s"])
+def test_a_jump_to_itself_aborts_the_ring(ring):
+    r = run(machine(), f"{SC}:jump_loop", {"ring": ring}, backend="pysim")
+    assert r["csr_seen"] & getattr(H, f"CSR_{ring.upper()}")["ABORT"]
+    assert r["recovered"] and r["failures"] == []
+    assert r["checker"] == []
+
+
 @pytest.mark.verilator
 @pytest.mark.slow
 def test_16k_3des_throughput_on_verilator():
