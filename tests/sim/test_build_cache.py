@@ -26,10 +26,12 @@ PERIOD_PS = 30_000
 
 
 def checkout(dest: Path) -> Path:
-    """A copy of the trees the key reads, as another checkout would have them."""
+    """A copy of the trees the key reads, as another checkout would have them
+    (and enough of ``sim`` to import the runner from it)."""
     for tree in ("hw", "sim/verilator"):
         shutil.copytree(REPO / tree, dest / tree,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "sim" / "__init__.py", dest / "sim" / "__init__.py")
     return dest
 
 
@@ -47,7 +49,17 @@ def fake_build(calls: list):
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
+def frozen(tmp_path, monkeypatch):
+    """Keys from a copy of the sources taken now: others editing ``hw/`` in
+    this working tree meanwhile must not turn a hit into a miss."""
+    root = checkout(tmp_path / "frozen")
+    real = runner.source_digest
+    monkeypatch.setattr(runner, "source_digest", lambda *_: real(root))
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch, frozen):
     monkeypatch.setenv("OCFSIM_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -191,11 +203,11 @@ BUILDER = textwrap.dedent("""
 """)
 
 
-def test_processes_build_once(cache, tmp_path):
+def test_processes_build_once(cache, frozen, tmp_path):
     """Two processes (two pytest-xdist workers, two checkouts) miss at once:
     one exports and builds, the other waits and uses that build."""
     log = tmp_path / "log"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(frozen)}
     procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(log)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
