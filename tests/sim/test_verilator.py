@@ -1,10 +1,12 @@
-"""Verilator backend: build cache, cocotb runs, DRAM backdoor, exact stepping, VCD.
+"""Verilator backend: build cache, cocotb runs, DRAM backdoor, exact stepping, VCD,
+progress relay, no assertion rewriting, the raw harness's replay.
 
-Runs against the stub machine of ``verilator_stub.py``. The first run in a
-fresh checkout compiles the Verilator runtime three times (timing, timing +
+Runs against the stub machine of ``verilator_stub.py``. The first run on a
+machine compiles the Verilator runtime three times (timing, timing +
 tracing, plain for the component test) plus four small designs: measured
-57 s wall with ``-n 2`` on 2 cores (100 CPU s); afterwards the per-user
-build cache (``~/.cache/ocfsim/verilator``) makes the file take ~12 s.
+57 s wall with ``-n 2`` on 2 cores (100 CPU s), and the raw harness of the
+stub ~70 s more on a loaded machine; afterwards the per-user build cache
+(``~/.cache/ocfsim/verilator``) makes the file take ~12 s.
 """
 
 import threading
