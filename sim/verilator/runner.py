@@ -842,6 +842,12 @@ def cached_machine(spec: Mapping, export: Callable[[], tuple[str, Sequence]], *,
     seconds, so a hit (``machines/<machine_key>`` names a completed build)
     skips it. Concurrent callers with one key serialise on a lock, so the
     design is exported once.
+
+    The key hashes the sources on disk, the export runs the code in memory;
+    they may differ when a source was edited while this process ran (others
+    work in the same tree). Then the build is made (it is keyed on its own
+    Verilog, so it is right) but not indexed, so no later run can find a
+    build of old code under the new content's key.
     """
     key = machine_key(spec, period_ps=period_ps, trace=trace)
     index = _builds_root() / "machines"
@@ -855,10 +861,38 @@ def cached_machine(spec: Mapping, export: Callable[[], tuple[str, Sequence]], *,
         if bdir is None:
             verilog, ports = export()
             bdir = build_machine(verilog, ports, period_ps=period_ps, trace=trace)
-            tmp = index / f"{key}.tmp{os.getpid()}"
-            tmp.write_text(bdir.name)
-            os.replace(tmp, entry)
+            if (_loaded_sources_unchanged()
+                    and machine_key(spec, period_ps=period_ps, trace=trace) == key):
+                tmp = index / f"{key}.tmp{os.getpid()}"
+                tmp.write_text(bdir.name)
+                os.replace(tmp, entry)
     return bdir
+
+
+def _process_start() -> float:
+    """When this process started (Unix time), from ``/proc``; 0 if unknown."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return 0.0
+    return btime + int(stat[19]) / os.sysconf("SC_CLK_TCK")   # field 22: starttime
+
+
+def _loaded_sources_unchanged() -> bool:
+    """No module of :data:`_SOURCE_TREES` in memory was edited on disk since
+    this process started (so the code that ran is the code that was hashed)."""
+    start = _process_start()
+    roots = [(_REPO / tree).resolve() for tree in _SOURCE_TREES]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        path = Path(path).resolve()
+        if any(path.is_relative_to(r) for r in roots) and path.stat().st_mtime > start:
+            return False
+    return True
 
 
 def _indexed_build(entry: Path) -> Path | None:

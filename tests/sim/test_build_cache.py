@@ -55,6 +55,8 @@ def frozen(tmp_path, monkeypatch):
     root = checkout(tmp_path / "frozen")
     real = runner.source_digest
     monkeypatch.setattr(runner, "source_digest", lambda *_: real(root))
+    # and the code in memory counts as the code hashed, whatever was edited
+    monkeypatch.setattr(runner, "_process_start", lambda: float("inf"))
     return root
 
 
@@ -140,6 +142,23 @@ def test_hit_does_not_elaborate(cache, monkeypatch, capsys):
     experiment.run(dma_machine(1), "ocfsim.workloads.dma:lspci", backend="verilator")
     assert len(calls) == 1 and runs[0] == runs[1] and (runs[0] / ".complete").exists()
     assert capsys.readouterr().err == ""
+
+
+def test_code_edited_while_running_is_not_indexed(cache, monkeypatch):
+    """A source edited since this process imported it: the build of the code
+    in memory is made but not filed under the key of the content on disk."""
+    calls, exports = [], []
+    monkeypatch.setattr(runner, "_build_into", fake_build(calls))
+    monkeypatch.setattr(runner, "_process_start", lambda: 0.0)   # every file is newer
+
+    def export():
+        exports.append(1)
+        return "module ocfsim_machine(); endmodule\n", [("attn", "out", 16)]
+    a = runner.cached_machine({"m": 1}, export, period_ps=PERIOD_PS)
+    b = runner.cached_machine({"m": 1}, export, period_ps=PERIOD_PS)
+    assert a == b and len(calls) == 1 and len(exports) == 2    # built once, never indexed
+    index = cache / "verilator" / "machines"
+    assert [p for p in index.iterdir() if p.suffix != ".lock"] == []
 
 
 def test_same_verilog_shares_one_build(cache, monkeypatch):
