@@ -43,7 +43,7 @@ class Status:
 
 class InitiatorCommand(data.Struct):
     addr:     32
-    count:    16     # dwords, ≥ 1
+    count:    16     # dwords (0: reported OK at once)
     code:     4      # bus command (hw.pci.bus.Cmd)
     first_be: 4      # byte enables of the first dword (1 = enabled)
     last_be:  4      # byte enables of the last dword
@@ -164,6 +164,8 @@ class PciInitiator(wiring.Component):
                     # PCI 2.3 §6.2.2 (command bit 2 clear: no PCI accesses): the
                     # rest of the command fails now, reported in this clock
                     m.d.comb += [finish.eq(1), refused.eq(1)]
+                with m.Elif(active & (remaining == 0)):
+                    m.d.comb += finish.eq(1)        # a command of no dwords: nothing to move
                 with m.Elif(self.req & self.gnt & ~bus.frame & ~bus.irdy & (backoff == 0)):
                     m.d.sync += [state.eq(S_ADDR), drive.eq(1), drive_irdy.eq(1),
                                  frame_o.eq(1), irdy_o.eq(0), cbe_o.eq(c.code),

@@ -157,3 +157,12 @@ def test_chains_of_max_particles_are_walked():
     n = MAX_PARTICLES   # 1-byte particles: exactly the limit
     records("pysim", sizes=[n], cipher=False, in_segs=n)
     records("pysim", sizes=[n], mac=False, out_segs=n)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("scenario,args", [("bme_outage", {}), ("chain_error", {"kind": "in_self"})])
+def test_error_paths_identical_on_both_backends(scenario, args):
+    """The error paths take the same clocks on pysim and Verilator."""
+    a, b = (run(machine(), f"{SC}:{scenario}", args, backend=be) for be in ("pysim", "verilator"))
+    a.pop("_wall_s"), b.pop("_wall_s")
+    assert a == b

@@ -176,6 +176,16 @@ def test_a_jump_to_itself_aborts_the_ring(ring):
 
 
 @pytest.mark.verilator
+@pytest.mark.parametrize("scenario,args", [("bme_outage", {}), ("jump_loop", {"ring": "s"}),
+                                           ("bad_command", {"patch": BAD_COMMANDS["session-word-ffff"]})])
+def test_error_paths_identical_on_both_backends(scenario, args):
+    """The error paths take the same clocks on pysim and Verilator."""
+    a, b = (run(machine(), f"{SC}:{scenario}", args, backend=be) for be in ("pysim", "verilator"))
+    a.pop("_wall_s"), b.pop("_wall_s")
+    assert a == b
+
+
+@pytest.mark.verilator
 @pytest.mark.slow
 def test_16k_3des_throughput_on_verilator():
     """Card alone: ≥ 90% of the configured 3DES rate (88 Mbps at 33 MHz)."""
