@@ -21,7 +21,6 @@ speed over the DMA machine's raw speed on the same workload.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -164,7 +163,7 @@ def format_table(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import Parser, name_list
+    from ocfsim.cli import Parser, name_list, out_options, print_result
     p = Parser(prog="ocfsim bench speed", description=__doc__.split("\n")[0])
     p.add_argument("--machines", type=name_list(tuple(MACHINES)), default=",".join(MACHINES),
                    help="standard machines, comma-separated")
@@ -172,13 +171,14 @@ def main(argv=None) -> int:
                    default=",".join(WORKLOADS), help="workloads, comma-separated")
     p.add_argument("--backends", type=name_list(BACKENDS), default=",".join(BACKENDS),
                    help="backends, comma-separated")
+    out_options(p, "nothing else")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
     if not cells(args.machines, args.workloads, args.backends):
         p.error("no workload of --workloads runs on --machines")
     progress = None if args.json else (lambda r: print(format_row(r), file=sys.stderr))
     result = run_bench(args.machines, args.workloads, args.backends, progress)
-    print(json.dumps(result) if args.json else format_table(result))
+    print_result(p, argv, args, "speed", result, format_table)
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 
 
