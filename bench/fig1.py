@@ -12,7 +12,11 @@ is a guide, not a fit.
 
 Usage: python -m bench.fig1 [--card bcm5820,hifn7751,soft,null]
        [--sizes 16,64,256,1024,8192,16384] [--backend verilator|pysim]
-       [--plot FILE] [--json]       (also ``ocfsim bench fig1``)
+       [--plot FILE] [-j N | --dask ADDR] [--json]   (also ``ocfsim bench fig1``)
+
+Every (series, size) point is an independent cell: ``-j N`` runs N at once in
+local processes, ``--dask ADDR`` on a Dask cluster (``ocfsim.sweep``); the
+rows are the same whatever runs them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from ocf.cryptodefs import CRYPTO_DES_CBC
 from ocf.xform import ENC_XFORMS
 from ocfsim.machines import crypto_machine
+from ocfsim.sweep import Sweep, where_text
 from sim.experiment import run
 
 __all__ = ["run_bench", "format_table", "main", "SERIES"]
@@ -73,15 +78,14 @@ def one_point(series: str, size: int, backend: str, seed: int = 1) -> dict:
 
 
 def run_bench(series=tuple(SERIES), sizes=SIZES, backend="verilator", progress=None,
-              seed=1) -> dict:
-    rows = []
+              seed=1, sweep=None) -> dict:
+    """One row per (series, size), each an independent cell of ``sweep``
+    (``ocfsim.sweep.Sweep``; default: one after the other in this process)."""
+    sweep = sweep or Sweep()
     t0 = time.perf_counter()
-    for s in series:
-        for size in sizes:
-            rows.append(one_point(s, size, backend, seed))
-            if progress:
-                progress(rows[-1])
-    return {"bench": "fig1", "backend": backend, "seed": seed,
+    rows = sweep.map(one_point, [(s, size, backend, seed) for s in series for size in sizes],
+                     progress)
+    return {"bench": "fig1", "backend": backend, "seed": seed, **sweep.describe(),
             "wall_s": time.perf_counter() - t0,
             "rows": rows}
 
@@ -98,7 +102,8 @@ def format_table(result: dict) -> str:
                      "ok" if r["ok"] else "FAIL"])
     text = table(["series", "bytes", "Mbit/s", "paper", "error", "intr/s", "CPU %",
                   "PCI util %", "cycles/s", "verified"], rows)
-    text += (f"\nbackend {result['backend']}, wall {result['wall_s']:.0f} s; "
+    text += (f"\nbackend {result['backend']}, {where_text(result)}, "
+             f"wall {result['wall_s']:.0f} s; "
              "paper: Table 1/2 one-thread rows and §5.2 KERNEL-NULL (see module docstring)")
     return text
 
@@ -139,7 +144,8 @@ PLOT = "build/fig1.png"
 def build_parser():
     """The benchmark's options (``ocfsim bench fig1``)."""
     from ocf.cryptodev import CRYPTODEV_MAXLEN
-    from ocfsim.cli import Parser, int_list, int_range, name_list, out_options, plot_options
+    from ocfsim.cli import (Parser, int_list, int_range, name_list, out_options, plot_options,
+                            sweep_options)
     from sim.experiment import BACKENDS
     p = Parser(prog="ocfsim bench fig1", description=__doc__.split("\n")[0])
     p.add_argument("--card", type=name_list(tuple(CARD_GROUPS)),
@@ -152,6 +158,7 @@ def build_parser():
     plot_options(p, PLOT)
     p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                    help="seed of the random data, keys and IVs")
+    sweep_options(p)
     out_options(p, "the plot (fig1.png)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
@@ -159,13 +166,19 @@ def build_parser():
 
 def main(argv=None) -> int:
     from ocfsim.cli import make_parent, plot_path, print_result
+    from ocfsim.sweep import CellError, from_args as sweep_from_args, report_failure
     p = build_parser()
     args = p.parse_args(argv)
     plot_file = plot_path(p, args, PLOT)
     series = [s for g in args.card for s in CARD_GROUPS[g]]
     progress = None if args.json else (lambda r: print(
         f"  {r['series']:10} {r['size']:6} B: {r['mbps']:8.2f} Mbit/s", file=sys.stderr))
-    result = run_bench(series, args.sizes, args.backend, progress, seed=args.seed)
+    try:
+        with sweep_from_args(p, args) as sweep:
+            result = run_bench(series, args.sizes, args.backend, progress, seed=args.seed,
+                               sweep=sweep)
+    except CellError as exc:
+        return report_failure(p.prog, exc)
     if plot_file:
         make_parent(plot_file)
         plot(result, plot_file)

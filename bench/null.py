@@ -6,6 +6,9 @@ no cards. Throughput counts completed requests between two completions of the
 steady state. The paper gives ~420 Mbps at 1 KB and ~600 Mbps at 8 KB for one
 process (OCF paper §5.2); the host profile's null-path constants are calibrated
 on those two points, the other sizes and process counts are predictions.
+
+Each row is an independent cell: ``-j N`` runs N at once in local processes,
+``--dask ADDR`` on a Dask cluster (``ocfsim.sweep``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ocf.cryptodefs import CRYPTO_NULL
 from ocf.cryptodev import (CIOCCRYPT, CIOCGSESSION, COP_ENCRYPT, CRIOGET, CRYPTODEV_MAXLEN,
                            CrioGet, CryptOp, SessionOp)
 from ocf.xform import ENC_XFORMS
+from ocfsim.sweep import CellError, Sweep, from_args as sweep_from_args, report_failure
 from sim.kernel import DEFAULT_PROFILE, Kernel
 from sim.loop import SimLoop
 from sim.memory import ByteMemory
@@ -99,10 +103,12 @@ def measure(size: int, nprocs: int, profile: str = DEFAULT_PROFILE,
 
 
 def run(sizes: Sequence[int] = SIZES, procs: Sequence[int] = (1, 8),
-        profile: str = DEFAULT_PROFILE) -> dict:
-    """``{"bench": "null", "profile": ..., "rows": [...]}``; rows per (procs, size)."""
-    rows = [measure(s, n, profile) for n in procs for s in sizes]
-    return {"bench": "null", "profile": profile, "rows": rows}
+        profile: str = DEFAULT_PROFILE, sweep: Sweep | None = None) -> dict:
+    """``{"bench": "null", "profile": ..., "rows": [...]}``; rows per (procs, size),
+    each an independent cell of ``sweep`` (default: one after the other here)."""
+    sweep = sweep or Sweep()
+    rows = sweep.map(measure, [(s, n, profile) for n in procs for s in sizes])
+    return {"bench": "null", "profile": profile, **sweep.describe(), "rows": rows}
 
 
 def format_table(result: dict) -> str:
@@ -121,7 +127,7 @@ def format_table(result: dict) -> str:
 
 def build_parser():
     """The benchmark's options (``ocfsim bench null``)."""
-    from ocfsim.cli import Parser, int_list, out_options, profile_arg
+    from ocfsim.cli import Parser, int_list, out_options, profile_arg, sweep_options
     ap = Parser(prog="ocfsim bench null", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
                     type=int_list(1, CRYPTODEV_MAXLEN, NULL_BLOCK,
@@ -131,6 +137,7 @@ def build_parser():
                     help="numbers of processes, comma-separated")
     ap.add_argument("--profile", type=profile_arg, default=DEFAULT_PROFILE,
                     help="host profile: a name in sim/profiles or a .toml file")
+    sweep_options(ap)
     out_options(ap, "nothing else")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     return ap
@@ -141,9 +148,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
-        result = run(args.sizes, args.procs, args.profile)
-    except NullBenchError as exc:
-        print(f"{ap.prog}: {exc}", file=sys.stderr)
+        with sweep_from_args(ap, args) as sweep:
+            result = run(args.sizes, args.procs, args.profile, sweep)
+    except CellError as exc:
+        if not isinstance(exc.error, NullBenchError):
+            return report_failure(ap.prog, exc)
+        print(f"{ap.prog}: {exc.error}", file=sys.stderr)
         return 1
     print_result(ap, argv, args, "null", result, format_table)
     return 0

@@ -10,8 +10,12 @@ are ~89 % efficient and 64-phase writes ~97 %. The copy does one read and
 one write burst per chunk, so the reference efficiency is 2D / (2D + 5 + R).
 
 Usage: python -m bench.pci_bandwidth [--backends pysim,verilator] [--bytes N]
-       [--bursts 1,4,16,64,256] [--masters 1,2,3] [--plot FILE] [--json]
-(also ``ocfsim bench pci``)
+       [--bursts 1,4,16,64,256] [--masters 1,2,3] [--plot FILE] [-j N | --dask ADDR]
+       [--json]   (also ``ocfsim bench pci``)
+
+The sweep's points are independent cells: ``-j N`` runs N at once in local
+processes, ``--dask ADDR`` on a Dask cluster (``ocfsim.sweep``). The speed
+comparison (``--speed``) is always timed alone, in this process.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 
 from sim.experiment import run
 from ocfsim.machines import dma_machine
+from ocfsim.sweep import Sweep, where_text
 
 __all__ = ["run_bench", "format_table", "main"]
 
@@ -64,16 +69,19 @@ REF_SPEEDUP = 50
 
 
 def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
-              masters=(1, 2, 3), progress=None, speed=None, seed=1) -> dict:
-    """Sweep; with both backends (or ``speed=True``) also time a 64 KiB copy on each."""
-    rows = []
-    for backend in backends:
-        for m in masters:
-            for b in bursts:
-                rows.append(one_point(backend, nbytes, b, m, seed=seed))
-                rows[-1]["kind"] = "sweep"
-                if progress:
-                    progress(rows[-1])
+              masters=(1, 2, 3), progress=None, speed=None, seed=1, sweep=None) -> dict:
+    """Sweep; with both backends (or ``speed=True``) also time a 64 KiB copy on each.
+
+    The sweep's points are independent cells of ``sweep`` (``ocfsim.sweep.Sweep``;
+    default: one after the other here); the speed rows are timed one at a
+    time in this process, never beside other work of the benchmark.
+    """
+    sweep = sweep or Sweep()
+    cells = [(backend, nbytes, b, m, 33, seed) for backend in backends
+             for m in masters for b in bursts]
+    rows = sweep.map(one_point, cells, progress)
+    for row in rows:
+        row["kind"] = "sweep"
     if speed is None:
         speed = len(set(backends)) > 1
     if speed:
@@ -89,7 +97,7 @@ def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
                 if r["kind"] == "speed" and r["backend"] == "verilator":
                     r["speedup"] = by["verilator"] / by["pysim"]
                     r["ref_speedup"] = REF_SPEEDUP
-    return {"bench": "pci", "seed": seed, "rows": rows}
+    return {"bench": "pci", "seed": seed, **sweep.describe(), "rows": rows}
 
 
 def format_table(result: dict) -> str:
@@ -101,7 +109,8 @@ def format_table(result: dict) -> str:
              "ok" if r["ok"] else "FAIL"] for r in sweep]
     text = table(["backend", "masters", "burst(dw)", "bytes/card", "Mbit/s",
                   "eff %", "ref eff %", "PCI util %", "cycles/s", "verified"], rows)
-    text += f"\nPCI peak at 32-bit/33 MHz: {PCI_PEAK_MBPS[33]:.0f} Mbit/s"
+    text += (f"\nPCI peak at 32-bit/33 MHz: {PCI_PEAK_MBPS[33]:.0f} Mbit/s; "
+             f"sweep {where_text(result)}")
     speed = [r for r in result["rows"] if r.get("kind") == "speed"]
     for r in speed:
         text += (f"\nspeed, dma --bytes {r['size']}: {r['backend']:9} {r['cycles_per_s']:10.0f} "
@@ -144,7 +153,8 @@ PLOT = "build/pci_bandwidth.png"
 
 def build_parser():
     """The benchmark's options (``ocfsim bench pci``)."""
-    from ocfsim.cli import Parser, int_list, int_range, name_list, out_options, plot_options
+    from ocfsim.cli import (Parser, int_list, int_range, name_list, out_options, plot_options,
+                            sweep_options)
     from ocfsim.machines import MAX_CARDS
     from sim.experiment import BACKENDS
     p = Parser(prog="ocfsim bench pci", description=__doc__.split("\n")[0])
@@ -162,6 +172,7 @@ def build_parser():
                         "(when not given: on when both backends run)")
     p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                    help="seed of the copied data")
+    sweep_options(p)
     out_options(p, "the plot (pci_bandwidth.png)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
@@ -169,14 +180,19 @@ def build_parser():
 
 def main(argv=None) -> int:
     from ocfsim.cli import make_parent, plot_path, print_result
+    from ocfsim.sweep import CellError, from_args as sweep_from_args, report_failure
     p = build_parser()
     args = p.parse_args(argv)
     plot_file = plot_path(p, args, PLOT)
     progress = None if args.json else (lambda r: print(
         f"  {r['backend']:9} masters={r['masters']} burst={r['burst']:3}: "
         f"{r['mbps']:7.1f} Mbit/s, eff {100 * r['efficiency']:.1f} %", file=sys.stderr))
-    result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress,
-                       speed=args.speed, seed=args.seed)
+    try:
+        with sweep_from_args(p, args) as sweep:
+            result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress,
+                               speed=args.speed, seed=args.seed, sweep=sweep)
+    except CellError as exc:
+        return report_failure(p.prog, exc)
     if plot_file:
         make_parent(plot_file)
         plot(result, plot_file)

@@ -24,7 +24,7 @@ import time
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
            "output_file", "unwritable", "plot_options", "plot_path", "profile_arg",
            "make_parent", "version", "provenance", "command_line", "out_folder", "out_options",
-           "write_outputs", "print_result"]
+           "write_outputs", "print_result", "dask_address", "sweep_options"]
 
 
 class UsageError(Exception):
@@ -150,6 +150,41 @@ def out_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--out", type=out_folder, metavar="DIR",
                         help=f"write NAME.json (the JSON result), NAME.csv (its rows, if "
                              f"any) and {what} into DIR")
+
+
+#: schemes of a Dask scheduler reached over the network (distributed.comm)
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def dask_address(text: str) -> str:
+    """argparse type: a Dask scheduler address, ``[SCHEME://]HOST:PORT`` with
+    a scheme of :data:`DASK_SCHEMES` (default tcp), checked for form while
+    parsing; whether it answers is checked when the run starts
+    (``ocfsim.sweep.from_args``)."""
+    scheme, sep, location = text.partition("://")
+    if not sep:
+        scheme, location = "tcp", text
+    host, colon, port = location.strip("/").rpartition(":")
+    host = host.strip("[]")
+    if scheme not in DASK_SCHEMES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: scheme {scheme!r} is not one of {', '.join(DASK_SCHEMES)}")
+    if not colon or not host or any(c.isspace() for c in host) \
+            or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT "
+                                         f"(e.g. tcp://10.0.0.5:8786)")
+    return text
+
+
+def sweep_options(parser: argparse.ArgumentParser) -> None:
+    """``-j N`` and ``--dask ADDR``: where a benchmark's independent cells run
+    (``ocfsim.sweep``)."""
+    from .sweep import default_jobs
+    parser.add_argument("-j", "--jobs", type=int_range(1, 256), default=default_jobs(),
+                        help="cells run at once in local processes (1: in this process)")
+    parser.add_argument("--dask", type=dask_address, metavar="ADDR",
+                        help="run the cells on the Dask scheduler at ADDR "
+                             "(tcp://HOST:PORT) instead of local processes")
 
 
 def print_result(parser, argv, args, name: str, result: dict, table, seed=None) -> None:
