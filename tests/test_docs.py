@@ -69,6 +69,19 @@ def test_relative_links_resolve():
     assert not bad, "links to missing files:\n" + "\n".join(bad)
 
 
+#: a project file named in a code span: `hw/dma/rings.py`, `sim/profiles/x.toml`
+CODE_PATH = re.compile(r"`((?:hw|sim|ocf|drivers|ocfsim|bench|tests|docs)/[\w./-]*\w)`")
+
+
+def test_files_named_in_docs_exist():
+    """When a file moves, the pages that name it must follow."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    gone = [f"{md.relative_to(ROOT)}: {p}" for md in pages
+            for p in CODE_PATH.findall(md.read_text(encoding="utf-8"))
+            if "*" not in p and not (ROOT / p).exists()]
+    assert not gone, "pages name files that do not exist:\n" + "\n".join(gone)
+
+
 @pytest.mark.parametrize("line, cited", [
     ("registers at REFERENCE §3's offsets", True),
     ("# see DESIGN.md", True),
