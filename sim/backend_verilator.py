@@ -1,4 +1,9 @@
-"""The Verilator backend: the machine compiled by Verilator, driven by cocotb.
+"""The cocotb-driven Verilator backend: the machine under a cocotb test bench.
+
+``--backend verilator`` runs the direct backend (:mod:`sim.verilator.direct`,
+no cocotb); this one stays for users' own cocotb test benches of a machine
+(``sim.experiment.run(..., backend="verilator-cocotb")``) and as the
+reference the direct backend is compared with cycle for cycle.
 
 The clock and reset are generated inside the simulator by the test bench of
 :func:`sim.verilator.runner.wrapper_verilog`; Python runs only when
@@ -32,6 +37,7 @@ from cocotb.triggers import Timer, ValueChange
 from cocotb.utils import get_sim_time
 
 from sim.backend import Backend, SimulationError
+from sim.verilator.record import Recorder
 
 __all__ = ["VerilatorBackend", "RecordingBackend"]
 
@@ -181,43 +187,14 @@ class VerilatorBackend(Backend):
         return self._dram()[1]
 
 
-class RecordingBackend(VerilatorBackend):
-    """A :class:`VerilatorBackend` that records the host's inputs for a replay.
-
-    Every :meth:`set` and :meth:`dram_write` is logged with the bus cycle
-    before whose rising edge it takes effect (the falling-edge index: rising
-    edges so far), so that :mod:`sim.verilator.raw` can drive the same
-    Verilog from a C++ main and must reach the same outputs and DRAM. The
-    record is text lines ``S cycle input-index value``, ``D cycle addr n``
-    followed by the n bytes and a newline, and a final ``E cycle``.
-    """
+class RecordingBackend(Recorder, VerilatorBackend):
+    """A :class:`VerilatorBackend` that records the host's inputs for a replay
+    (:class:`sim.verilator.record.Recorder`)."""
 
     def __init__(self, dut, period_ps: int, inputs: list[str], **kwargs):
         super().__init__(dut, period_ps, **kwargs)
-        self._index = {name: i for i, name in enumerate(inputs)}
-        self._events: list[bytes] = []
+        self._init_record(inputs)
 
-    def _stamp(self) -> int:
+    def edge_index(self) -> int:
+        """Rising edges so far: the falling edge we stand on."""
         return self._now() // self._period
-
-    def set(self, port: str, value: int) -> None:
-        super().set(port, value)
-        self._events.append(b"S %d %d %d\n" % (self._stamp(), self._index[port], int(value)))
-
-    def dram_write(self, addr: int, data: bytes) -> None:
-        data = bytes(data)
-        super().dram_write(addr, data)
-        self._events.append(b"D %d %d %d\n" % (self._stamp(), addr, len(data)) + data + b"\n")
-
-    def save(self, path: str, outputs: list[str]) -> None:
-        """Write the record to ``path``, the output ports' values now to
-        ``path.json`` and host DRAM now to ``path.dram``."""
-        import json
-        end = self._stamp()
-        with open(path, "wb") as f:
-            f.writelines(self._events)
-            f.write(b"E %d\n" % end)
-        with open(f"{path}.json", "w") as f:
-            json.dump({"cycles": end, "outputs": {p: self.get(p) for p in outputs}}, f)
-        with open(f"{path}.dram", "wb") as f:
-            f.write(self.dram_read(0, self.dram_size))

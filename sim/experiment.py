@@ -7,11 +7,16 @@ entry on the chosen backend:
 
 - ``pysim``: in this process, under Amaranth's simulator;
 - ``verilator``: the machine is exported to Verilog, compiled by Verilator
-  (cached per user, found from the machine spec and the sources' contents
-  without elaborating again), and the entry runs inside the simulator process
-  driven by cocotb; only the JSON result comes back.
+  with the direct backend's C shim (cached per user, found from the machine
+  spec and the sources' contents without elaborating again), and the entry
+  runs in a child process that drives the model through ctypes
+  (:mod:`sim.verilator.direct`); only the JSON result comes back;
+- ``verilator-cocotb`` (:data:`COCOTB`): the same machine under a cocotb
+  test bench (:mod:`sim.backend_verilator`), cycle for cycle the same as
+  ``verilator`` and slower; the path for users' own cocotb test benches.
 
-With ``vcd`` the run is dumped to that file; on pysim a GTKWave save file
+With ``vcd`` the run is dumped to that file (on ``verilator`` an FST when
+the name ends in ``.fst``); on pysim a GTKWave save file
 (:func:`gtkw_path`) groups the bus, arbitration, bridge and each card.
 
 Either way the entry sees the same :class:`sim.host.Host` and returns a
@@ -33,10 +38,14 @@ from hw.machine import Machine, MachineSpec
 from .backend import Backend
 from .host import Host
 
-__all__ = ["run", "execute", "progress", "verilator_build", "export_verilog", "BACKENDS",
-           "resolve_entry"]
+__all__ = ["run", "execute", "progress", "verilator_build", "direct_build", "export_verilog",
+           "BACKENDS", "COCOTB", "resolve_entry"]
 
 BACKENDS = ("pysim", "verilator")
+
+#: The cocotb-driven Verilator backend, accepted by :func:`run` beside
+#: :data:`BACKENDS` (the command line offers only those).
+COCOTB = "verilator-cocotb"
 
 
 def resolve_entry(entry: str):
@@ -79,9 +88,19 @@ def progress(total: int, unit: str = "it"):
     return terminal_bar(total, unit) if sys.stderr.isatty() else None
 
 
+def direct_build(spec: MachineSpec, trace: str | None = None):
+    """The folder of the machine's direct Verilator build (``trace``: None,
+    ``"vcd"`` or ``"fst"``), from the cache when it is there (found without
+    elaborating), else exported and compiled now."""
+    from .verilator.direct import cached_direct
+    spec.blackbox_dram = True
+    return cached_direct(spec.to_dict(), lambda: export_verilog(spec),
+                         period_ps=spec.period_ps, trace=trace)
+
+
 def verilator_build(spec: MachineSpec, trace: bool = False):
-    """The folder of the machine's Verilator build, from the cache when it is
-    there (found without elaborating), else exported and compiled now."""
+    """The folder of the machine's cocotb Verilator build, from the cache when
+    it is there (found without elaborating), else exported and compiled now."""
     from .verilator.runner import cached_machine
     spec.blackbox_dram = True
     return cached_machine(spec.to_dict(), lambda: export_verilog(spec),
@@ -112,14 +131,15 @@ def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
         record: str | None = None) -> dict[str, Any]:
     """Run experiment ``entry`` on a fresh machine; return its result dict.
 
-    ``record`` (Verilator only) writes a record of the host's inputs there,
-    for the raw harness (:mod:`sim.verilator.raw`).
+    ``backend`` is one of :data:`BACKENDS` or :data:`COCOTB`. ``record``
+    (Verilator only) writes a record of the host's inputs there, for the raw
+    harness (:mod:`sim.verilator.raw`).
     """
     spec = MachineSpec.from_dict(spec) if isinstance(spec, dict) else spec
     args = args or {}
     resolve_entry(entry)                      # fail early on a bad name
-    if record is not None and backend != "verilator":
-        raise ValueError("a record of the host's inputs needs the verilator backend")
+    if record is not None and backend not in ("verilator", COCOTB):
+        raise ValueError("a record of the host's inputs needs a verilator backend")
     if backend == "pysim":
         from .backend_pysim import run_pysim
         spec.blackbox_dram = False
@@ -134,9 +154,16 @@ def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
             result["_gtkw"] = gtkw
         return result
     if backend == "verilator":
+        from .verilator.direct import run_direct, trace_kind_of
+        bdir = direct_build(spec, trace=trace_kind_of(vcd))
+        return run_direct(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
+                          vcd=vcd, progress=sys.stderr.isatty(), record=record,
+                          ports=spec.ports())
+    if backend == COCOTB:
         from .verilator.runner import run_built
         bdir = verilator_build(spec, trace=vcd is not None)
         return run_built(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
                          vcd=vcd, progress=sys.stderr.isatty(), record=record,
                          ports=spec.ports())
-    raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    raise ValueError(f"unknown backend {backend!r} "
+                     f"(choose from {', '.join(BACKENDS + (COCOTB,))})")

@@ -57,7 +57,7 @@ from .progress import ENV, INTERVAL_S, ProgressReader
 
 __all__ = [
     "build", "run_cocotb", "run_experiment", "run_built", "machine_ports", "wrapper_verilog",
-    "cached_machine", "cached_dir", "machine_key", "source_digest",
+    "cached_machine", "cached_dir", "indexed_build", "machine_key", "source_digest",
     "CocotbFailure", "ExperimentError", "BuildError", "TestResult",
     "cache_root", "verilator_root", "RESET_CYCLES", "TB_TOPLEVEL",
 ]
@@ -815,21 +815,24 @@ def source_digest(root: Path = _REPO) -> str:
     return h.hexdigest()
 
 
-def machine_key(spec: Mapping, *, period_ps: int, trace: bool, root: Path = _REPO) -> str:
+def machine_key(spec: Mapping, *, period_ps: int, trace: bool, root: Path = _REPO,
+                identity: Mapping | None = None) -> str:
     """The cache key of a machine's build, computed without elaborating it.
 
     Covers the machine spec (a JSON-able dict), the bus period, tracing, the
     contents of the ``hw/`` and ``sim/verilator/`` sources under ``root``
     (:func:`source_digest`), the Amaranth and Yosys versions, and everything
-    :func:`build` keys on besides the Verilog (Verilator, cocotb and
-    compiler versions, flags); no path.
+    the build keys on besides the Verilog: ``identity``, by default the
+    cocotb bench's (Verilator, cocotb and compiler versions, flags); no path.
     """
     from importlib.metadata import version
     _setup_environ()
+    if identity is None:
+        identity = _build_identity(TB_TOPLEVEL, trace, _MACHINE_ARGS, False)
     key = {"machine": dict(spec), "period_ps": int(period_ps),
            "sources": source_digest(root),
            "export": {d: version(d) for d in _EXPORT_DISTS},
-           "build": _build_identity(TB_TOPLEVEL, trace, _MACHINE_ARGS, False)}
+           "build": dict(identity)}
     return _digest(key)
 
 
@@ -849,7 +852,20 @@ def cached_machine(spec: Mapping, export: Callable[[], tuple[str, Sequence]], *,
     Verilog, so it is right) but not indexed, so no later run can find a
     build of old code under the new content's key.
     """
-    key = machine_key(spec, period_ps=period_ps, trace=trace)
+    return indexed_build(
+        lambda: machine_key(spec, period_ps=period_ps, trace=trace),
+        lambda: build_machine(*export(), period_ps=period_ps, trace=trace))
+
+
+def indexed_build(key_fn: Callable[[], str], make: Callable[[], Path]) -> Path:
+    """The build the machine index files under ``key_fn()``, else ``make()``'s.
+
+    ``make`` exports and builds (seconds to minutes); concurrent callers with
+    one key serialise on a lock. The new build is filed under the key only if
+    the key is unchanged afterwards and no loaded source was edited meanwhile
+    (see :func:`cached_machine`).
+    """
+    key = key_fn()
     index = _builds_root() / "machines"
     entry = index / key
     bdir = _indexed_build(entry)
@@ -859,10 +875,8 @@ def cached_machine(spec: Mapping, export: Callable[[], tuple[str, Sequence]], *,
     with _locked(index / f"{key}.lock"):
         bdir = _indexed_build(entry)
         if bdir is None:
-            verilog, ports = export()
-            bdir = build_machine(verilog, ports, period_ps=period_ps, trace=trace)
-            if (_loaded_sources_unchanged()
-                    and machine_key(spec, period_ps=period_ps, trace=trace) == key):
+            bdir = make()
+            if _loaded_sources_unchanged() and key_fn() == key:
                 tmp = index / f"{key}.tmp{os.getpid()}"
                 tmp.write_text(bdir.name)
                 os.replace(tmp, entry)

@@ -131,7 +131,7 @@ def test_hit_does_not_elaborate(cache, monkeypatch, capsys):
     monkeypatch.setattr(runner, "_build_into", fake_build(calls))
     monkeypatch.setattr(runner, "run_built", lambda bdir, *a, **k: runs.append(bdir) or {})
     spec = dma_machine(1)
-    experiment.run(spec, "ocfsim.workloads.dma:lspci", backend="verilator")
+    experiment.run(spec, "ocfsim.workloads.dma:lspci", backend=experiment.COCOTB)
     assert "building the machine with Verilator, ~1 min, cached afterwards" in \
         capsys.readouterr().err
 
@@ -139,7 +139,7 @@ def test_hit_does_not_elaborate(cache, monkeypatch, capsys):
         raise AssertionError("a cache hit elaborated the machine")
     monkeypatch.setattr("amaranth.back.verilog.convert", no_export)
     monkeypatch.setattr(experiment, "export_verilog", no_export)
-    experiment.run(dma_machine(1), "ocfsim.workloads.dma:lspci", backend="verilator")
+    experiment.run(dma_machine(1), "ocfsim.workloads.dma:lspci", backend=experiment.COCOTB)
     assert len(calls) == 1 and runs[0] == runs[1] and (runs[0] / ".complete").exists()
     assert capsys.readouterr().err == ""
 
