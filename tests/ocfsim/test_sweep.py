@@ -23,7 +23,7 @@ TIMING = {"wall_s", "cycles_per_s"}
 def cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as c:
+                                  dashboard_address=":0") as c:   # any free port
         yield c
 
 
