@@ -9,6 +9,10 @@ simulated per wall second of simulating, and the per-run fixed cost (wall
 time of the whole run minus the simulating: finding or building the model,
 process start-up, boot of the simulator).
 
+``verilator`` is the direct backend (:mod:`sim.verilator.direct`, the one
+``--backend verilator`` runs); ``cocotb`` the same model under the cocotb
+bench (``sim.experiment.COCOTB``), for the before/after.
+
 The ``raw`` rows are the ceiling: the Verilator run is recorded (every input
 write and DRAM backdoor write with its cycle; the ``verilator`` row is that
 recording run) and replayed by a C++ main built from the very same Verilog
@@ -28,7 +32,7 @@ from pathlib import Path
 
 from ocfsim.machines import crypto_machine, dma_machine
 
-__all__ = ["run_bench", "idle", "MACHINES", "WORKLOADS", "BACKENDS"]
+__all__ = ["run_bench", "idle", "MACHINES", "WORKLOADS", "BACKENDS", "DEFAULT_BACKENDS"]
 
 MACHINES = {
     "dma": lambda: dma_machine(1),
@@ -57,7 +61,13 @@ WORKLOADS = {
                   "pysim": {"size": 64, "ops": 8, "threads": 4}}),
 }
 
-BACKENDS = ("pysim", "verilator", "raw")
+BACKENDS = ("pysim", "cocotb", "verilator", "raw")
+
+#: the rows printed unless --backends says otherwise
+DEFAULT_BACKENDS = ("pysim", "verilator", "raw")
+
+#: bench backend name → ``sim.experiment.run`` backend name
+RUN_BACKEND = {"pysim": "pysim", "cocotb": "verilator-cocotb", "verilator": "verilator"}
 
 
 async def idle(host, cycles: int) -> dict:
@@ -67,7 +77,7 @@ async def idle(host, cycles: int) -> dict:
 
 
 def _args(machine: str, workload: str, backend: str) -> dict:
-    args = dict(WORKLOADS[workload][2][backend])
+    args = dict(WORKLOADS[workload][2]["pysim" if backend == "pysim" else "verilator"])
     if workload.startswith("crypto"):
         args["alg"] = ALG[machine]
     return args
@@ -84,8 +94,8 @@ def measure(machine: str, workload: str, backend: str, record: str | None = None
     from sim.experiment import run
     entry = WORKLOADS[workload][1]
     t0 = time.perf_counter()
-    r = run(MACHINES[machine](), entry, _args(machine, workload, backend), backend=backend,
-            record=record)
+    r = run(MACHINES[machine](), entry, _args(machine, workload, backend),
+            backend=RUN_BACKEND[backend], record=record)
     total = time.perf_counter() - t0
     return _row(machine, workload, backend, bool(r.get("ok")), r["_cycles"], r["_wall_s"],
                 total - r["_wall_s"])
@@ -93,14 +103,14 @@ def measure(machine: str, workload: str, backend: str, record: str | None = None
 
 def measure_raw(machine: str, workload: str) -> list[dict]:
     """The recorded Verilator row and the raw harness's replay of it."""
-    from sim.experiment import verilator_build
+    from sim.experiment import direct_build
     from sim.verilator.raw import ReplayMismatch, raw_harness, replay
     spec = MACHINES[machine]()
     with tempfile.TemporaryDirectory(prefix="ocfsim-speed-") as tmp:
         record = str(Path(tmp) / "run.rec")
         row = measure(machine, workload, "verilator", record=record)
         t0 = time.perf_counter()
-        exe = raw_harness(verilator_build(spec), spec.ports())
+        exe = raw_harness(direct_build(spec), spec.ports())
         try:
             r, ok = replay(exe, Path(record)), True
         except ReplayMismatch as exc:
@@ -116,7 +126,7 @@ def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
             if m in WORKLOADS[w][0]]
 
 
-def run_bench(machines=tuple(MACHINES), workloads=tuple(WORKLOADS), backends=BACKENDS,
+def run_bench(machines=tuple(MACHINES), workloads=tuple(WORKLOADS), backends=DEFAULT_BACKENDS,
               progress=None) -> dict:
     """Every row; a ``raw`` cell runs Verilator with a record (its row is kept
     only if ``verilator`` was asked for), then the replay."""
@@ -169,7 +179,7 @@ def main(argv=None) -> int:
                    help="standard machines, comma-separated")
     p.add_argument("--workloads", type=name_list(tuple(WORKLOADS)),
                    default=",".join(WORKLOADS), help="workloads, comma-separated")
-    p.add_argument("--backends", type=name_list(BACKENDS), default=",".join(BACKENDS),
+    p.add_argument("--backends", type=name_list(BACKENDS), default=",".join(DEFAULT_BACKENDS),
                    help="backends, comma-separated")
     out_options(p, "nothing else")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
