@@ -2,7 +2,7 @@
 a local pool and on a Dask cluster (``distributed.LocalCluster`` with worker
 processes); a failing cell, or a dead worker, is that cell's error; ``-j`` and
 ``--dask`` on the command line, a bad or unreachable address being one line
-and exit status 2. (The Verilator cache builds a machine once for concurrent
+and exit status 2, as is a scheduler without workers. (The Verilator cache builds a machine once for concurrent
 processes: tests/sim/test_build_cache.py.)"""
 
 import os
@@ -117,3 +117,12 @@ def test_bench_runs_on_dask(cluster, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["dask"] == cluster.scheduler_address and res["jobs"] is None
     assert res["rows"] == null.run((64, 1024), (1,))["rows"]
+
+
+def test_a_scheduler_without_workers_is_refused(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep_mod, "WORKER_TIMEOUT_S", 1)
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp",
+                                  dashboard_address=":0") as empty:
+        with pytest.raises(sweep_mod.SweepError, match="has no worker after 1 s"):
+            sweep_mod.connect(empty.scheduler_address)
