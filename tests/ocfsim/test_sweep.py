@@ -1,9 +1,9 @@
 """ocfsim.sweep: one small pysim sweep gives the same rows in this process, on
 a local pool and on a Dask cluster (``distributed.LocalCluster`` with worker
 processes); a failing cell, or a dead worker, is that cell's error; ``-j`` and
-``--dask`` on the command line, a bad or unreachable address being one line
-and exit status 2, as is a scheduler without workers. (The Verilator cache builds a machine once for concurrent
-processes: tests/sim/test_build_cache.py.)"""
+``--dask`` on the command line, a bad or unreachable address (or a scheduler
+without workers) being one line and exit status 2. (The Verilator cache builds
+a machine once for concurrent processes: tests/sim/test_build_cache.py.)"""
 
 import os
 import subprocess
