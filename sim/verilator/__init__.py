@@ -1,7 +1,9 @@
 """Verilator backend support: builds (cached), cocotb runs, the DPI-C host DRAM.
 
-See :mod:`sim.verilator.runner` for the API and :mod:`sim.backend_verilator`
-for the backend the host side talks to.
+See :mod:`sim.verilator.direct` for the backend ``--backend verilator`` runs
+(the model driven through ctypes), :mod:`sim.verilator.runner` for builds
+and cocotb runs, and :mod:`sim.backend_verilator` for the cocotb-driven
+backend.
 """
 
 from .runner import (BuildError, CocotbFailure, ExperimentError, TestResult, build,
