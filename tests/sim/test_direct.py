@@ -12,7 +12,7 @@ import pytest
 
 from ocfsim.machines import crypto_machine, dma_machine
 from sim.experiment import direct_build, verilator_build
-from sim.verilator import direct
+from sim.verilator import direct, runner
 from sim.verilator.raw import raw_harness, replay
 from sim.verilator.runner import RESET_CYCLES, ExperimentError, run_built
 
@@ -38,6 +38,34 @@ def stub_run(stub, entry, trace=None, vcd=None, record=None, **args):
     return direct.run_direct(bdir, {}, entry, args,
                              period_ps=PERIOD_PS, executor=STUB_EXECUTOR, vcd=vcd,
                              record=record, ports=ports, timeout_s=300)
+
+
+def test_cached_build_found_without_export(tmp_path, monkeypatch):
+    """A direct build is filed under the machine's content key: the second
+    lookup does not export; another trace format is another build."""
+    monkeypatch.setenv("OCFSIM_CACHE", str(tmp_path))
+    # keys from a fixed digest: others editing hw/ meanwhile change nothing
+    monkeypatch.setattr(runner, "source_digest", lambda *_: "frozen")
+    monkeypatch.setattr(runner, "_process_start", lambda: float("inf"))
+    exports, made = [], []
+
+    def export():
+        exports.append(1)
+        return "module ocfsim_machine; endmodule\n", []
+
+    def fake_build(verilog, ports, trace=None):
+        bdir = tmp_path / "verilator" / f"build{len(made)}"
+        bdir.mkdir(parents=True)
+        (bdir / ".complete").write_text("")
+        made.append(trace)
+        return bdir
+
+    monkeypatch.setattr(direct, "build_direct", fake_build)
+    first = direct.cached_direct({"m": 1}, export, period_ps=PERIOD_PS)
+    again = direct.cached_direct({"m": 1}, export, period_ps=PERIOD_PS)
+    fst = direct.cached_direct({"m": 1}, export, period_ps=PERIOD_PS, trace="fst")
+    assert first == again != fst
+    assert len(exports) == 2 and made == [None, "fst"]
 
 
 def test_step_exact_cycles(stub):
