@@ -31,13 +31,13 @@ def stub():
     return ports, verilog
 
 
-def stub_run(stub, entry, trace=None, vcd=None, record=None, **args):
+def stub_run(stub, entry, trace=None, vcd=None, record=None, timeout_s=300, **args):
     ports, verilog = stub
     bdir = direct.build_direct(verilog, ports, trace=trace)
     entry = entry if ":" in entry else f"tests.sim.verilator_stub:{entry}"
     return direct.run_direct(bdir, {}, entry, args,
                              period_ps=PERIOD_PS, executor=STUB_EXECUTOR, vcd=vcd,
-                             record=record, ports=ports, timeout_s=300)
+                             record=record, ports=ports, timeout_s=timeout_s)
 
 
 def test_cached_build_found_without_export(tmp_path, monkeypatch):
@@ -101,6 +101,38 @@ def test_trace_written(stub, tmp_path, kind):
         assert stamps[-1] == (RESET_CYCLES + r["_sim_cycles"]) * PERIOD_PS
     else:
         assert data[:1] == b"\x00" and len(data) > 100     # FST header block
+
+
+def test_progress_relayed_to_parent(stub, monkeypatch):
+    """A bar made inside the child shows in the parent, which draws it."""
+    bars = []
+
+    class Bar:
+        def __init__(self, total, unit):
+            self.total, self.unit, self.n, self.closed = total, unit, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    real = direct.ProgressReader
+    monkeypatch.setattr(direct, "ProgressReader", lambda path: real(path, make_bar=Bar))
+    ports, verilog = stub
+    r = direct.run_direct(direct.build_direct(verilog, ports), {},
+                          "tests.sim.verilator_stub:entry_progress", {"total": 7},
+                          period_ps=PERIOD_PS, executor=STUB_EXECUTOR, progress=True,
+                          timeout_s=300)
+    assert r["relayed"]
+    assert [(b.total, b.unit, b.n, b.closed) for b in bars] == [(7, "step", 7, True)]
+
+
+def test_timeout_kills_the_child(stub):
+    """A step that would run for hours: the child is killed, the error says so."""
+    with pytest.raises(ExperimentError, match="timed out after 1 s"):
+        stub_run(stub, "entry_bench", timeout_s=1, free_cycles=10**12, empty_steps=1)
 
 
 def test_trace_needs_a_tracing_build(stub, tmp_path):
