@@ -57,7 +57,7 @@ from .runner import (_BASE_ARGS, _CXX_STD, MACHINE_MODULE, RESET_CYCLES, _REPO, 
                      machine_key, verilator_root, verilator_version)
 
 __all__ = ["DirectBackend", "RecordingDirectBackend", "build_direct", "cached_direct",
-           "run_direct", "shim_cpp", "TRACE_KINDS"]
+           "run_direct", "shim_cpp", "trace_kind_of", "TRACE_KINDS"]
 
 #: Bump when the shim or the build recipe below changes; part of the key.
 DIRECT_RECIPE = 1
@@ -306,9 +306,9 @@ def cached_direct(spec: Mapping, export: Callable[[], tuple[str, Sequence]], *,
 # The backend (in the child process)
 # --------------------------------------------------------------------------
 
-#: C type of a port's field in the Verilated model, by width (CData, SData,
-#: IData, QData in verilated_types.h).
 def _ctype(width: int):
+    """The C type of a port's field in the Verilated model, by width (CData,
+    SData, IData, QData of verilated_types.h)."""
     for bits, t in ((8, ctypes.c_uint8), (16, ctypes.c_uint16), (32, ctypes.c_uint32),
                     (64, ctypes.c_uint64)):
         if width <= bits:
