@@ -17,22 +17,21 @@ Exit status 0 only when that holds for every scenario (and each fault was
 really injected). Cells are independent and run in parallel processes.
 
 Usage: python -m bench.faults [--cards bcm5820,hifn7751] [--kinds reset,...]
-       [--quick] [-j N] [--backend verilator|pysim] [--timeout-us US] [--json]
+       [--quick] [-j N | --dask ADDR] [--backend verilator|pysim] [--timeout-us US] [--json]
        (also ``ocfsim bench faults``)
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Optional, Sequence
 
 from ocfsim.faults import KINDS, check_cards, parse_fault
 from ocfsim.machines import crypto_machine
 from ocfsim.report import table
+from ocfsim.sweep import CellError, Sweep, from_args as sweep_from_args, report_failure, where_text
 
 __all__ = ["scenarios", "run_cell", "run_campaign", "format_table", "main", "FAULTS"]
 
@@ -131,18 +130,14 @@ def passed(row: dict) -> bool:
             and (row["wrong"] == 0 or undetectable))
 
 
-def run_campaign(cells: list[dict], backend: str = "verilator", jobs: int = 0,
+def run_campaign(cells: list[dict], backend: str = "verilator", sweep: Sweep | None = None,
                  timeout: float | None = None, progress=None) -> dict:
-    jobs = jobs or os.cpu_count() or 1
+    """Every scenario of ``cells``, each an independent cell of ``sweep``
+    (``ocfsim.sweep.Sweep``; default: one after the other in this process)."""
+    sweep = sweep or Sweep()
     t0 = time.perf_counter()
-    rows = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futs = [pool.submit(run_cell, c, backend, timeout) for c in cells]
-        for fut in futs:
-            rows.append(fut.result())
-            if progress:
-                progress(rows[-1])
-    return {"bench": "faults", "backend": backend, "jobs": jobs, "rows": rows,
+    rows = sweep.map(run_cell, [(c, backend, timeout) for c in cells], progress)
+    return {"bench": "faults", "backend": backend, **sweep.describe(), "rows": rows,
             "summary": summarise(rows), "wall_s": time.perf_counter() - t0}
 
 
@@ -182,13 +177,13 @@ def format_table(result: dict) -> str:
              f"({s['wrong_outside_garbage']} outside random garbage), {s['errno']} errno, "
              f"{s['lost']} lost; card not serving after {s['not_serving_after']}; "
              f"{s['catchalls']} kernel catch-alls ({result['backend']}, "
-             f"-j {result['jobs']}, {result['wall_s']:.0f} s)"]
+             f"{where_text(result)}, {result['wall_s']:.0f} s)"]
     return "\n".join(lines)
 
 
 def build_parser():
     """The benchmark's options (``ocfsim bench faults``)."""
-    from ocfsim.cli import Parser, int_range, name_list
+    from ocfsim.cli import Parser, int_range, name_list, sweep_options
     from sim.experiment import BACKENDS
     names = sorted({n for table_ in FAULTS.values() for n in table_} | set(KINDS))
     ap = Parser(prog="ocfsim bench faults", description=__doc__.splitlines()[0])
@@ -198,8 +193,7 @@ def build_parser():
                     help="fault kinds to run, comma-separated (default: all)")
     ap.add_argument("--quick", action="store_true",
                     help="one variant per fault (30 µs, 10 in flight) instead of three")
-    ap.add_argument("-j", "--jobs", type=int_range(1, 64), default=os.cpu_count() or 1,
-                    help="scenarios run at once")
+    sweep_options(ap)
     ap.add_argument("--backend", choices=BACKENDS, default="verilator", help="simulator")
     ap.add_argument("--timeout-us", type=int_range(100, 1_000_000), default=None,
                     help="simulated µs after the fault window before requests count as lost "
@@ -209,7 +203,8 @@ def build_parser():
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
     cells = scenarios(args.cards, args.kinds, args.quick)
     if not cells:
         print("ocfsim bench faults: error: no scenario matches --cards and --kinds",
@@ -217,10 +212,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
 
     def tick(row):
-        if not args.json and sys.stderr.isatty():
+        if not args.json:
             print(f"  {row['scenario']:<24} {row['card']:<9} "
                   f"{'ok' if row['ok'] else 'FAIL'}", file=sys.stderr)
-    result = run_campaign(cells, args.backend, args.jobs, args.timeout_us, tick)
+    try:
+        with sweep_from_args(ap, args) as sweep:
+            result = run_campaign(cells, args.backend, sweep, args.timeout_us, tick)
+    except CellError as exc:
+        return report_failure(ap.prog, exc)
     print(json.dumps(result, default=str) if args.json else format_table(result))
     return 0 if result["summary"]["ok"] else 1
 

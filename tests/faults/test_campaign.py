@@ -3,6 +3,7 @@
 import pytest
 
 from bench.faults import passed, run_campaign, scenarios
+from ocfsim.sweep import Sweep
 
 pytestmark = pytest.mark.verilator
 
@@ -26,7 +27,7 @@ def _check(result):
 def test_campaign_subset():
     cells = [c for c in scenarios(quick=True) if c["scenario"].split("@")[0] in SUBSET[c["card"]]]
     assert len(cells) == 8
-    _check(run_campaign(cells, jobs=2))
+    _check(run_campaign(cells, sweep=Sweep(jobs=2)))
 
 
 @pytest.mark.slow
