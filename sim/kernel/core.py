@@ -409,7 +409,14 @@ class Kernel:
         ctx = self._require()
         if ctx.kind == "intr":
             raise KernelError("tsleep from interrupt context")
+        # tsleep's own work runs at raised spl, as BSD's tsleep queues the
+        # context at splhigh: an interrupt whose handler wakes ``chan`` is
+        # taken once the context is on the sleep queue, never in between
+        # (where its wakeup would be lost and the caller sleep for good)
+        s = ctx.spl
+        ctx.spl = s + 1
         await self.charge("sched", self.c_tsleep)
+        ctx.spl = s
         key = id(chan)
         ctx.wchan, ctx.wmesg, ctx.prio, ctx.timed_out = chan, wmesg, prio, False
         ctx.state = "sleep"

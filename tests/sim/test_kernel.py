@@ -311,3 +311,33 @@ def test_user_buffer_accepts_only_byte_buffers_measured_in_bytes():
                       (array.array("B", [1, 2]), 2, False), ("ab", 2, False),
                       (bytearray(4), 5, False), (bytearray(4), -1, False), (bytearray(4), 1.0, False)]:
         assert ub(bad, n, w) is None, (bad, n)
+
+
+def test_wakeup_from_an_interrupt_during_tsleeps_own_cost_is_not_lost():
+    # the condition is checked, then tsleep charges its bookkeeping; an
+    # interrupt arriving inside that charge completes the work and wakes the
+    # channel: the sleeper must see that wakeup (it slept for good before)
+    loop, k = make()
+    chan, state = object(), {"done": False}
+
+    async def handler():
+        state["done"] = True
+        k.interrupt(5, False)
+        k.wakeup(chan)
+        return True
+    k.intr_establish(5, handler, "dev")
+
+    async def sleeper(t):
+        await k.charge("driver", us(1))
+        while not state["done"]:
+            assert await k.tsleep(chan, 0, "wait", timo=ms(5)) == 0
+        return loop.now
+    t = k.kthread_create("t", sleeper)
+    start = k.profile.cost("kernel.context_switch") + us(1)
+
+    async def device():   # asserts half-way through tsleep's own charge
+        await loop.sleep(start + k.c_tsleep // 2)
+        k.interrupt(5, True)
+    loop.spawn(device())
+    loop.run(t.task)
+    assert t.retval < start + ms(1)
