@@ -75,8 +75,8 @@ def timeout_us(card: str, depth: int) -> float:
     twice the driver's own watchdog bound with every process's request
     outstanding (a stall, then a reset and the requeued work), plus 1 ms."""
     import importlib
-    d = importlib.import_module(DRIVER[card])
-    bound_ps = d.WD_FACTOR * depth * SIZE * 8e6 / d.DATASHEET_MBPS + d.WD_MARGIN_PS
+    from drivers.pci import watchdog_bound
+    bound_ps = watchdog_bound(depth * SIZE, importlib.import_module(DRIVER[card]).DATASHEET_MBPS)
     return 2 * bound_ps / 1e6 + 1000.0
 
 

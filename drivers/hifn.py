@@ -66,7 +66,7 @@ from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni,
                             CryptoOp)
 from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
-from sim.kernel.errno import EINVAL, EIO, ENOENT, ENOMEM, ETIMEDOUT
+from sim.kernel.errno import EINVAL, EIO, ENOENT, ENOMEM
 
 __all__ = ["attach", "HifnSoftc", "pack_command", "unpack_result", "HIFN_SID",
            "HIFN_D_CMD_RSIZE", "HIFN_D_SRC_RSIZE", "HIFN_D_DST_RSIZE", "HIFN_D_RES_RSIZE",
@@ -142,10 +142,6 @@ HS_STATE_FREE, HS_STATE_USED, HS_STATE_KEY = 0, 1, 2
 RES_UNWRITTEN = 0xFFFF
 #: Hifn 7751 datasheet rate, 3DES (Hifn 7751 data sheet: 83 Mbit/s)
 DATASHEET_MBPS = 83.0
-#: watchdog bound: WD_FACTOR x the outstanding bytes at DATASHEET_MBPS + WD_MARGIN_PS
-#: (model's choice, as for ubsec: far above any packet's time)
-WD_FACTOR = 4
-WD_MARGIN_PS = 1_000_000_000          # 1 ms
 _FULL = -1                        # _submit: no room on the rings now
 
 
@@ -279,7 +275,7 @@ class HifnSoftc:
         self.busy = {"c": False, "s": False, "r": False, "d": False}
         self.counters = dict(requests=0, results=0, errors=0, interrupts=0, stray=0,
                              aborts=0, failed=0, keys_sent=0, queued=0,
-                             bounced=0, dstover=0, ring_enables=0, timeouts=0,
+                             bounced=0, dstover=0, ring_enables=0,
                              recoveries=0, gone=0, offline=0)
 
     # ------------------------------------------------------------ registers
@@ -300,7 +296,8 @@ class HifnSoftc:
         s.update(sessions=sum(1 for x in self.sessions if x.state != HS_STATE_FREE),
                  maxses=self.maxses, level=hex(self.level), on_chip=len(self.inflight),
                  queued_now=len(self.queue),
-                 watchdog_expiries=self.wd.expiries if self.wd else 0)
+                 watchdog_expiries=self.wd.expiries if self.wd else 0,
+                 timeouts=self.wd.timeouts if self.wd else 0)
         return s
 
     # ------------------------------------------------------------ attach
@@ -326,8 +323,11 @@ class HifnSoftc:
         for alg in algs:
             self.crypto.register(self.cid, alg, 0, 0, self.newsession, self.freesession,
                                  self.process)
-        self.wd = Watchdog(k, f"{self.name}wd", bound=self._bound, expire=self._expire,
-                           idle=self._idle, on_idle=self._rings_off)
+        self.wd = Watchdog(k, f"{self.name}wd", mbps=DATASHEET_MBPS,
+                           outstanding=lambda: sum(cmd.nbytes for cmd in self.inflight),
+                           collect=self._walk_results, resume=self._kick,
+                           recover=self._recover, idle=self._idle, on_idle=self._rings_off,
+                           override_ps=self.watchdog_ps)
         k.printf(f"{self.name} at pci0 dev {self.dev.slot}: Hifn 7751, {self.maxses} sessions, "
                  f"{'3DES' if self.level == HIFN_PUSTAT_ENA_2 else 'DES'}, irq {self.dev.irq}")
         return True
@@ -798,13 +798,6 @@ class HifnSoftc:
                 self.crypto.done(crp)
 
     # ------------------------------------------------------------ watchdog and recovery
-    def _bound(self) -> int:
-        """Picoseconds the chip may go without writing a result."""
-        if self.watchdog_ps:
-            return self.watchdog_ps
-        nbytes = sum(cmd.nbytes for cmd in self.inflight)
-        return int(WD_FACTOR * nbytes * 8e6 / DATASHEET_MBPS) + WD_MARGIN_PS
-
     def _idle(self) -> bool:
         return not self.inflight and not self.queue
 
@@ -820,25 +813,6 @@ class HifnSoftc:
                     dis |= bits["CTRL_DIS"]
             if dis and not self.inflight and not self.quiesced:
                 await self.wr1(HIFN_1_DMA_CSR, dis)
-        finally:
-            k.splx(s)
-
-    async def _expire(self, gone: bool) -> None:
-        """Watchdog: collect results posted without an interrupt; recover if none."""
-        k = self.kernel
-        s = k.splraise()
-        try:
-            if gone:
-                await self._recover(EIO, "device not responding")
-                return
-            mark = self.wd.completions
-            await self._walk_results()
-            if self.wd.completions != mark:
-                k.printf(f"{self.name}: results without an interrupt")
-                await self._kick()
-                return
-            self.counters["timeouts"] += 1
-            await self._recover(ETIMEDOUT, f"no result for {self._bound() / 1e6:.0f} us")
         finally:
             k.splx(s)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from sim.kernel import PWAIT
-from sim.kernel.errno import EWOULDBLOCK
+from sim.kernel.errno import EIO, ETIMEDOUT, EWOULDBLOCK
 
 __all__ = ["PciDevice", "Bar", "enumerate_bus", "CFG", "DEFAULT_LATENCY_TIMER",
            "CMD_MEMORY", "CMD_MASTER", "CMD_INTX_DISABLE", "ALL_ONES", "quiesce",
@@ -129,30 +129,56 @@ async def restore_command(host, dev: PciDevice, *, master: bool) -> None:
                          CMD_MEMORY | (CMD_MASTER if master else 0))
 
 
+#: the watchdog's bound: WD_FACTOR x the time the outstanding bytes take at the
+#: card's datasheet rate, + WD_MARGIN_PS (the model's choice: far above any
+#: packet's time on the card, far below hifn_tick's one-second period, so a lost
+#: completion costs milliseconds, not a second)
+WD_FACTOR = 4
+WD_MARGIN_PS = 1_000_000_000          # 1 ms
+
+
+def watchdog_bound(nbytes: int, mbps: float) -> int:
+    """Picoseconds a card rated ``mbps`` may take for ``nbytes`` outstanding."""
+    return int(WD_FACTOR * nbytes * 8e6 / mbps) + WD_MARGIN_PS
+
+
 class Watchdog:
     """A completion timer for a driver, in the manner of OpenBSD ``hifn_tick``.
 
     A kernel thread that sleeps with no timer while the device is idle. The
     driver calls :meth:`arm` when it hands work to the device, :meth:`progress`
     when a request completes and :meth:`kick` when it must recover at once
-    (the device reads all ones: ``expire(True)``). While armed, the thread
-    sleeps ``bound()`` ps; if no request completed meanwhile it awaits
-    ``expire(False)``. When ``idle()``
-    is true at the end of a period it awaits ``on_idle()`` and disarms.
+    (the device reads all ones). While armed, the thread sleeps the bound
+    (``override_ps``, else :func:`watchdog_bound` of ``outstanding()`` bytes at
+    ``mbps``); if no request completed meanwhile it first awaits ``collect()``
+    (completions the device wrote without an interrupt: then ``resume()``),
+    else counts a timeout and awaits ``recover(ETIMEDOUT, why)``; a kick awaits
+    ``recover(EIO, why)``. All of it runs at raised spl. When ``idle()`` is
+    true at the end of a period it awaits ``on_idle()`` and disarms.
     """
 
-    def __init__(self, kernel: Any, name: str, *, bound: Callable[[], int],
-                 expire: Callable[[bool], Awaitable[None]], idle: Callable[[], bool],
-                 on_idle: Callable[[], Awaitable[None]] | None = None):
+    def __init__(self, kernel: Any, name: str, *, mbps: float,
+                 outstanding: Callable[[], int], collect: Callable[[], Awaitable[None]],
+                 resume: Callable[[], Awaitable[None]],
+                 recover: Callable[[int, str], Awaitable[None]], idle: Callable[[], bool],
+                 on_idle: Callable[[], Awaitable[None]] | None = None,
+                 override_ps: int | None = None):
         self.kernel = kernel
         self.name = name
-        self.bound, self.expire, self.idle, self.on_idle = bound, expire, idle, on_idle
+        self.mbps, self.outstanding, self.override_ps = mbps, outstanding, override_ps
+        self.collect, self.resume, self.recover = collect, resume, recover
+        self.idle, self.on_idle = idle, on_idle
         self.armed = False
         self.urgent = False
         self.completions = 0
         self.expiries = 0
+        self.timeouts = 0
         self._chan = object()
         self.thread = kernel.kthread_create(name, self._run)
+
+    def bound(self) -> int:
+        """Picoseconds the device may go without completing a request now."""
+        return self.override_ps or watchdog_bound(self.outstanding(), self.mbps)
 
     def arm(self) -> None:
         if not self.armed:
@@ -166,24 +192,41 @@ class Watchdog:
     def progress(self) -> None:
         self.completions += 1
 
+    async def _expire(self, gone: bool) -> None:
+        k = self.kernel
+        self.expiries += 1
+        s = k.splraise()
+        try:
+            if gone:
+                await self.recover(EIO, "device not responding")
+                return
+            mark = self.completions
+            await self.collect()
+            if self.completions != mark:
+                k.printf(f"{self.name}: completions without an interrupt")
+                await self.resume()
+                return
+            self.timeouts += 1
+            await self.recover(ETIMEDOUT, f"no completion for {self.bound() / 1e6:.0f} us")
+        finally:
+            k.splx(s)
+
     async def _run(self, t: Any) -> None:
         k = self.kernel
         while True:
             if self.urgent:
                 self.urgent = False
-                self.expiries += 1
-                await self.expire(True)
+                await self._expire(True)
                 continue
             if not self.armed:
                 await k.tsleep(self._chan, PWAIT, f"{self.name}idle")
                 continue
             mark = self.completions
-            if await k.tsleep(self._chan, PWAIT, self.name, max(1, int(self.bound()))) \
+            if await k.tsleep(self._chan, PWAIT, self.name, max(1, self.bound())) \
                     != EWOULDBLOCK:
                 continue                        # kicked
             if self.completions == mark and not self.idle():
-                self.expiries += 1
-                await self.expire(False)
+                await self._expire(False)
             if self.idle():
                 self.armed = False
                 if self.on_idle is not None:

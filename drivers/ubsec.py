@@ -70,7 +70,7 @@ from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
                             CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni, CryptoOp)
 from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
-from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM, ETIMEDOUT
+from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
 
 __all__ = ["attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
 
@@ -107,10 +107,6 @@ MAX_PKTLEN = 0xFFFF
 RESET_POLLS = 100
 #: BCM5820 datasheet rate, 3DES+HMAC-SHA1 (Broadcom BCM5820 product brief: 310 Mbit/s)
 DATASHEET_MBPS = 310.0
-#: watchdog bound: WD_FACTOR x the outstanding bytes at DATASHEET_MBPS + WD_MARGIN_PS
-#: (model's choice: far below hifn_tick's one-second period, far above any packet)
-WD_FACTOR = 4
-WD_MARGIN_PS = 1_000_000_000          # 1 ms
 
 
 # -- driver state -------------------------------------------------------------------
@@ -194,7 +190,7 @@ class Ubsec:
         self.ih = None
         self.s = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
                       completed=0, errors=0, dma_errors=0, resets=0, mcr1_full=0,
-                      max_aggr=0, queue_max=0, chip_max=0, einval=0, timeouts=0,
+                      max_aggr=0, queue_max=0, chip_max=0, einval=0,
                       recoveries=0, gone=0, offline=0)
 
     # ------------------------------------------------------------ registers
@@ -495,34 +491,8 @@ class Ubsec:
             self.kernel.free(rec.mcr)
 
     # ------------------------------------------------------------ watchdog and recovery
-    def _bound(self) -> int:
-        """Picoseconds the card may go without completing a record."""
-        if self.watchdog_ps:
-            return self.watchdog_ps
-        nbytes = sum(q.nbytes for rec in self.chip for q in rec.qs)
-        return int(WD_FACTOR * nbytes * 8e6 / DATASHEET_MBPS) + WD_MARGIN_PS
-
     def _idle(self) -> bool:
         return not self.chip and not self.queue
-
-    async def _expire(self, gone: bool) -> None:
-        """Watchdog: collect records finished without an interrupt; recover if none."""
-        k = self.kernel
-        s = k.splraise()
-        try:
-            if gone:
-                await self._recover(EIO, "device not responding")
-                return
-            mark = self.wd.completions
-            await self._complete_done()
-            if self.wd.completions != mark:
-                self.kernel.printf(f"{self.name}: completions without an interrupt")
-                await self.feed()
-                return
-            self.s["timeouts"] += 1
-            await self._recover(ETIMEDOUT, f"no completion for {self._bound() / 1e6:.0f} us")
-        finally:
-            k.splx(s)
 
     async def _recover(self, err: int, why: str) -> None:
         """Stop the card, complete what it finished, fail the rest with ``err``,
@@ -645,7 +615,8 @@ class Ubsec:
     def stats(self) -> dict:
         return dict(self.s, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
                     maxaggr=self.maxaggr, imod=self.imod,
-                    watchdog_expiries=self.wd.expiries if self.wd else 0)
+                    watchdog_expiries=self.wd.expiries if self.wd else 0,
+                    timeouts=self.wd.timeouts if self.wd else 0)
 
 
 def _sha1_finish(state: tuple, data: bytes) -> bytes:
@@ -683,7 +654,10 @@ async def attach(system: Any, dev: Any, **options: Any) -> Ubsec:
     await sc.reset_board()
     await sc.init_board()
     sc.ih = k.intr_establish(dev.irq, sc.intr, sc.name)
-    sc.wd = Watchdog(k, f"{sc.name}wd", bound=sc._bound, expire=sc._expire, idle=sc._idle)
+    sc.wd = Watchdog(k, f"{sc.name}wd", mbps=DATASHEET_MBPS,
+                     outstanding=lambda: sum(q.nbytes for rec in sc.chip for q in rec.qs),
+                     collect=sc._complete_done, resume=sc.feed, recover=sc._recover,
+                     idle=sc._idle, override_ps=sc.watchdog_ps)
     sc.cid = system.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
     for alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC):
         system.crypto.register(sc.cid, alg, 0, 0, sc.newsession, sc.freesession, sc.process)
