@@ -85,7 +85,7 @@ def connect(address: str):
         from distributed import Client
     except ImportError:
         raise SweepError("--dask needs the 'distributed' package "
-                         "(pip install distributed)") from None
+                         "(pip install 'ocfsim[dask]')") from None
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, ValueError, TypeError) as exc:   # unreachable, timed out, bad address

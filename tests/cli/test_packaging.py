@@ -1,5 +1,6 @@
 """pyproject.toml: what the installed code imports is a runtime dependency
-(directly or through one); test-only packages stay in the ``test`` extra."""
+(directly or through one) or in an optional feature's extra (``dask``);
+test-only packages stay in the ``test`` extra."""
 
 import ast
 import sys
@@ -16,8 +17,11 @@ PACKAGES = ("hw", "sim", "ocf", "drivers", "ocfsim", "bench")
 
 
 def _runtime_closure() -> set[str]:
-    """Runtime dependencies and, recursively, what they require (extras left out)."""
+    """Runtime dependencies and the optional features' extras (not ``test``)
+    and, recursively, what they require (their extras left out)."""
     todo = [Requirement(r) for r in PROJECT["dependencies"]]
+    todo += [Requirement(r) for extra, reqs in PROJECT["optional-dependencies"].items()
+             if extra != "test" for r in reqs]
     seen: set[str] = set()
     while todo:
         req = todo.pop()
@@ -56,3 +60,10 @@ def test_test_only_packages_are_not_runtime_dependencies():
     direct = {canonicalize_name(Requirement(r).name) for r in PROJECT["dependencies"]}
     assert not direct & {"pytest", "vcdvcd", "hypothesis", "pytest-xdist"}
     assert "cryptography>=43" in [str(Requirement(r)) for r in PROJECT["dependencies"]]
+
+
+def test_optional_features_are_in_the_test_extra():
+    # the suite exercises every optional feature (the dask extra: a LocalCluster)
+    test = {canonicalize_name(Requirement(r).name) for r in PROJECT["optional-dependencies"]["test"]}
+    for extra, reqs in PROJECT["optional-dependencies"].items():
+        assert {canonicalize_name(Requirement(r).name) for r in reqs} <= test, extra
