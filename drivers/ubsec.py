@@ -70,6 +70,7 @@ from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
                             CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni, CryptoOp)
 from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
+from hw.cards.bcm5820 import MAX_PARTICLES
 from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
 
 __all__ = ["attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
@@ -346,6 +347,11 @@ class Ubsec:
         start, pktlen = main.skip, main.len
         in_parts = _particles(crp.buf.segs, start, pktlen)
         out_parts = _particles(crp.buf.segs, enc.skip, enc.len) if enc else []
+        if max(len(in_parts), len(out_parts)) > MAX_PARTICLES:
+            # the card refuses a longer chain (a DMA error that would fail every
+            # request on it); OpenBSD's bus_dmamap_load of more than
+            # UBS_MAX_SCATTER segments fails and ubsec_process returns ENOMEM
+            return ENOMEM, None
         nextra = max(0, len(in_parts) - 1) + max(0, len(out_parts) - 1)
         size = CTX_LONG_BYTES + MACBUF_BYTES + PKTBUF_BYTES * nextra
         dma = self.kernel.malloc(size, 16)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from drivers.ubsec import hmac_sha1_midstates, sha1_compress, _particles
 from hw.machine import MachineSpec, CardSpec
 from sim.experiment import run
-from sim.kernel.errno import EFAULT, EINVAL
+from sim.kernel.errno import EFAULT, EINVAL, ENOMEM
 from tests.hw.crypto.crypto_ref import hmac_midstates
 
 SC = "tests.drivers.ubsec_scenarios"
@@ -194,3 +194,19 @@ def test_randomized_mix_verilator(specs, bad, burst, maxaggr):
             {"specs": specs, "burst": burst,
              "driver_options": {"ubsec": {"maxaggr": maxaggr}}}, backend="verilator")
     _check(r, len(specs), bad=badset)
+
+
+def test_chain_longer_than_the_card_walks_is_enomem_and_spares_the_others():
+    # a buffer of 70 segments needs 70 particles; the card refuses chains of
+    # more than MAX_PARTICLES (a DMA error, which failed every request on the
+    # chip with EFAULT): the driver refuses it up front, as ubsec_process does
+    # when bus_dmamap_load exceeds UBS_MAX_SCATTER, and the others are served
+    spec = {"alg": "des", "encrypt": True, "hdr": 0, "bad": False, "implicit_iv": False}
+    specs = [dict(spec, size=16, segs=1, seed=1), dict(spec, size=560, segs=70, seed=2),
+             dict(spec, size=16, segs=2, seed=3)]
+    r = run(machine(), f"{SC}:spec_list", {"specs": specs})
+    res = r["results"]
+    assert [x["calls"] for x in res] == [1, 1, 1] and r["dup_done"] == 0
+    assert res[1]["etype"] == ENOMEM
+    assert all(res[i]["etype"] == 0 and res[i]["ok"] for i in (0, 2)), res
+    assert r["driver"]["dma_errors"] == 0
