@@ -16,6 +16,7 @@ from sim.verilator import direct, runner
 from sim.verilator.raw import raw_harness, replay
 from sim.verilator.runner import RESET_CYCLES, ExperimentError, run_built
 
+from tests.sim.progress_bars import record_bars
 from tests.sim.verilator_stub import DELAY_LATENCY, stub_design
 
 pytestmark = pytest.mark.verilator
@@ -105,21 +106,7 @@ def test_trace_written(stub, tmp_path, kind):
 
 def test_progress_relayed_to_parent(stub, monkeypatch):
     """A bar made inside the child shows in the parent, which draws it."""
-    bars = []
-
-    class Bar:
-        def __init__(self, total, unit):
-            self.total, self.unit, self.n, self.closed = total, unit, 0, False
-            bars.append(self)
-
-        def update(self, n):
-            self.n += n
-
-        def close(self):
-            self.closed = True
-
-    real = direct.ProgressReader
-    monkeypatch.setattr(direct, "ProgressReader", lambda path: real(path, make_bar=Bar))
+    bars = record_bars(monkeypatch, direct)
     ports, verilog = stub
     r = direct.run_direct(direct.build_direct(verilog, ports), {},
                           "tests.sim.verilator_stub:entry_progress", {"total": 7},

@@ -20,6 +20,7 @@ from sim.verilator.raw import ReplayMismatch, raw_harness, replay
 from sim.verilator.runner import (CocotbFailure, ExperimentError, build_machine,
                                   run_built, run_cocotb, run_experiment)
 
+from tests.sim.progress_bars import record_bars
 from tests.sim.verilator_stub import DELAY_LATENCY, counter_verilog, stub_design
 
 pytestmark = pytest.mark.verilator
@@ -84,21 +85,7 @@ def test_no_assertion_rewriting_in_simulator(stub):
 
 def test_progress_relayed_to_parent(stub, monkeypatch):
     """A bar made inside the simulator shows in the parent (which draws it)."""
-    bars = []
-
-    class Bar:
-        def __init__(self, total, unit):
-            self.total, self.unit, self.n, self.closed = total, unit, 0, False
-            bars.append(self)
-
-        def update(self, n):
-            self.n += n
-
-        def close(self):
-            self.closed = True
-
-    real = runner.ProgressReader
-    monkeypatch.setattr(runner, "ProgressReader", lambda path: real(path, make_bar=Bar))
+    bars = record_bars(monkeypatch, runner)
     verilog, ports, bdir = stub
     r = run_built(bdir, {}, "tests.sim.verilator_stub:entry_progress", {"total": 7},
                   period_ps=PERIOD_PS, executor=EXECUTOR, timeout_s=300, progress=True)
