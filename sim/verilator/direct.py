@@ -53,7 +53,7 @@ from .progress import ENV, ProgressReader
 from .record import Recorder
 from .runner import (_BASE_ARGS, _CXX_STD, MACHINE_MODULE, RESET_CYCLES, _REPO, BuildError,
                      ExperimentError, _cxx_version, _digest, _dram_sources, _jobs,
-                     _key_make_vars, _setup_environ, _tail, _wait, cached_dir, indexed_build,
+                     _key_make_vars, _setup_environ, _tail, _run_child, cached_dir, indexed_build,
                      machine_key, verilator_root, verilator_version)
 
 __all__ = ["DirectBackend", "RecordingDirectBackend", "build_direct", "cached_direct",
@@ -481,18 +481,10 @@ def run_direct(bdir: Path, spec: dict, entry: str, args: dict, *, period_ps: int
         cfg.write_text(json.dumps(config))
         pypath = [str(_REPO)] + [os.path.abspath(p) for p in sys.path if p]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(pypath))
-        with open(workdir / "out.log", "w+") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "sim.verilator.direct", str(cfg)],
-                                    env=env, cwd=workdir, start_new_session=True,
-                                    stdout=out, stderr=subprocess.STDOUT)
-            try:
-                problem = _wait(proc, timeout_s, reader)
-            finally:
-                if reader is not None:
-                    reader.close()
-            out.seek(0)
-            log = out.read()
-        return _outcome(workdir / "result.json", entry, problem, proc.returncode, log)
+        problem, returncode, log = _run_child(
+            [sys.executable, "-m", "sim.verilator.direct", str(cfg)], env, workdir,
+            timeout_s, reader)
+        return _outcome(workdir / "result.json", entry, problem, returncode, log)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -512,18 +512,9 @@ def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env
         child_env["LD_LIBRARY_PATH"] = _cocotb_libs_path()
         # Simulator output also goes to the log file; our child's own chatter
         # (the runner's "Running command ...") goes to out.log.
-        with open(workdir / "out.log", "w+") as out_file:
-            proc = subprocess.Popen([sys.executable, "-m", "sim.verilator._runtest",
-                                     str(cfg_path)],
-                                    env=child_env, cwd=workdir, start_new_session=True,
-                                    stdout=out_file, stderr=subprocess.STDOUT)
-            try:
-                problem = _wait(proc, timeout_s, reader)
-            finally:
-                if reader is not None:
-                    reader.close()
-            out_file.seek(0)
-            out = out_file.read()
+        problem, returncode, out = _run_child(
+            [sys.executable, "-m", "sim.verilator._runtest", str(cfg_path)],
+            child_env, workdir, timeout_s, reader)
         log = log_file.read_text(errors="replace") if log_file.exists() else ""
         results = _parse_results(results_xml)
         if problem is not None:
@@ -532,8 +523,8 @@ def _run(build_dir: Path, toplevel: str, test_module: str, *, test_dir=None, env
             problem = "failed: " + ", ".join(n for n, r in results.items() if not r)
         elif not results:
             problem = "no test results (simulator crashed or no test matched)"
-        elif proc.returncode != 0:
-            problem = f"runner exited with status {proc.returncode}: {_tail(out, 20)}"
+        elif returncode != 0:
+            problem = f"runner exited with status {returncode}: {_tail(out, 20)}"
         if problem is not None and not log:
             log = out
         return results, log, problem
@@ -552,6 +543,23 @@ def _cocotb_libs_path() -> str:
     import cocotb_tools.config
     rest = os.environ.get("LD_LIBRARY_PATH", "")
     return os.pathsep.join(filter(None, [str(cocotb_tools.config.libs_dir), rest]))
+
+
+def _run_child(argv: list[str], env: dict, workdir: Path, timeout_s: float | None,
+               reader) -> tuple[str | None, int, str]:
+    """Run a simulator child in ``workdir`` (its output to ``out.log``),
+    relaying progress through ``reader`` (closed afterwards): (problem text
+    or None, return code, its output)."""
+    with open(workdir / "out.log", "w+") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=workdir, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            problem = _wait(proc, timeout_s, reader)
+        finally:
+            if reader is not None:
+                reader.close()
+        out.seek(0)
+        return problem, proc.returncode, out.read()
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float | None, reader) -> str | None:
