@@ -321,8 +321,7 @@ class HifnSoftc:
         if self.level == HIFN_PUSTAT_ENA_2:
             algs += [CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC]
         for alg in algs:
-            self.crypto.register(self.cid, alg, 0, 0, self.newsession, self.freesession,
-                                 self.process)
+            self.crypto.register(self.cid, alg, 0, 0, self)
         self.wd = Watchdog(k, f"{self.name}wd", mbps=DATASHEET_MBPS,
                            outstanding=lambda: sum(cmd.nbytes for cmd in self.inflight),
                            collect=self._walk_results, resume=self._kick,

@@ -666,7 +666,7 @@ async def attach(system: Any, dev: Any, **options: Any) -> Ubsec:
                      idle=sc._idle, override_ps=sc.watchdog_ps)
     sc.cid = system.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
     for alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC):
-        system.crypto.register(sc.cid, alg, 0, 0, sc.newsession, sc.freesession, sc.process)
+        system.crypto.register(sc.cid, alg, 0, 0, sc)
     k.printf(f"{sc.name} at pci0 dev {dev.slot}: Broadcom 5820, irq line {dev.irq}, "
              f"maxaggr {sc.maxaggr}{', imod %#x' % sc.imod if sc.imod else ''}")
     return sc

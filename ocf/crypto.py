@@ -3,10 +3,10 @@
 Producer API (drivers)::
 
     cid = crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
-    crypto.register(cid, CRYPTO_3DES_CBC, 0, 0, newsession, freesession, process)
-    # newsession(chain: list[CryptoIni]) -> (errno, lid)   (plain or async)
-    # freesession(lid) -> errno                            (plain or async)
-    # process(crp) -> errno                                (plain or async, must not sleep)
+    crypto.register(cid, CRYPTO_3DES_CBC, 0, 0, driver)   # driver: a CryptoDriver
+    # driver.newsession(chain: list[CryptoIni]) -> (errno, lid)   (plain or async)
+    # driver.freesession(lid) -> errno                            (plain or async)
+    # driver.process(crp) -> errno                 (plain or async, must not sleep)
     crypto.done(crp)             # on completion, with crp.etype set (plain function)
     crypto.unregister(cid, alg)  # or CRYPTO_ALGORITHM_ALL
     crypto.defer(async_fn)       # run ``await async_fn()`` in the crypto thread
@@ -16,6 +16,10 @@ Consumer API::
     err, sid = await crypto.newsession(chain, hard)
     err = crypto.dispatch(crp)   # queue for the crypto thread; callback(crp) later
     err = await crypto.freesession(sid)
+
+A driver is one object with those three methods (:class:`CryptoDriver`, the
+``crypto_register`` callbacks of OpenBSD as one protocol); the framework keeps
+a :class:`CryptoCap` record (``struct cryptocap``) per driver id.
 
 ``process`` runs in the crypto kernel thread; a nonzero return other than
 ERESTART completes the request with that errno. ERESTART (OpenBSD
@@ -37,7 +41,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Protocol, runtime_checkable
 
 from sim.kernel import PLOCK, Kernel
 from sim.kernel.errno import EAGAIN, EINVAL, EIO, ENOENT, ERESTART
@@ -46,7 +50,7 @@ from .cryptodefs import (CRYPTO_ALGORITHM_ALL, CRYPTO_ALGORITHM_MAX, CRYPTO_F_DO
                          CRYPTOCAP_F_SOFTWARE, SID_LOCAL_MASK, CryptoDesc, CryptoIni,
                          CryptoOp)
 
-__all__ = ["Crypto", "CryptoDriver", "DriverStats"]
+__all__ = ["Crypto", "CryptoCap", "CryptoDriver", "DriverStats"]
 
 
 async def _call(fn: Callable, *args: Any) -> Any:
@@ -70,16 +74,29 @@ class DriverStats:
     newsessions: int = 0    # sessions ever created
 
 
-class CryptoDriver:
-    """``struct cryptocap``: one registered driver."""
+@runtime_checkable
+class CryptoDriver(Protocol):
+    """What OCF calls in a driver (the ``crypto_register`` callbacks of
+    sys/crypto/crypto.c as one object). Each may be a plain or an async method."""
+
+    def newsession(self, chain: list[CryptoIni]) -> Any:
+        """``(errno, lid)``: a driver-local session id for ``chain``."""
+
+    def freesession(self, lid: int) -> Any:
+        """errno; ``lid`` came from this driver's ``newsession``."""
+
+    def process(self, crp: CryptoOp) -> Any:
+        """errno; 0 means the driver calls ``crypto.done(crp)`` later. Must not sleep."""
+
+
+class CryptoCap:
+    """``struct cryptocap``: the framework's record of one registered driver."""
 
     def __init__(self, cid: int, flags: int):
         self.cid = cid
         self.flags = flags
         self.algs: dict[int, tuple[int, int]] = {}   # alg -> (maxoplen, flags)
-        self.newsession: Optional[Callable] = None
-        self.freesession: Optional[Callable] = None
-        self.process: Optional[Callable] = None
+        self.driver: Optional[CryptoDriver] = None   # set by the first register
         self.cleanup = False
         self.lids: set[int] = set()     # live local session ids
         self.stats = DriverStats()
@@ -101,7 +118,7 @@ class Crypto:
 
     def __init__(self, kernel: Kernel):
         self.kernel = kernel
-        self.drivers: list[Optional[CryptoDriver]] = []
+        self.drivers: list[Optional[CryptoCap]] = []
         self._queue: deque[CryptoOp] = deque()
         self._work: deque[Callable[[], Awaitable[Any]]] = deque()
         self._qchan = object()          # the wait channel of the crypto thread
@@ -120,25 +137,31 @@ class Crypto:
     def get_driverid(self, flags: int = 0) -> int:
         """A new driver id (``crypto_get_driverid``); ids are never reused."""
         cid = len(self.drivers)
-        self.drivers.append(CryptoDriver(cid, int(flags) & ~0x01))
+        self.drivers.append(CryptoCap(cid, int(flags) & ~0x01))
         return cid
 
-    def _driver(self, cid: Any) -> Optional[CryptoDriver]:
+    def _driver(self, cid: Any) -> Optional[CryptoCap]:
         if type(cid) is not int or cid < 0 or cid >= len(self.drivers):
             return None
         return self.drivers[cid]
 
     def register(self, cid: int, alg: int, maxoplen: int, flags: int,
-                 newsession: Callable, freesession: Callable, process: Callable) -> int:
-        """Register support for ``alg`` (``crypto_register``); callbacks set on first call."""
+                 driver: CryptoDriver) -> int:
+        """Register support for ``alg`` (``crypto_register``) by ``driver``, a
+        :class:`CryptoDriver`; the first call binds the driver id to it, later
+        calls must name the same object."""
         drv = self._driver(cid)
         if drv is None or drv.cleanup or type(alg) is not int \
                 or not 1 <= alg <= CRYPTO_ALGORITHM_MAX:
             return EINVAL
-        if drv.newsession is None:
-            if not (callable(newsession) and callable(process)):
+        if drv.driver is None:
+            if not isinstance(driver, CryptoDriver) or not all(
+                    callable(getattr(driver, m, None))
+                    for m in ("newsession", "freesession", "process")):
                 return EINVAL
-            drv.newsession, drv.freesession, drv.process = newsession, freesession, process
+            drv.driver = driver
+        elif driver is not drv.driver:
+            return EINVAL
         drv.algs[alg] = (maxoplen, flags)
         return 0
 
@@ -155,7 +178,7 @@ class Crypto:
             if drv.algs:
                 return 0
         drv.algs.clear()
-        drv.newsession = drv.freesession = drv.process = None
+        drv.driver = None
         if drv.lids:
             drv.cleanup = True
         else:
@@ -193,7 +216,7 @@ class Crypto:
         return list(chain)
 
     def select_driver(self, chain: list[CryptoIni], hard: bool,
-                      need_flags: int = 0) -> Optional[CryptoDriver]:
+                      need_flags: int = 0) -> Optional[CryptoCap]:
         """Hardware first, then software unless ``hard``; every algorithm supported;
         fewest sessions wins (lowest id on a tie)."""
         for software in (False, True):
@@ -201,7 +224,7 @@ class Crypto:
                 break
             best = None
             for drv in self.drivers:
-                if drv is None or drv.cleanup or drv.newsession is None \
+                if drv is None or drv.cleanup or drv.driver is None \
                         or drv.software != software:
                     continue
                 if need_flags and (drv.flags & need_flags) != need_flags:
@@ -225,7 +248,7 @@ class Crypto:
         if drv is None:
             return EINVAL, 0
         try:
-            r = await _call(drv.newsession, chain)
+            r = await _call(drv.driver.newsession, chain)
         except Exception as exc:  # noqa: BLE001 — a driver bug is an errno
             self.kernel.catchall(f"crypto{drv.cid}: newsession", exc)
             return EIO, 0
@@ -262,9 +285,9 @@ class Crypto:
         drv.lids.discard(lid)
         drv.stats.sessions = len(drv.lids)
         err = 0
-        if drv.freesession is not None:
+        if drv.driver is not None:
             try:
-                err = await _call(drv.freesession, lid)
+                err = await _call(drv.driver.freesession, lid)
             except Exception as exc:  # noqa: BLE001
                 self.kernel.catchall(f"crypto{hid}: freesession", exc)
                 err = EIO
@@ -379,7 +402,7 @@ class Crypto:
             return
         hid = sid >> 32
         drv = self._driver(hid)
-        if drv is None or drv.cleanup or drv.process is None:
+        if drv is None or drv.cleanup or drv.driver is None:
             if drv is not None and drv.cleanup:
                 await self.freesession(sid)
             await self._migrate(crp)
@@ -389,7 +412,7 @@ class Crypto:
         drv.stats.outstanding += 1
         crp.driver = drv
         try:
-            err = await _call(drv.process, crp)
+            err = await _call(drv.driver.process, crp)
         except Exception as exc:  # noqa: BLE001
             self.kernel.catchall(f"crypto{hid}: process", exc)
             err = EIO
@@ -400,7 +423,7 @@ class Crypto:
         else:
             self._fail(crp, err if type(err) is int else EIO)   # counted as the driver's error
 
-    async def _restart(self, drv: CryptoDriver, crp: CryptoOp) -> None:
+    async def _restart(self, drv: CryptoCap, crp: CryptoOp) -> None:
         """``process`` returned ERESTART: the driver is going away. Free the
         request's session on it (OpenBSD's crypto_invoke does not, which leaves
         the driver in cleanup with that session for good), unregister it and

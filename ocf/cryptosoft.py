@@ -77,7 +77,7 @@ class CryptoSoft:
         self.cid = crypto.get_driverid(CRYPTOCAP_F_SOFTWARE | CRYPTOCAP_F_ENCRYPT_MAC
                                        | CRYPTOCAP_F_MAC_ENCRYPT)
         for alg in SOFT_ALGORITHMS:
-            crypto.register(self.cid, alg, 0, 0, self.newsession, self.freesession, self.process)
+            crypto.register(self.cid, alg, 0, 0, self)
 
     # ------------------------------------------------------------ sessions
     def _check_ini(self, c: CryptoIni) -> Optional[_SwAlg]:

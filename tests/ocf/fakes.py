@@ -32,7 +32,7 @@ class FakeCard:
         self.line = next(_lines) if line is None else line
         self.cid = crypto.get_driverid(flags)
         for alg in algs:
-            crypto.register(self.cid, alg, 0, 0, self.newsession, self.freesession, self.process)
+            crypto.register(self.cid, alg, 0, 0, self)
         self.ih = self.kernel.intr_establish(self.line, self.intr, name)
         self.sessions: set[int] = set()
         self._lid = itertools.count(1)

@@ -8,6 +8,7 @@ from .fakes import FakeCard
 from ocf.cryptodefs import (CRYPTO_3DES_CBC, CRYPTO_ALGORITHM_ALL, CRYPTO_DES_CBC,
                             CRYPTO_F_DONE, CRYPTO_NULL, CRYPTO_SHA1_HMAC, CRYPTOCAP_F_MAC_ENCRYPT,
                             CRYPTOCAP_F_SOFTWARE, CryptoBuf, CryptoDesc, CryptoIni, CryptoOp)
+from ocf.crypto import CryptoDriver
 from sim.kernel.errno import EAGAIN, EINVAL, EIO, ENOENT
 
 
@@ -110,12 +111,35 @@ def test_freesession_errors():
 def test_register_unregister_errors():
     s = System()
     cid = s.crypto.get_driverid(0)
-    f = (lambda *a: (0, 1))
-    assert s.crypto.register(cid, 0, 0, 0, f, f, f) == EINVAL
-    assert s.crypto.register(cid, 99, 0, 0, f, f, f) == EINVAL
-    assert s.crypto.register(cid + 5, CRYPTO_NULL, 0, 0, f, f, f) == EINVAL
-    assert s.crypto.register(cid, CRYPTO_NULL, 0, 0, None, f, None) == EINVAL
-    assert s.crypto.register(cid, CRYPTO_NULL, 0, 0, f, f, f) == 0
+
+    class Driver:
+        def newsession(self, chain):
+            return 0, 1
+
+        def freesession(self, lid):
+            return 0
+
+        def process(self, crp):
+            return 0
+
+    class NoProcess:                  # not a CryptoDriver: no process method
+        def newsession(self, chain):
+            return 0, 1
+
+        def freesession(self, lid):
+            return 0
+
+    d = Driver()
+    assert isinstance(d, CryptoDriver) and not isinstance(NoProcess(), CryptoDriver)
+    assert s.crypto.register(cid, 0, 0, 0, d) == EINVAL
+    assert s.crypto.register(cid, 99, 0, 0, d) == EINVAL
+    assert s.crypto.register(cid + 5, CRYPTO_NULL, 0, 0, d) == EINVAL
+    assert s.crypto.register(cid, CRYPTO_NULL, 0, 0, NoProcess()) == EINVAL
+    assert s.crypto.register(cid, CRYPTO_NULL, 0, 0, None) == EINVAL
+    assert s.crypto.register(cid, CRYPTO_NULL, 0, 0, d) == 0
+    assert s.crypto.drivers[cid].driver is d
+    # one driver id is one driver: another object cannot add algorithms to it
+    assert s.crypto.register(cid, CRYPTO_3DES_CBC, 0, 0, Driver()) == EINVAL
     assert s.crypto.unregister(cid, CRYPTO_3DES_CBC) == EINVAL
     assert s.crypto.unregister(cid, CRYPTO_NULL) == 0          # last algorithm: removed
     assert s.crypto.drivers[cid] is None
@@ -128,7 +152,7 @@ def test_unregister_with_sessions_marks_cleanup_until_last_free():
     sids = [newsession(s, [null_ini()])[1] for _ in range(2)]
     assert s.crypto.unregister(card.cid, CRYPTO_ALGORITHM_ALL) == 0
     drv = s.crypto.drivers[card.cid]
-    assert drv is not None and drv.cleanup and drv.process is None
+    assert drv is not None and drv.cleanup and drv.driver is None
     # new sessions avoid it
     assert newsession(s, [null_ini()])[1] >> 32 == s.ocf.swcr.cid
 
@@ -368,7 +392,7 @@ def test_process_error_and_exception_complete_the_request():
 
     def broken(crp):
         raise RuntimeError("driver bug")
-    s2.crypto.drivers[card.cid].process = broken
+    card.process = broken
     err, sid = newsession(s2, [null_ini()])
     reqs = [make_req(s2, sid)]
     assert run_requests(s2, reqs)[id(reqs[0])] == [EIO]
