@@ -38,12 +38,19 @@ LINE_NAMES = ("ad", "cbe_n", "frame", "irdy", "trdy", "stop", "devsel")
 
 
 class Cmd:
-    """Bus commands (C/BE#[3:0] in the address phase; PCI 2.3 table 3-1)."""
+    """Bus commands (C/BE#[3:0] in the address phase; PCI 2.3 §3.1.1 table
+    3-1; 0100, 0101, 1000, 1001 are reserved). Also re-exported by
+    :mod:`hw.pci.pcireg`."""
+    INT_ACK         = 0b0000
+    SPECIAL_CYCLE   = 0b0001
+    IO_READ         = 0b0010
+    IO_WRITE        = 0b0011
     MEM_READ        = 0b0110
     MEM_WRITE       = 0b0111
     CFG_READ        = 0b1010
     CFG_WRITE       = 0b1011
     MEM_READ_MULT   = 0b1100
+    DUAL_ADDRESS    = 0b1101
     MEM_READ_LINE   = 0b1110
     MEM_WRITE_INV   = 0b1111
 

@@ -55,8 +55,10 @@ class HostBridge(wiring.Component):
             "dram_retry_every": In(8), "dram_abort_every": In(8),
         })
         self.dram = HostDram(dram_bytes, blackbox=blackbox_dram)
-        self.initiator = PciInitiator(depth=2)
-        self.target = PciTarget(fixed_base=0, fixed_size=dram_bytes)
+        #: the CPU's initiator and the DRAM target; their FSMs are named apart
+        #: (``cpu_state``, ``dram_state``) for waveform viewers
+        self.initiator = PciInitiator(depth=2, state_name="cpu_state")
+        self.target = PciTarget(fixed_base=0, fixed_size=dram_bytes, state_name="dram_state")
 
     def elaborate(self, platform):
         m = Module()

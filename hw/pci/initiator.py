@@ -20,12 +20,12 @@ resumes where the data stopped. After a retry REQ# is dropped for two clocks
 """
 
 from amaranth.hdl import Module, Signal, Mux, ResetInserter
-from amaranth.lib import data, fifo, wiring, stream
+from amaranth.lib import data, enum, fifo, wiring, stream
 from amaranth.lib.wiring import In, Out
 
 from .bus import AgentSignature, Cmd
 
-__all__ = ["PciInitiator", "InitiatorCommand", "Status", "RETRY_LIMIT"]
+__all__ = ["PciInitiator", "InitiatorCommand", "InitiatorState", "Status", "RETRY_LIMIT"]
 
 #: give up after this many consecutive retries of one transaction
 RETRY_LIMIT = 4096
@@ -49,11 +49,21 @@ class InitiatorCommand(data.Struct):
     last_be:  4      # byte enables of the last dword
 
 
-S_IDLE, S_ADDR, S_DATA, S_STOPPING, S_TURN = range(5)
+class InitiatorState(enum.IntEnum, shape=3):
+    """The initiator's transaction FSM (VCDs show the names). An IntEnum, so
+    ``ini.state == 0`` still means idle; prefer ``InitiatorState.IDLE``."""
+    IDLE = 0        # between transactions (REQ# when the next burst fits)
+    ADDR = 1        # address phase: FRAME#, address and command on the bus
+    DATA = 2        # data phases
+    STOPPING = 3    # FRAME# deasserted, the last data phase still open
+    TURN = 4        # one clock after the last data phase, then release
+
+
+S_IDLE, S_ADDR, S_DATA, S_STOPPING, S_TURN = InitiatorState
 
 
 class PciInitiator(wiring.Component):
-    def __init__(self, depth: int = 16):
+    def __init__(self, depth: int = 16, *, state_name: str = "state"):
         if depth < 1 or depth > 65535:
             raise ValueError("FIFO depth out of range")
         self.depth = depth
@@ -72,7 +82,8 @@ class PciInitiator(wiring.Component):
             "flush": In(1),              # empty both FIFOs (after an error)
             "busy":  Out(1),
         })
-        self.state = Signal(3)
+        #: the transaction FSM; ``state_name`` tells two initiators apart in a VCD
+        self.state = Signal(InitiatorState, name=state_name)
 
     def elaborate(self, platform):
         m = Module()

@@ -23,13 +23,27 @@ violation.
 """
 
 from amaranth.hdl import Elaboratable, Module, Signal, Mux, Cat
+from amaranth.lib import enum
 
 from .bus import Lines, Cmd
 
-__all__ = ["Monitor", "Checker", "CLASSES", "RULES"]
+__all__ = ["Monitor", "Checker", "CLASSES", "CycleClass", "RULES"]
 
 CLASSES = ("idle", "address", "data", "wait", "turnaround", "abort")
-C_IDLE, C_ADDR, C_DATA, C_WAIT, C_TURN, C_ABORT = range(6)
+
+
+class CycleClass(enum.IntEnum, shape=3):
+    """The class of a bus clock (``Monitor.cls``; value = index in CLASSES)."""
+    IDLE = 0
+    ADDRESS = 1
+    DATA = 2
+    WAIT = 3
+    TURNAROUND = 4
+    ABORT = 5
+
+
+assert tuple(c.name.lower() for c in CycleClass) == CLASSES
+C_IDLE, C_ADDR, C_DATA, C_WAIT, C_TURN, C_ABORT = CycleClass
 
 #: checker rules, bit index = position (PCI 2.3 section in the comment)
 RULES = (
@@ -112,7 +126,7 @@ class Monitor(Elaboratable):
         self.bus = Signal(Lines)
         self.master_of = Signal(range(n_agents + 1))   # resolver.frame_owner
         self.target_of = Signal(range(n_agents + 1))   # resolver.devsel_owner
-        self.cls = Signal(3)                           # class of this clock
+        self.cls = Signal(CycleClass)                  # class of this clock
         self.total = Signal(self.WIDTH)
         self.by_class = [Signal(self.WIDTH, name=f"mon_{c}") for c in CLASSES]
         # per agent as master: every class but idle

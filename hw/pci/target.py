@@ -27,13 +27,16 @@ decodes a fixed window (the host bridge's DRAM target).
 from dataclasses import dataclass
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, ResetInserter
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, enum, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import pcireg
 from .bus import AgentSignature, Cmd
+from .pcireg import COMMAND, STATUS
 
-__all__ = ["PciTarget", "BarSpec", "TargetPort", "TargetCommand", "merge_bytes",
-           "INITIAL_LIMIT", "SUBSEQUENT_LIMIT"]
+__all__ = ["PciTarget", "BarSpec", "TargetPort", "TargetCommand", "TargetState",
+           "merge_bytes", "INITIAL_LIMIT", "SUBSEQUENT_LIMIT", "COMMAND_WRITABLE",
+           "STATUS_W1C"]
 
 
 def merge_bytes(old, new, be):
@@ -78,28 +81,44 @@ TargetPort = wiring.Signature({
     "abort":     In(1),
 })
 
-# Command register bits (PCI 2.3 §6.2.2)
-CMD_MEM_ENABLE = 1 << 1
-CMD_BUS_MASTER = 1 << 2
-CMD_INT_DISABLE = 1 << 10
-COMMAND_WRITABLE = 0x0446      # memory, master, parity response, int disable
-# Status register bits
-STATUS_INT = 1 << 3
-STATUS_DEVSEL_MEDIUM = 1 << 9
-STATUS_SIG_TARGET_ABORT = 1 << 11
-STATUS_RX_TARGET_ABORT = 1 << 12
-STATUS_RX_MASTER_ABORT = 1 << 13
-STATUS_W1C = STATUS_SIG_TARGET_ABORT | STATUS_RX_TARGET_ABORT | STATUS_RX_MASTER_ABORT
+#: the COMMAND bits this target implements (the rest read 0, PCI 2.3 §6.2.2)
+COMMAND_WRITABLE = COMMAND.mask("memory_space", "bus_master", "parity_error_response",
+                                "intx_disable")
+#: the STATUS event bits this target keeps (write 1 to clear, PCI 2.3 §6.2.3)
+STATUS_W1C = STATUS.mask("signaled_target_abort", "received_target_abort",
+                         "received_master_abort")
+#: DEVSEL timing this target reports: medium (it asserts DEVSEL# at A+2)
+STATUS_DEVSEL = STATUS.devsel_timing.value(pcireg.DEVSEL_MEDIUM)
 
-# target FSM states (also visible in VCDs as ``state``)
-S_IDLE, S_DEVSEL, S_DATA, S_TURN = range(4)
+# Older names of the command/status bits (cards and tests import them from
+# here); the description is hw.pci.pcireg.
+CMD_MEM_ENABLE = COMMAND.memory_space.mask
+CMD_BUS_MASTER = COMMAND.bus_master.mask
+CMD_INT_DISABLE = COMMAND.intx_disable.mask
+STATUS_INT = STATUS.interrupt_status.mask
+STATUS_DEVSEL_MEDIUM = STATUS_DEVSEL
+STATUS_SIG_TARGET_ABORT = STATUS.signaled_target_abort.mask
+STATUS_RX_TARGET_ABORT = STATUS.received_target_abort.mask
+STATUS_RX_MASTER_ABORT = STATUS.received_master_abort.mask
+
+
+class TargetState(enum.IntEnum, shape=2):
+    """The target's transaction FSM (VCDs show the names)."""
+    IDLE = 0        # waiting for an address phase that hits
+    DEVSEL = 1      # clock A+1: decoding; DEVSEL# goes out next clock
+    DATA = 2        # data phases
+    TURN = 3        # one clock driving the control lines deasserted
+
+
+S_IDLE, S_DEVSEL, S_DATA, S_TURN = TargetState
 
 
 class PciTarget(wiring.Component):
     """Target half of a PCI agent (see module docstring)."""
 
     def __init__(self, *, vendor_id=0, device_id=0, class_code=0, revision=0,
-                 subsystem=0, int_pin=0, bars=(), fixed_base=None, fixed_size=None):
+                 subsystem=0, int_pin=0, bars=(), fixed_base=None, fixed_size=None,
+                 state_name="state"):
         self.has_config = fixed_base is None
         if not self.has_config:
             bars = (BarSpec(fixed_size, prefetchable=True),)
@@ -121,7 +140,8 @@ class PciTarget(wiring.Component):
             "int_status":    In(1),    # status bit 3: the function's interrupt is pending
             "started":       Out(1),   # pulse: this target claimed a transaction
         })
-        self.state = Signal(2)
+        #: the transaction FSM; ``state_name`` tells two targets apart in a VCD
+        self.state = Signal(TargetState, name=state_name)
 
     def elaborate(self, platform):
         m = Module()
@@ -146,22 +166,26 @@ class PciTarget(wiring.Component):
         ids = self.ids
         cfg_rdata = Signal(32)
         cfg_reg = Signal(6)            # dword index within the 256-byte header
+        R = pcireg
         with m.Switch(cfg_reg):
-            with m.Case(0x00 >> 2):
-                m.d.comb += cfg_rdata.eq((ids["device_id"] << 16) | ids["vendor_id"])
-            with m.Case(0x04 >> 2):
-                m.d.comb += cfg_rdata.eq(Cat(command, status | STATUS_DEVSEL_MEDIUM
+            with m.Case(R.ID.offset >> 2):
+                m.d.comb += cfg_rdata.eq(R.ID.bits(vendor_id=ids["vendor_id"],
+                                                   device_id=ids["device_id"]))
+            with m.Case(R.COMMAND.offset >> 2):      # STATUS is the upper half
+                m.d.comb += cfg_rdata.eq(Cat(command, status | STATUS_DEVSEL
                                              | Mux(self.int_status, STATUS_INT, 0)))
-            with m.Case(0x08 >> 2):
-                m.d.comb += cfg_rdata.eq((ids["class_code"] << 8) | ids["revision"])
-            with m.Case(0x0C >> 2):
+            with m.Case(R.CLASS.offset >> 2):
+                m.d.comb += cfg_rdata.eq(R.CLASS.bits(class_code=ids["class_code"],
+                                                      revision_id=ids["revision"]))
+            with m.Case(R.HEADER.offset >> 2):       # header type 0, no BIST
                 m.d.comb += cfg_rdata.eq(Cat(cache_line, latency_timer, Const(0, 16)))
             for i, spec in enumerate(self.bars):
-                with m.Case((0x10 >> 2) + i):
-                    m.d.comb += cfg_rdata.eq(bars[i] | (0x8 if spec.prefetchable else 0))
-            with m.Case(0x2C >> 2):
+                with m.Case(R.bar(i).offset >> 2):
+                    flags = R.bar(i).bits(prefetchable=int(spec.prefetchable))
+                    m.d.comb += cfg_rdata.eq(bars[i] | flags)
+            with m.Case(R.SUBSYSTEM.offset >> 2):
                 m.d.comb += cfg_rdata.eq(ids["subsystem"])
-            with m.Case(0x3C >> 2):
+            with m.Case(R.INTERRUPT.offset >> 2):
                 m.d.comb += cfg_rdata.eq(Cat(int_line, Const(ids["int_pin"], 8), Const(0, 16)))
 
         # ---------------------------------------------------------------
@@ -186,7 +210,7 @@ class PciTarget(wiring.Component):
             mask = ~(spec.size - 1) & 0xFFFF_FFFF
             if self.has_config:
                 base = bars[i]
-                enabled = command[1] & (bars[i] != 0)
+                enabled = command[COMMAND.memory_space.lsb] & (bars[i] != 0)
             else:
                 base = Const(self.fixed_base, 32)
                 enabled = Const(1)
@@ -375,16 +399,20 @@ class PciTarget(wiring.Component):
                 b = byte_lo + k
                 parts.append(Mux(be[b], wdata[8 * b:8 * b + 8], old[8 * k:8 * k + 8]))
             return Cat(*parts)
+        R = pcireg
         with m.Switch(cfg_reg):
-            with m.Case(0x04 >> 2):
-                m.d.sync += command.eq(merged(command, 0, 16) & COMMAND_WRITABLE)
-                m.d.comb += status_clr.eq(merged(Const(0, 16), 2, 16) & STATUS_W1C)
-            with m.Case(0x0C >> 2):
-                m.d.sync += [cache_line.eq(merged(cache_line, 0, 8)),
-                             latency_timer.eq(merged(latency_timer, 1, 8))]
+            with m.Case(R.COMMAND.offset >> 2):
+                m.d.sync += command.eq(merged(command, R.COMMAND.offset & 3, 16)
+                                       & COMMAND_WRITABLE)
+                m.d.comb += status_clr.eq(merged(Const(0, 16), R.STATUS.offset & 3, 16)
+                                          & STATUS_W1C)
+            with m.Case(R.HEADER.offset >> 2):
+                m.d.sync += [
+                    cache_line.eq(merged(cache_line, R.HEADER.cache_line_size.lsb // 8, 8)),
+                    latency_timer.eq(merged(latency_timer, R.HEADER.latency_timer.lsb // 8, 8))]
             for i, spec in enumerate(self.bars):
-                with m.Case((0x10 >> 2) + i):
-                    mask = ~(spec.size - 1) & 0xFFFF_FFF0
+                with m.Case(R.bar(i).offset >> 2):
+                    mask = ~(spec.size - 1) & R.BAR_MEM_MASK
                     m.d.sync += bars[i].eq(merged(bars[i], 0, 32) & mask)
-            with m.Case(0x3C >> 2):
-                m.d.sync += int_line.eq(merged(int_line, 0, 8))
+            with m.Case(R.INTERRUPT.offset >> 2):
+                m.d.sync += int_line.eq(merged(int_line, R.INTERRUPT.interrupt_line.lsb // 8, 8))
