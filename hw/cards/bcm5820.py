@@ -39,44 +39,20 @@ keeps the last failing address.
 Record, context and particle formats: :mod:`hw.dma.mcr`.
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, ResetInserter
+from amaranth.hdl import Module, Signal, Const, ResetInserter
 from amaranth.lib import wiring
 
 from ..crypto.params import card_engine_params
-from ..dma.mcr import McrEngine, ERR_CHAIN, MAX_PARTICLES
+from ..dma.mcr import McrEngine
 from .slot import CardSignature, connect_slot
+from .ubsecreg import (VENDOR_ID, DEVICE_ID, CLASS_CODE, REVISION, BAR_SIZE, MAX_PARTICLES,
+                       MCR1, CTRL, STAT, ERR, IMOD, UBSEC_REGS)
 from ..pci.initiator import PciInitiator, Status
-from ..pci.target import PciTarget, BarSpec, merge_bytes, \
+from ..pci.target import PciTarget, BarSpec, merge_bytes, CMD_INT_DISABLE, \
     STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
 
-__all__ = ["Bcm5820", "REG", "VENDOR_ID", "DEVICE_ID", "CLASS_CODE",
-           "CTRL_RESET", "CTRL_MCR2INT", "CTRL_MCR1INT", "CTRL_OFM", "CTRL_BE32",
-           "CTRL_BE64", "CTRL_DMAERR", "STAT_MCR1_BUSY", "STAT_MCR1_FULL",
-           "STAT_MCR1_DONE", "STAT_DMAERR", "STAT_MCR2_FULL", "STAT_MCR2_DONE",
-           "ERR_READ", "BAR_SIZE", "ERR_CHAIN", "MAX_PARTICLES"]
-
-VENDOR_ID = 0x14E4          # Broadcom (OpenBSD sys/dev/pci/pcidevs)
-DEVICE_ID = 0x5820
-CLASS_CODE = 0x0B4000       # processor / co-processor
-BAR_SIZE = 4096
-
-REG = dict(MCR1=0x00, CTRL=0x04, STAT=0x08, ERR=0x0C, MCR2=0x10, IMOD=0x14)
-
-# OpenBSD sys/dev/pci/ubsecreg.h
-CTRL_RESET = 0x8000_0000
-CTRL_MCR2INT = 0x4000_0000
-CTRL_MCR1INT = 0x2000_0000
-CTRL_OFM = 0x1000_0000
-CTRL_BE32 = 0x0800_0000
-CTRL_BE64 = 0x0400_0000
-CTRL_DMAERR = 0x0200_0000
-STAT_MCR1_BUSY = 0x8000_0000
-STAT_MCR1_FULL = 0x4000_0000
-STAT_MCR1_DONE = 0x2000_0000
-STAT_DMAERR = 0x1000_0000
-STAT_MCR2_FULL = 0x0800_0000
-STAT_MCR2_DONE = 0x0400_0000
-ERR_READ = 0x2
+# MAX_PARTICLES: drivers/ubsec.py imports it from here (the header is hw.cards.ubsecreg)
+__all__ = ["Bcm5820", "MAX_PARTICLES"]
 
 
 class Bcm5820(wiring.Component):
@@ -89,12 +65,12 @@ class Bcm5820(wiring.Component):
     def __init__(self, chunk: int = 32, mcr1_depth: int = 2):
         super().__init__(CardSignature)
         self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
-                                class_code=CLASS_CODE, revision=1, int_pin=1,
+                                class_code=CLASS_CODE, revision=REVISION, int_pin=1,
                                 bars=[BarSpec(BAR_SIZE)])
         self.initiator = PciInitiator(depth=2 * chunk)
         self.mcr = McrEngine(card_engine_params("bcm5820"), chunk=chunk,
                              data_depth=2 * chunk, mcr1_depth=mcr1_depth)
-        self.ctrl = Signal(32)
+        self.ctrl = Signal(CTRL.layout)
         self.stat_done = Signal()
         self.stat_dmaerr = Signal()
         self.reset_pending = Signal()
@@ -103,7 +79,8 @@ class Bcm5820(wiring.Component):
         """GTKWave groups: the registers, the record engine's FSMs, the transform engine."""
         eng = self.mcr.engine
         return {
-            "registers": [self.ctrl, self.stat_done, self.stat_dmaerr, self.reset_pending],
+            "registers": [self.ctrl.as_value(), self.stat_done, self.stat_dmaerr,
+                          self.reset_pending],
             "record engine": [self.mcr.main_state, self.mcr.in_state, self.mcr.out_state],
             "transform engine": [eng.state, eng.cmd.valid, eng.cmd.ready, eng.i.valid,
                                  eng.i.ready, eng.o.valid, eng.o.ready, eng.result.valid],
@@ -125,76 +102,74 @@ class Bcm5820(wiring.Component):
 
         ctrl = self.ctrl
         stat_done, stat_dmaerr = self.stat_done, self.stat_dmaerr
-        err = Signal(32)
-        imod = Signal(32)
+        err = Signal(ERR.layout)
+        imod = Signal(IMOD.layout)
         pend = Signal(8)                # records completed, MCR1_DONE not yet raised
         timer = Signal(24)
 
+        irq = Signal()
         m.d.comb += [
-            self.inta.eq(((stat_done & ctrl[29]) | (stat_dmaerr & ctrl[25]))
-                         & ~tgt.command[10]),
-            tgt.int_status.eq((stat_done & ctrl[29]) | (stat_dmaerr & ctrl[25])),
+            irq.eq((stat_done & ctrl.mcr1int) | (stat_dmaerr & ctrl.dmaerr)),
+            self.inta.eq(irq & ~(tgt.command & CMD_INT_DISABLE).any()),
+            tgt.int_status.eq(irq),
         ]
 
         # ---- registers -------------------------------------------------
         port = tgt.port
         m.d.comb += [port.cmd_ready.eq(1), port.retry.eq(0), port.abort.eq(0)]
-        reg = port.cmd.addr[2:5]
-        in_regs = port.cmd.addr[5:12] == 0
-        stat = Signal(32)
-        m.d.comb += stat.eq(Cat(Const(0, 26), Const(0, 1), Const(1, 1), stat_dmaerr, stat_done,
-                                mcr.mcr1_full, mcr.busy))
+        dword = port.cmd.addr[2:]       # dword index in the BAR
+        stat = Signal(STAT.layout)
+        m.d.comb += [stat.mcr1_busy.eq(mcr.busy), stat.mcr1_full.eq(mcr.mcr1_full),
+                     stat.mcr1_done.eq(stat_done), stat.dmaerr.eq(stat_dmaerr),
+                     stat.mcr2_full.eq(STAT.mcr2_full.reset)]
+        ctrl_rd = Signal(CTRL.layout)
+        m.d.comb += [ctrl_rd.eq(ctrl), ctrl_rd.board_reset.eq(self.reset_pending)]
+        readable = {CTRL: ctrl_rd, STAT: stat, ERR: err, IMOD: imod}   # others read 0
         rdata = Signal(32)
-        with m.If(in_regs):
-            with m.Switch(reg):
-                with m.Case(REG["CTRL"] >> 2):
-                    m.d.comb += rdata.eq(ctrl | (self.reset_pending << 31))
-                with m.Case(REG["STAT"] >> 2):
-                    m.d.comb += rdata.eq(stat)
-                with m.Case(REG["ERR"] >> 2):
-                    m.d.comb += rdata.eq(err)
-                with m.Case(REG["IMOD"] >> 2):
-                    m.d.comb += rdata.eq(imod)
+        with m.Switch(dword):
+            for r, v in readable.items():
+                with m.Case(r.offset // 4):
+                    m.d.comb += rdata.eq(v)
         rsp = Signal()
         rsp_data = Signal(32)
         m.d.sync += [rsp.eq(port.cmd_valid & ~port.cmd.write), rsp_data.eq(rdata)]
         m.d.comb += [port.rsp_valid.eq(rsp), port.rsp_data.eq(rsp_data)]
 
-        raise_done = Signal()
-        with m.If(port.cmd_valid & port.cmd.write & in_regs):
+        with m.If(port.cmd_valid & port.cmd.write):
             be = port.cmd.be
             wd = port.cmd.data
-            with m.Switch(reg):
-                with m.Case(REG["MCR1"] >> 2):
+            with m.Switch(dword):
+                with m.Case(MCR1.offset // 4):
                     m.d.comb += [mcr.mcr1_push.eq(~mcr.mcr1_full & ~self.reset_pending),
                                  mcr.mcr1_addr.eq(merge_bytes(Const(0, 32), wd, be))]
-                with m.Case(REG["CTRL"] >> 2):
-                    new = merge_bytes(ctrl, wd, be)
-                    m.d.sync += ctrl.eq(new & 0x7FFF_FFFF)
-                    with m.If(new[31]):
+                with m.Case(CTRL.offset // 4):
+                    new = Signal(CTRL.layout)
+                    m.d.comb += new.eq(merge_bytes(ctrl.as_value(), wd, be))
+                    m.d.sync += ctrl.eq(new.as_value() & CTRL.mask() & ~CTRL.board_reset.mask)
+                    with m.If(new.board_reset):
                         m.d.sync += self.reset_pending.eq(1)
-                with m.Case(REG["STAT"] >> 2):
-                    w1c = wd & Cat(*(be[k].replicate(8) for k in range(4)))
-                    with m.If(w1c[29]):
+                with m.Case(STAT.offset // 4):
+                    w1c = Signal(STAT.layout)
+                    m.d.comb += w1c.eq(merge_bytes(Const(0, 32), wd, be))
+                    with m.If(w1c.mcr1_done):
                         m.d.sync += stat_done.eq(0)
-                    with m.If(w1c[28]):
+                    with m.If(w1c.dmaerr):
                         m.d.sync += stat_dmaerr.eq(0)
-                with m.Case(REG["IMOD"] >> 2):
-                    m.d.sync += imod.eq(merge_bytes(imod, wd, be))
+                with m.Case(IMOD.offset // 4):
+                    m.d.sync += imod.eq(merge_bytes(imod.as_value(), wd, be))
 
         # ---- interrupt moderation (extension; IMOD = 0: every record) ----
-        imod_n = imod[0:8]
-        imod_t = imod[8:32]
+        raise_done = Signal()
         with m.If(mcr.record_done):
-            with m.If((imod_n <= 1) | (pend + 1 >= imod_n)):
+            with m.If((imod.n <= 1) | (pend + 1 >= imod.n)):
                 m.d.comb += raise_done.eq(1)
             with m.Else():
                 m.d.sync += pend.eq(pend + 1)
-        with m.Elif((pend != 0) & (imod_t == 0) & ~mcr.busy):
+        with m.Elif((pend != 0) & (imod.t == 0) & ~mcr.busy):
             # no timer: the last records' interrupt when nothing more is queued
             m.d.comb += raise_done.eq(1)
-        with m.Elif((pend != 0) & (imod_t != 0)):
-            with m.If(timer + 1 >= imod_t):
+        with m.Elif((pend != 0) & (imod.t != 0)):
+            with m.If(timer + 1 >= imod.t):
                 m.d.comb += raise_done.eq(1)
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
@@ -203,8 +178,8 @@ class Bcm5820(wiring.Component):
 
         # ---- DMA errors ----------------------------------------------------
         with m.If(mcr.dma_error):
-            m.d.sync += [stat_dmaerr.eq(1),
-                         err.eq(Cat(0, mcr.err_read, mcr.err_addr[2:]))]
+            m.d.sync += [stat_dmaerr.eq(1), err.read.eq(mcr.err_read),
+                         err.addr.eq(mcr.err_addr[2:])]
         with m.If(ini.done & (ini.done_status == Status.MASTER_ABORT)):
             m.d.comb += tgt.set_status.eq(STATUS_RX_MASTER_ABORT)
         with m.If(ini.done & (ini.done_status == Status.TARGET_ABORT)):

@@ -98,71 +98,11 @@ from ..crypto.engine import Cipher, Mac, Order, TransformEngine
 from ..pci.bus import Cmd
 from ..pci.initiator import InitiatorCommand, Status
 
-__all__ = ["McrEngine", "PktBuf", "McrHeader", "McrPacket", "ContextLong",
-           "MCR_DONE", "MCR_ERROR", "CTX_3DES", "CTX_INBOUND", "CTX_SHA1", "CTX_MD5",
-           "ERR_CONTEXT", "ERR_LENGTH", "ERR_INPUT", "ERR_OUTPUT", "ERR_CHAIN", "MAX_PARTICLES",
-           "MainState", "InState", "OutState", "MCR_BYTES", "MCR_PKT_BYTES",
-           "CONTEXT_BYTES", "PKTBUF_BYTES", "MAC_BYTES"]
+from ..cards.ubsecreg import (ContextLong, McrPacket, CTX_LONG_BYTES, MCR_ADD_BYTES,
+                              MAC_BYTES, MAX_PARTICLES, ERR_CONTEXT, ERR_LENGTH, ERR_INPUT,
+                              ERR_OUTPUT, ERR_CHAIN)
 
-
-# ---------------------------------------------------------------------------
-# Memory formats (OpenBSD ubsecreg.h). Bit 8k = byte k in memory.
-
-class PktBuf(data.Struct):
-    """``struct ubsec_pktbuf``."""
-    addr: 32
-    next: 32
-    len: 16           # UBS_PKTBUF_LEN 0000ffff
-    len_hi: 16        # unused
-
-
-class McrHeader(data.Struct):
-    pkts: 16
-    flags: 16
-
-
-class McrPacket(data.Struct):
-    """One packet of an MCR (``struct ubsec_mcr_add``; the first one follows
-    the header in ``struct ubsec_mcr``)."""
-    ctxp: 32
-    ipkt: PktBuf
-    reserved: 16
-    pktlen: 16
-    opkt: PktBuf
-
-
-class ContextLong(data.Struct):
-    """``struct ubsec_pktctx_long`` (5820)."""
-    len: 16
-    type: 16
-    flags: 16
-    offset: 16
-    deskey: data.ArrayLayout(32, 6)
-    iv: data.ArrayLayout(32, 2)
-    hminner: data.ArrayLayout(32, 5)
-    hmouter: data.ArrayLayout(32, 5)
-
-
-MCR_BYTES = 36            # header + first packet (struct ubsec_mcr)
-MCR_PKT_BYTES = 32        # each further packet
-CONTEXT_BYTES = 80        # long context
-PKTBUF_BYTES = 12
-MAC_BYTES = 12            # HMAC-SHA1-96 (RFC 2404), as ubsec.c returns
-assert McrPacket.as_shape().size == 8 * MCR_PKT_BYTES
-assert ContextLong.as_shape().size == 8 * CONTEXT_BYTES
-
-MCR_DONE = 0x0001
-MCR_ERROR = 0x0002
-CTX_3DES = 0x8000
-CTX_INBOUND = 0x4000
-CTX_SHA1 = 0x2000
-CTX_MD5 = 0x1000
-ERR_CONTEXT, ERR_LENGTH, ERR_INPUT, ERR_OUTPUT = 1, 2, 3, 4
-#: record error code of a chain the card refuses to walk (model's code, after
-#: the four above): a zero-length particle owing data, or over MAX_PARTICLES
-ERR_CHAIN = 5
-#: particles per input or output chain: OpenBSD ubsecvar.h UBS_MAX_SCATTER
-MAX_PARTICLES = 64
+__all__ = ["McrEngine", "MainState", "InState", "OutState"]
 
 
 def _dw(layout, *path):
@@ -523,7 +463,7 @@ class McrEngine(wiring.Component):
                         m.d.sync += mst.eq(MainState.DONE_DATA)
             with m.Case(MainState.CTX_RD):
                 m.d.comb += [r_main.valid.eq(1), r_main.read.eq(1), r_main.addr.eq(ctxp),
-                             r_main.count.eq(CONTEXT_BYTES // 4), r_main.dest.eq(D_CTX)]
+                             r_main.count.eq(CTX_LONG_BYTES // 4), r_main.dest.eq(D_CTX)]
                 with m.If(r_main.gnt):
                     m.d.sync += mst.eq(MainState.CTX_WAIT)
             with m.Case(MainState.CTX_WAIT):
@@ -594,8 +534,8 @@ class McrEngine(wiring.Component):
             m.d.sync += rec_err.eq(1)
 
         # the particles inside the packet's 32 bytes (pkt_addr is 32 past them)
-        in_first = pkt_addr - MCR_PKT_BYTES + 4 * _dw(McrPacket, "ipkt")
-        out_first = pkt_addr - MCR_PKT_BYTES + 4 * _dw(McrPacket, "opkt")
+        in_first = pkt_addr - MCR_ADD_BYTES + 4 * _dw(McrPacket, "ipkt")
+        out_first = pkt_addr - MCR_ADD_BYTES + 4 * _dw(McrPacket, "opkt")
         in_at = Signal(32)             # bus address of the input particle being read
         out_at = Signal(32)
 

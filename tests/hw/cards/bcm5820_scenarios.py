@@ -11,11 +11,12 @@ import hmac
 import random
 
 from drivers.pci import enumerate_bus
-from hw.cards.bcm5820 import (REG, CTRL_DMAERR, CTRL_MCR1INT, CTRL_RESET, STAT_DMAERR,
-                              STAT_MCR1_FULL)
-from hw.dma.mcr import (ContextLong, McrHeader, McrPacket, PktBuf, CTX_3DES, CTX_INBOUND,
-                        CTX_SHA1, CTX_MD5, MCR_DONE, MCR_ERROR, MCR_BYTES, MCR_PKT_BYTES,
-                        CONTEXT_BYTES, MAC_BYTES, MAX_PARTICLES)
+from hw import structs
+from hw.cards.ubsecreg import (UBSEC_REGS, CTRL, STAT, ContextLong, Mcr, McrHeader, McrPacket,
+                               PktBuf, UBS_PKTCTX_ENC_3DES, UBS_PKTCTX_INBOUND,
+                               UBS_PKTCTX_AUTH_SHA1, UBS_PKTCTX_AUTH_MD5, UBS_MCR_DONE,
+                               UBS_MCR_ERROR, MCR_BYTES, MCR_ADD_BYTES, CTX_LONG_BYTES,
+                               MAC_BYTES, MAX_PARTICLES, byte_offset)
 from hw.pci.target import CMD_BUS_MASTER
 from tests.hw.crypto.crypto_ref import cbc, hmac_midstates
 
@@ -23,14 +24,13 @@ BAD_ADDR = 0xF000_0000          # decoded by nobody: master abort
 
 
 def _bytes(layout, value):
-    c = layout.const(value)
-    return c.as_bits().to_bytes(layout.as_shape().size // 8, "little")
+    return structs.pack(layout, value)
 
 
 def context_bytes(flags, offset_words, key, iv, mackey):
     inner, outer = hmac_midstates(mackey) if mackey else (0, 0)
     return _bytes(ContextLong, {
-        "len": CONTEXT_BYTES, "type": 0, "flags": flags, "offset": offset_words,
+        "len": CTX_LONG_BYTES, "type": 0, "flags": flags, "offset": offset_words,
         "deskey": [int.from_bytes(key[4 * j:4 * j + 4], "big") for j in range(6)],
         "iv": [int.from_bytes(iv[0:4], "big"), int.from_bytes(iv[4:8], "big")],
         "hminner": [(inner >> 32 * (4 - j)) & 0xFFFF_FFFF for j in range(5)],
@@ -71,10 +71,10 @@ class Card:
             self.irq_fut.set_result(line)
 
     async def rd(self, reg):
-        return await self.host.mmio_read(self.base + REG[reg])
+        return await self.host.mmio_read(self.base + getattr(UBSEC_REGS, reg).offset)
 
     async def wr(self, reg, v):
-        await self.host.mmio_write(self.base + REG[reg], v)
+        await self.host.mmio_write(self.base + getattr(UBSEC_REGS, reg).offset, v)
 
     async def wait_irq(self, timeout_cycles=2_000_000):
         """Wait for INTA#: a register read first (flushes posted writes, so an
@@ -114,9 +114,9 @@ def place_packet(card, rng, pkt, bad_in=False):
     """Put a packet's context, particles and buffers in host memory; returns
     the McrPacket fields and the addresses to check."""
     mem = card.mem
-    flags = (CTX_3DES if pkt["cipher"] else 0) | (CTX_INBOUND if pkt["inbound"] else 0) \
-        | (CTX_SHA1 if pkt["mac"] else 0) | pkt.get("extra_flags", 0)
-    ctx = card.alloc(CONTEXT_BYTES)
+    flags = (UBS_PKTCTX_ENC_3DES if pkt["cipher"] else 0) | (UBS_PKTCTX_INBOUND if pkt["inbound"] else 0) \
+        | (UBS_PKTCTX_AUTH_SHA1 if pkt["mac"] else 0) | pkt.get("extra_flags", 0)
+    ctx = card.alloc(CTX_LONG_BYTES)
     mem.write(ctx, context_bytes(flags, pkt["offset"], pkt["key"], pkt["iv"], pkt["mackey"]))
 
     def chain(pieces, fill):
@@ -162,7 +162,7 @@ def place_packet(card, rng, pkt, bad_in=False):
 
 def build_record(card, rng, pkts, bad_in_pkt=None):
     mem = card.mem
-    mcr = card.alloc(MCR_BYTES + MCR_PKT_BYTES * (len(pkts) - 1))
+    mcr = card.alloc(MCR_BYTES + MCR_ADD_BYTES * (len(pkts) - 1))
     places = []
     raw = _bytes(McrHeader, {"pkts": len(pkts), "flags": 0})
     for i, p in enumerate(pkts):
@@ -191,7 +191,7 @@ async def attach_card(host, imod=0):
     devs = await enumerate_bus(host)
     dev = devs[0]
     card = Card(host, dev.bar(0).addr)
-    await card.wr("CTRL", CTRL_MCR1INT | CTRL_DMAERR)
+    await card.wr("CTRL", CTRL.mcr1int.mask | CTRL.dmaerr.mask)
     if imod:
         await card.wr("IMOD", imod)
     return dev, card
@@ -220,7 +220,7 @@ async def records(host, seed=1, n_records=1, pkts_per_record=1, sizes=(64,),
     while completed < n_records:
         while submitted < n_records:
             st = await card.rd("STAT")
-            if st & STAT_MCR1_FULL:
+            if st & STAT.mcr1_full.mask:
                 full_seen += 1
                 break
             await card.wr("MCR1", recs[submitted][0])
@@ -231,15 +231,15 @@ async def records(host, seed=1, n_records=1, pkts_per_record=1, sizes=(64,),
         interrupts += 1
         st = await card.rd("STAT")
         await card.wr("STAT", st)
-        if st & STAT_DMAERR:
+        if st & STAT.dmaerr.mask:
             failures.append(f"unexpected DMAERR, ERR={await card.rd('ERR'):#x}")
             break
         while completed < submitted:
             mcr, pkts, places = recs[completed]
             flags, pk, bad = check_record(card, mcr, pkts, places)
-            if not flags & MCR_DONE:
+            if not flags & UBS_MCR_DONE:
                 break
-            if flags & MCR_ERROR:
+            if flags & UBS_MCR_ERROR:
                 bad.append(f"record {completed}: ERROR flag, code {flags >> 8:#x}")
             if pk != len(pkts):
                 bad.append("pkts field overwritten")
@@ -259,7 +259,7 @@ async def register_basics(host):
     out["stat_after_mcr2"] = await card.rd("STAT")
     await card.wr("IMOD", 0x0000_6403)
     out["imod"] = await card.rd("IMOD")
-    await card.wr("CTRL", CTRL_RESET | CTRL_MCR1INT)
+    await card.wr("CTRL", CTRL.board_reset.mask | CTRL.mcr1int.mask)
     out["ctrl_after_reset"] = await card.rd("CTRL")
     out["imod_after_reset"] = await card.rd("IMOD")
     out["irq"] = host.irq_lines
@@ -273,7 +273,7 @@ async def errors_in_packets(host, seed=3):
     dev, card = await attach_card(host)
     good = make_packet(rng, size=32)
     md5 = make_packet(rng, size=32)
-    md5["extra_flags"] = CTX_MD5
+    md5["extra_flags"] = UBS_PKTCTX_AUTH_MD5
     badlen = make_packet(rng, size=36, mac=False)        # cipher region not 8-aligned
     short_out = make_packet(rng, size=32, mac=False)
     short_out["out_split"] = [16]                       # output chain too short
@@ -323,11 +323,11 @@ async def dma_error(host, seed=5, where="input"):
     flags = int.from_bytes(card.mem.read(mcr + 2, 2), "little")
     pci_status = await host.cfg_read(dev.slot, 4) >> 16
     # recovery, as the driver does it
-    await card.wr("CTRL", CTRL_RESET)
-    while await card.rd("CTRL") & CTRL_RESET:
+    await card.wr("CTRL", CTRL.board_reset.mask)
+    while await card.rd("CTRL") & CTRL.board_reset.mask:
         pass
     await card.wr("STAT", 0xFFFF_FFFF)
-    await card.wr("CTRL", CTRL_MCR1INT | CTRL_DMAERR)
+    await card.wr("CTRL", CTRL.mcr1int.mask | CTRL.dmaerr.mask)
     st_after = await card.rd("STAT")
     good = make_packet(rng, size=48)
     mcr2, places2 = build_record(card, rng, [good])
@@ -344,11 +344,11 @@ async def dma_error(host, seed=5, where="input"):
 
 async def recover(card):
     """The driver's DMA-error recovery: CTRL RESET, clear STAT, enable interrupts."""
-    await card.wr("CTRL", CTRL_RESET)
-    while await card.rd("CTRL") & CTRL_RESET:
+    await card.wr("CTRL", CTRL.board_reset.mask)
+    while await card.rd("CTRL") & CTRL.board_reset.mask:
         pass
     await card.wr("STAT", 0xFFFF_FFFF)
-    await card.wr("CTRL", CTRL_MCR1INT | CTRL_DMAERR)
+    await card.wr("CTRL", CTRL.mcr1int.mask | CTRL.dmaerr.mask)
 
 
 async def one_good_record(card, rng, size=48):
@@ -393,8 +393,8 @@ async def bme_outage(host, seed=13, size=256, off_us=60):
 
 
 #: byte offsets in a one-packet record of the input/output particles' fields
-IPKT, OPKT = 4 + 4, 4 + 20
-PB_NEXT, PB_LEN = 4, 8
+IPKT, OPKT = byte_offset(Mcr, "pkt", "ipkt"), byte_offset(Mcr, "pkt", "opkt")
+PB_NEXT, PB_LEN = byte_offset(PktBuf, "next"), byte_offset(PktBuf, "len")
 
 
 def _u32(mem, addr):
@@ -465,7 +465,7 @@ async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16,
     done_seen, interrupts, stamps = 0, 0, []
     sub = 0
     while done_seen < n_records:
-        while sub < n_records and not (await card.rd("STAT")) & STAT_MCR1_FULL:
+        while sub < n_records and not (await card.rd("STAT")) & STAT.mcr1_full.mask:
             await card.wr("MCR1", recs[sub][0])
             sub += 1
         if not await card.wait_irq(wait_cycles):
@@ -476,7 +476,7 @@ async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16,
         await card.wr("STAT", st)
         while done_seen < sub:
             flags, _, bad = check_record(card, *recs[done_seen])
-            if not flags & MCR_DONE:
+            if not flags & UBS_MCR_DONE:
                 break
             done_seen += 1
     return {"done": done_seen, "interrupts": interrupts, "stamps": stamps,

@@ -8,9 +8,8 @@ cases repeat them larger.
 
 import pytest
 
-from hw.cards.bcm5820 import (CTRL_DMAERR, CTRL_MCR1INT, ERR_READ, STAT_DMAERR,
-                              STAT_MCR1_BUSY, STAT_MCR1_DONE, STAT_MCR2_FULL)
-from hw.dma.mcr import ERR_CHAIN, ERR_OUTPUT, MAX_PARTICLES, MCR_DONE, MCR_ERROR
+from hw.cards.ubsecreg import (CTRL, STAT, ERR, ERR_CHAIN, ERR_OUTPUT, MAX_PARTICLES,
+                               UBS_MCR_DONE, UBS_MCR_ERROR)
 from hw.machine import MachineSpec, CardSpec
 from hw.pci.target import STATUS_RX_MASTER_ABORT
 from sim.experiment import run
@@ -34,10 +33,10 @@ def records(backend, dram=1 << 20, **kw):
 
 def test_ids_class_and_registers(backend):
     r = run(machine(), f"{SC}:register_basics", backend=backend)
-    assert r["ctrl"] == CTRL_MCR1INT | CTRL_DMAERR
-    assert r["stat"] == STAT_MCR2_FULL          # idle, no key engine
+    assert r["ctrl"] == CTRL.mcr1int.mask | CTRL.dmaerr.mask
+    assert r["stat"] == STAT.mcr2_full.mask          # idle, no key engine
     assert r["err"] == 0 and r["mcr2"] == 0
-    assert r["stat_after_mcr2"] == STAT_MCR2_FULL
+    assert r["stat_after_mcr2"] == STAT.mcr2_full.mask
     assert r["imod"] == 0x6403
     assert r["ctrl_after_reset"] == 0 and r["imod_after_reset"] == 0
     assert r["irq"] == 0 and r["checker"] == []
@@ -87,24 +86,24 @@ def test_mcr1_full_back_pressure(backend):
 def test_packet_errors_flag_the_record_and_spare_the_others(backend):
     r = run(machine(), f"{SC}:errors_in_packets", backend=backend)
     assert r["checker"] == [] and r["irq"]
-    assert r["stat"] & STAT_MCR1_DONE
-    assert r["flags"] & (MCR_DONE | MCR_ERROR) == MCR_DONE | MCR_ERROR
+    assert r["stat"] & STAT.mcr1_done.mask
+    assert r["flags"] & (UBS_MCR_DONE | UBS_MCR_ERROR) == UBS_MCR_DONE | UBS_MCR_ERROR
     assert r["flags"] >> 8 == ERR_OUTPUT         # the last error of the record
     assert r["res"] == {"good": [], "good2": [], "short_prefix_ok": True}
-    assert r["follow_flags"] == MCR_DONE and r["follow_bad"] == []
+    assert r["follow_flags"] == UBS_MCR_DONE and r["follow_bad"] == []
 
 
 @pytest.mark.parametrize("where", ["input", "mcr"])
 def test_dma_error_sets_dmaerr_err_and_reset_recovers(backend, where):
     r = run(machine(), f"{SC}:dma_error", {"where": where}, backend=backend)
     assert r["checker"] == [] and r["irq"]
-    assert r["stat"] & STAT_DMAERR and not r["stat"] & STAT_MCR1_DONE
-    assert r["stat"] & STAT_MCR1_BUSY            # halted mid-record
-    assert r["err"] == r["expect_err"] | ERR_READ
+    assert r["stat"] & STAT.dmaerr.mask and not r["stat"] & STAT.mcr1_done.mask
+    assert r["stat"] & STAT.mcr1_busy.mask            # halted mid-record
+    assert r["err"] == r["expect_err"] | ERR.read.mask
     assert r["flags"] == 0                       # no DONE for the failed record
     assert r["pci_status"] & STATUS_RX_MASTER_ABORT
-    assert r["stat_after_reset"] == STAT_MCR2_FULL
-    assert r["irq2"] and r["flags2"] == MCR_DONE and r["bad2"] == []
+    assert r["stat_after_reset"] == STAT.mcr2_full.mask
+    assert r["irq2"] and r["flags2"] == UBS_MCR_DONE and r["bad2"] == []
 
 
 def test_interrupt_moderation_n_records_or_t_cycles(backend):
@@ -134,11 +133,11 @@ def test_bus_master_disabled_is_a_dma_error_and_reset_recovers(backend):
     r = run(machine(), f"{SC}:bme_outage", backend=backend)
     assert r["checker"] == []
     assert r["starts_while_off"] == 0
-    assert r["irq"] and r["stat"] & STAT_DMAERR and not r["stat"] & STAT_MCR1_DONE
+    assert r["irq"] and r["stat"] & STAT.dmaerr.mask and not r["stat"] & STAT.mcr1_done.mask
     assert r["err"] != 0
     assert r["flags"] == 0
-    assert r["stat_after_reset"] == STAT_MCR2_FULL
-    assert r["irq2"] and r["flags2"] == MCR_DONE and r["bad2"] == []
+    assert r["stat_after_reset"] == STAT.mcr2_full.mask
+    assert r["irq2"] and r["flags2"] == UBS_MCR_DONE and r["bad2"] == []
 
 
 @pytest.mark.parametrize("kind", ["in_self", "out_self", "in_first0", "in_long", "out_long"])
@@ -148,10 +147,10 @@ def test_chain_errors_are_dma_errors_not_loops(kind):
     ERR_CHAIN (not DONE), STAT DMAERR, ERR = the particle; reset recovers."""
     r = run(machine(), f"{SC}:chain_error", {"kind": kind}, backend="pysim")
     assert r["checker"] == [] and r["irq"]
-    assert r["stat"] & STAT_DMAERR and not r["stat"] & STAT_MCR1_DONE
-    assert r["err"] == r["expect_err"] | ERR_READ
-    assert r["flags"] == MCR_ERROR | ERR_CHAIN << 8
-    assert r["irq2"] and r["flags2"] == MCR_DONE and r["bad2"] == []
+    assert r["stat"] & STAT.dmaerr.mask and not r["stat"] & STAT.mcr1_done.mask
+    assert r["err"] == r["expect_err"] | ERR.read.mask
+    assert r["flags"] == UBS_MCR_ERROR | ERR_CHAIN << 8
+    assert r["irq2"] and r["flags2"] == UBS_MCR_DONE and r["bad2"] == []
 
 
 def test_chains_of_max_particles_are_walked():
