@@ -576,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sp.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     sp.set_defaults(func=cmd_bench)
+
+    from .vcd import add_parser as vcd_parser
+    vcd_parser(sub)
     return p
 
 

@@ -16,8 +16,10 @@ entry on the chosen backend:
   ``verilator`` and slower; the path for users' own cocotb test benches.
 
 With ``vcd`` the run is dumped to that file (on ``verilator`` an FST when
-the name ends in ``.fst``); on pysim a GTKWave save file
-(:func:`gtkw_path`) groups the bus, arbitration, bridge and each card.
+the name ends in ``.fst``); beside a VCD, on every backend, a GTKWave save
+file (:func:`gtkw_path`, written by :mod:`sim.gtkw`) groups the bus,
+arbitration, bridge and each card, names FSM states and bus commands, and
+opens on the first transactions (docs/waveforms.md).
 
 Either way the entry sees the same :class:`sim.host.Host` and returns a
 JSON-able dict; :func:`run` adds ``_wall_s`` (wall time of the simulation
@@ -126,6 +128,21 @@ def gtkw_path(vcd: str) -> str:
     return (vcd[:-4] if vcd.endswith(".vcd") else vcd) + ".gtkw"
 
 
+def _with_save_file(result: dict, spec: MachineSpec, vcd: str | None) -> dict:
+    """Write the GTKWave save file beside a VCD (not an FST, which the
+    reader here cannot scan); ``_gtkw`` in the result names it."""
+    if vcd and not vcd.endswith(".fst") and os.path.exists(vcd):
+        from .gtkw import signal_paths, write_save
+        spec = MachineSpec.from_dict(spec.to_dict())
+        spec.blackbox_dram = False
+        top = Machine(spec)                  # a fresh copy only for its names
+        groups = top.vcd_traces()
+        written = write_save(gtkw_path(vcd), vcd, groups, signal_paths(top),
+                             period_ps=spec.period_ps)
+        result["_gtkw"] = written["gtkw"]
+    return result
+
+
 def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
         backend: str = "pysim", vcd: str | None = None,
         record: str | None = None) -> dict[str, Any]:
@@ -147,23 +164,22 @@ def run(spec: MachineSpec | dict, entry: str, args: dict | None = None, *,
 
         async def body(b):
             return await execute(b, spec.to_dict(), entry, args)
-        gtkw = gtkw_path(vcd) if vcd else None
-        result = run_pysim(top, spec.period_ps, body, vcd=vcd, gtkw=gtkw,
+        result = run_pysim(top, spec.period_ps, body, vcd=vcd, gtkw=None,
                            traces=top.vcd_traces() if vcd else ())
-        if gtkw:
-            result["_gtkw"] = gtkw
-        return result
+        return _with_save_file(result, spec, vcd)
     if backend == "verilator":
         from .verilator.direct import run_direct, trace_kind_of
         bdir = direct_build(spec, trace=trace_kind_of(vcd))
-        return run_direct(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
-                          vcd=vcd, progress=sys.stderr.isatty(), record=record,
-                          ports=spec.ports())
+        return _with_save_file(
+            run_direct(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
+                       vcd=vcd, progress=sys.stderr.isatty(), record=record,
+                       ports=spec.ports()), spec, vcd)
     if backend == COCOTB:
         from .verilator.runner import run_built
         bdir = verilator_build(spec, trace=vcd is not None)
-        return run_built(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
-                         vcd=vcd, progress=sys.stderr.isatty(), record=record,
-                         ports=spec.ports())
+        return _with_save_file(
+            run_built(bdir, spec.to_dict(), entry, args, period_ps=spec.period_ps,
+                      vcd=vcd, progress=sys.stderr.isatty(), record=record,
+                      ports=spec.ports()), spec, vcd)
     raise ValueError(f"unknown backend {backend!r} "
                      f"(choose from {', '.join(BACKENDS + (COCOTB,))})")
