@@ -21,29 +21,69 @@ BAR0, 4 KiB, non-prefetchable registers (byte offsets):
 ====  =========  ==========================================================
 
 Unaligned SRC/DST end in ERROR with status 3 without touching the bus.
+Other offsets of the BAR read 0 and ignore writes.
+
+The registers are described once (:func:`registers`, ``hw.regs``) and built
+by :class:`hw.cards.regfile.RegisterFile`; the card keeps BURST itself (a
+write saturates) and MOVED, the error code and BUSY.
 """
 
-from amaranth.hdl import Module, Signal, Mux, Cat
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Signal, Mux
+from amaranth.lib import enum, wiring
 
-from .slot import CardSignature, connect_slot
+from .regfile import RegisterFile
+from .slot import CardSignature, connect_slot, drive_inta, report_aborts
 from ..pci.bus import Cmd
 from ..pci.initiator import PciInitiator, Status
-from ..pci.target import PciTarget, BarSpec, merge_bytes, \
-    STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
+from ..pci.target import PciTarget, BarSpec
+from ..regs import Access, Field, Register, RegisterBlock
 
-__all__ = ["DmaTestCard", "REG", "VENDOR_ID", "DEVICE_ID"]
+__all__ = ["DmaTestCard", "REG", "VENDOR_ID", "DEVICE_ID", "registers", "CopyState"]
 
 VENDOR_ID = 0x0CF5
 DEVICE_ID = 0xD0A1
 CLASS_CODE = 0x080100
 ID_MAGIC = 0x0CF5D0A1
+BAR_SIZE = 4096
 
-REG = dict(SRC=0x00, DST=0x04, LEN=0x08, CTRL=0x0C, STATUS=0x10, INTEN=0x14,
-           BURST=0x18, ID=0x1C, MOVED=0x20)
-ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4
+RW, RO, W1C, SC = Access.RW, Access.RO, Access.W1C, Access.SC
 
-S_IDLE, S_NEXT, S_RD_ISSUE, S_RD_WAIT, S_WR_ISSUE, S_WR_WAIT = range(6)
+
+def registers(depth: int = 256) -> RegisterBlock:
+    """The card's BAR0 registers (the table above); ``depth``: BURST's reset."""
+    return RegisterBlock("dmatest", (
+        Register("SRC", 0x00, (Field("addr", 0, 32, RW, doc="ignored while busy"),)),
+        Register("DST", 0x04, (Field("addr", 0, 32, RW, doc="ignored while busy"),)),
+        Register("LEN", 0x08, (Field("bytes", 0, 32, RW, doc="ignored while busy"),)),
+        Register("CTRL", 0x0C, (Field("start", 0, 1, SC, doc="start a copy; reads 0"),)),
+        Register("STATUS", 0x10, (
+            Field("busy", 0, 1, RO), Field("done", 1, 1, W1C), Field("error", 2, 1, W1C),
+            Field("code", 4, 2, RO, doc="initiator status of the failing command"))),
+        Register("INTEN", 0x14, (Field("enable", 0, 1, RW),)),
+        Register("BURST", 0x18, (Field("dwords", 0, 16, RW, reset=depth,
+                                       doc="0 or more than DEPTH: DEPTH"),)),
+        Register("ID", 0x1C, (Field("magic", 0, 32, RO, reset=ID_MAGIC),)),
+        Register("MOVED", 0x20, (Field("bytes", 0, 32, RO),)),
+    ), size=BAR_SIZE)
+
+
+REGS = registers()
+#: byte offsets by name (the workload's view)
+REG = {r.name: r.offset for r in REGS}
+ST_BUSY, ST_DONE, ST_ERROR = (REGS.STATUS.mask(n) for n in ("busy", "done", "error"))
+
+
+class CopyState(enum.IntEnum, shape=3):
+    """The copy engine's FSM (VCDs show the names)."""
+    IDLE = 0
+    NEXT = 1        # size the next burst
+    RD_ISSUE = 2
+    RD_WAIT = 3
+    WR_ISSUE = 4
+    WR_WAIT = 5
+
+
+S_IDLE, S_NEXT, S_RD_ISSUE, S_RD_WAIT, S_WR_ISSUE, S_WR_WAIT = CopyState
 
 
 class DmaTestCard(wiring.Component):
@@ -52,9 +92,11 @@ class DmaTestCard(wiring.Component):
         super().__init__(CardSignature)
         self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
                                 class_code=CLASS_CODE, revision=1, int_pin=1,
-                                bars=[BarSpec(4096)])
+                                bars=[BarSpec(BAR_SIZE)])
         self.initiator = PciInitiator(depth=depth)
-        self.state = Signal(3)
+        # BURST's storage is the card's: a write saturates
+        self.regs = RegisterFile(registers(depth), external=("BURST.dwords",))
+        self.state = Signal(CopyState)
 
     def vcd_traces(self) -> dict:
         return {"copy engine": [self.state]}
@@ -63,61 +105,38 @@ class DmaTestCard(wiring.Component):
         m = Module()
         m.submodules.target = tgt = self.target
         m.submodules.initiator = ini = self.initiator
+        m.submodules.regs = rf = self.regs
         connect_slot(m, self, tgt, ini)
+        wiring.connect(m, tgt.port, rf.port)
+        report_aborts(m, ini, tgt)
         # read data flows straight back out as write data
         wiring.connect(m, ini.rdata, ini.wdata)
 
-        src, dst, length = Signal(32), Signal(32), Signal(32)
-        inten = Signal()
-        burst_reg = Signal(16, init=self.depth)
-        done, error, err_code = Signal(), Signal(), Signal(2)
+        src, dst, length = rf.SRC.addr.data, rf.DST.addr.data, rf.LEN.bytes.data
+        inten = rf.INTEN.enable.data
+        done_f, error_f = rf.STATUS.done, rf.STATUS.error
+        done, error = done_f.data, error_f.data
+        err_code = Signal(2)
         moved = Signal(32)
+        burst_reg = Signal(16, init=self.depth)
         state = self.state
         busy = state != S_IDLE
 
-        m.d.comb += [self.inta.eq((done | error) & inten & ~tgt.command[10]),
-                     tgt.int_status.eq(done | error)]
+        drive_inta(m, self, tgt, (done | error) & inten, status=done | error)
 
         # ---- registers -------------------------------------------------
-        port = tgt.port
-        m.d.comb += [port.cmd_ready.eq(1), port.retry.eq(0), port.abort.eq(0)]
         start = Signal()
-        reg = port.cmd.addr[2:8]
-        rdata = Signal(32)
-        with m.Switch(reg):
-            with m.Case(REG["SRC"] >> 2):    m.d.comb += rdata.eq(src)
-            with m.Case(REG["DST"] >> 2):    m.d.comb += rdata.eq(dst)
-            with m.Case(REG["LEN"] >> 2):    m.d.comb += rdata.eq(length)
-            with m.Case(REG["STATUS"] >> 2):
-                m.d.comb += rdata.eq(Cat(busy, done, error, Signal(1), err_code))
-            with m.Case(REG["INTEN"] >> 2):  m.d.comb += rdata.eq(inten)
-            with m.Case(REG["BURST"] >> 2):  m.d.comb += rdata.eq(burst_reg)
-            with m.Case(REG["ID"] >> 2):     m.d.comb += rdata.eq(ID_MAGIC)
-            with m.Case(REG["MOVED"] >> 2):  m.d.comb += rdata.eq(moved)
-        rsp = Signal()
-        rsp_data = Signal(32)
-        m.d.sync += [rsp.eq(port.cmd_valid & ~port.cmd.write), rsp_data.eq(rdata)]
-        m.d.comb += [port.rsp_valid.eq(rsp), port.rsp_data.eq(rsp_data)]
-        with m.If(port.cmd_valid & port.cmd.write):
-            be = port.cmd.be
-            wd = port.cmd.data & Cat(*(be[k].replicate(8) for k in range(4)))
-            with m.Switch(reg):
-                with m.Case(REG["SRC"] >> 2):
-                    with m.If(~busy): m.d.sync += src.eq(merge_bytes(src, wd, be))
-                with m.Case(REG["DST"] >> 2):
-                    with m.If(~busy): m.d.sync += dst.eq(merge_bytes(dst, wd, be))
-                with m.Case(REG["LEN"] >> 2):
-                    with m.If(~busy): m.d.sync += length.eq(merge_bytes(length, wd, be))
-                with m.Case(REG["CTRL"] >> 2):
-                    m.d.comb += start.eq(wd[0] & ~busy)
-                with m.Case(REG["STATUS"] >> 2):
-                    m.d.sync += [done.eq(done & ~wd[1]), error.eq(error & ~wd[2])]
-                with m.Case(REG["INTEN"] >> 2):
-                    with m.If(be[0]): m.d.sync += inten.eq(wd[0])
-                with m.Case(REG["BURST"] >> 2):
-                    nb = merge_bytes(burst_reg, wd[0:16], be[0:2])
-                    m.d.sync += burst_reg.eq(Mux((nb == 0) | (nb > self.depth),
-                                                 self.depth, nb))
+        m.d.comb += [
+            rf.SRC.addr.lock.eq(busy), rf.DST.addr.lock.eq(busy), rf.LEN.bytes.lock.eq(busy),
+            start.eq(rf.CTRL.start.w_stb & ~busy),
+            rf.STATUS.busy.data.eq(busy), rf.STATUS.code.data.eq(err_code),
+            rf.BURST.dwords.data.eq(burst_reg), rf.MOVED.bytes.data.eq(moved),
+            # a new copy clears DONE and ERROR unless it ends at once
+            done_f.clr.eq(start & ~done_f.set), error_f.clr.eq(start & ~error_f.set),
+        ]
+        with m.If(rf.BURST.dwords.w_stb):
+            nb = rf.BURST.dwords.w_data
+            m.d.sync += burst_reg.eq(Mux((nb == 0) | (nb > self.depth), self.depth, nb))
 
         # ---- copy engine -----------------------------------------------
         rd_addr, wr_addr = Signal(32), Signal(32)
@@ -129,20 +148,20 @@ class DmaTestCard(wiring.Component):
         ini_cmd = ini.cmd.payload
 
         def fail(code):
-            m.d.sync += [state.eq(S_IDLE), error.eq(1), err_code.eq(code)]
+            m.d.sync += [state.eq(S_IDLE), err_code.eq(code)]
+            m.d.comb += error_f.set.eq(1)
 
         with m.Switch(state):
             with m.Case(S_IDLE):
                 with m.If(start):
-                    m.d.sync += [done.eq(0), error.eq(0), moved.eq(0),
-                                 rd_addr.eq(src), wr_addr.eq(dst),
+                    m.d.sync += [moved.eq(0), rd_addr.eq(src), wr_addr.eq(dst),
                                  dwords_left.eq((length + 3) >> 2),
                                  last_be.eq(Mux(length[0:2] == 0, 0xF,
                                                 (1 << length[0:2]) - 1))]
                     with m.If((src[0:2] != 0) | (dst[0:2] != 0)):
                         fail(Status.GIVE_UP)
                     with m.Elif(length == 0):
-                        m.d.sync += done.eq(1)
+                        m.d.comb += done_f.set.eq(1)
                     with m.Else():
                         m.d.sync += state.eq(S_NEXT)
             with m.Case(S_NEXT):
@@ -179,12 +198,8 @@ class DmaTestCard(wiring.Component):
                                      dwords_left.eq(dwords_left - chunk),
                                      moved.eq(Mux(final, length, moved + (chunk << 2)))]
                         with m.If(final):
-                            m.d.sync += [state.eq(S_IDLE), done.eq(1)]
+                            m.d.sync += state.eq(S_IDLE)
+                            m.d.comb += done_f.set.eq(1)
                         with m.Else():
                             m.d.sync += state.eq(S_NEXT)
-
-        with m.If(ini.done & (ini.done_status == Status.MASTER_ABORT)):
-            m.d.comb += tgt.set_status.eq(STATUS_RX_MASTER_ABORT)
-        with m.If(ini.done & (ini.done_status == Status.TARGET_ABORT)):
-            m.d.comb += tgt.set_status.eq(STATUS_RX_TARGET_ABORT)
         return m

@@ -4,15 +4,29 @@ A card component has the signature :data:`CardSignature`: its target and
 initiator agents (``pci_t``, ``pci_m``, each a set of o/oe drivers plus the
 resolved bus), its REQ#/GNT# pair, its IDSEL and its INTA#. ``hw.machine``
 plugs any such component into a slot.
+
+Shared wiring a card's ``elaborate`` calls:
+
+- :func:`connect_slot` — agents, REQ#/GNT#, IDSEL, latency timer, Bus Master
+  Enable;
+- :func:`report_aborts` — the initiator's master/target aborts into the
+  target's configuration status (Received Master Abort / Received Target
+  Abort, PCI 2.3 §6.2.3);
+- :func:`drive_inta` — INTA# gated by the command register's Interrupt
+  Disable, and the status register's Interrupt Status (§6.2.2, §6.2.3).
+
+The register read pipeline (one clock from request to ``rsp_valid``) is
+:class:`hw.cards.regfile.RegisterFile`'s.
 """
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..pci.bus import AgentSignature
-from ..pci.target import CMD_BUS_MASTER
+from ..pci.initiator import Status
+from ..pci.pcireg import COMMAND, STATUS
 
-__all__ = ["CardSignature", "connect_slot"]
+__all__ = ["CardSignature", "connect_slot", "report_aborts", "drive_inta"]
 
 CardSignature = wiring.Signature({
     "pci_t": Out(AgentSignature),
@@ -34,5 +48,25 @@ def connect_slot(m, card, target, initiator) -> None:
         target.idsel.eq(card.idsel),
         card.req.eq(initiator.req), initiator.gnt.eq(card.gnt),
         initiator.latency_timer.eq(target.latency_timer),
-        initiator.master_enable.eq((target.command & CMD_BUS_MASTER).any()),
+        initiator.master_enable.eq(target.command[COMMAND.bus_master.lsb]),
     ]
+
+
+def report_aborts(m, initiator, target) -> None:
+    """When a command of ``initiator`` ends in master abort or target abort,
+    pulse Received Master Abort / Received Target Abort into ``target``'s
+    status register (``set_status``; PCI 2.3 §6.2.3). Drives all of
+    ``target.set_status``: a card calling this sets no other status bits."""
+    done = initiator.done
+    with m.If(done & (initiator.done_status == Status.MASTER_ABORT)):
+        m.d.comb += target.set_status.eq(STATUS.received_master_abort.mask)
+    with m.If(done & (initiator.done_status == Status.TARGET_ABORT)):
+        m.d.comb += target.set_status.eq(STATUS.received_target_abort.mask)
+
+
+def drive_inta(m, card, target, pending, *, status=None) -> None:
+    """INTA# = ``pending`` unless the command register's Interrupt Disable is
+    set (PCI 2.3 §6.2.2); the status register's Interrupt Status shows
+    ``status`` (default ``pending``), whatever Interrupt Disable says (§6.2.3)."""
+    m.d.comb += [card.inta.eq(pending & ~target.command[COMMAND.intx_disable.lsb]),
+                 target.int_status.eq(pending if status is None else status)]
