@@ -117,7 +117,7 @@ def _des_rows(backend, blocks):
             rows.append(dict(alg="3DES" if triple else "DES", backend=backend,
                              rounds_per_cycle=rpc, block_bytes=8, cycles_per_block=cpb,
                              mbps_33=mbps(cpb, 8, 33), mbps_66=mbps(cpb, 8, 66),
-                             ref_mbps=None, cycles_per_s=cps, cycles_per_cpu_s=cpu_cps))
+                             cycles_per_s=cps, cycles_per_cpu_s=cpu_cps))
     return rows
 
 
@@ -136,7 +136,7 @@ def _sha_rows(backend, blocks):
         rows.append(dict(alg="SHA1", backend=backend, rounds_per_cycle=rpc,
                          block_bytes=64, cycles_per_block=cpb,
                          mbps_33=mbps(cpb, 64, 33), mbps_66=mbps(cpb, 64, 66),
-                         ref_mbps=None, cycles_per_s=cps, cycles_per_cpu_s=cpu_cps))
+                         cycles_per_s=cps, cycles_per_cpu_s=cpu_cps))
     return rows
 
 
@@ -159,7 +159,7 @@ def _engine_rows(backend, nbytes):
                          block_bytes=8, cycles_per_block=cpb,
                          mbps_33=mbps(cpb, 8, 33), mbps_66=mbps(cpb, 8, 66),
                          clock_mhz=p.clock_mhz,
-                         mbps_card=mbps(cpb, 8, p.clock_mhz), ref_mbps=p.ref_mbps,
+                         mbps=mbps(cpb, 8, p.clock_mhz), ref_mbps=p.ref_mbps,
                          meets_ref=mbps(cpb, 8, p.clock_mhz) >= p.ref_mbps,
                          cycles_per_s=r.cycles / wall, cycles_per_cpu_s=r.cycles / cpu))
     return rows
@@ -332,13 +332,13 @@ def _verilator_rows(quick):
                 cpb = m["cycles"] * fields["block_bytes"] / (m["blocks"] * unit_bytes)
                 row = dict(fields, backend="verilator", cycles_per_block=cpb,
                            mbps_33=mbps(cpb, fields["block_bytes"], 33),
-                           mbps_66=mbps(cpb, fields["block_bytes"], 66), ref_mbps=None,
+                           mbps_66=mbps(cpb, fields["block_bytes"], 66),
                            cycles_per_s=m["cycles"] / m["wall_s"],
                            cycles_per_cpu_s=m["cycles"] / max(m["cpu_s"], 1e-9),
                            sim_cycles=m["cycles"], wall_s=m["wall_s"], build_s=build_s)
                 if fields["alg"].startswith("engine"):
                     p = CARD_ENGINE_PARAMS[fields["alg"].split()[1]]
-                    row.update(clock_mhz=p.clock_mhz, mbps_card=mbps(cpb, 8, p.clock_mhz),
+                    row.update(clock_mhz=p.clock_mhz, mbps=mbps(cpb, 8, p.clock_mhz),
                                ref_mbps=p.ref_mbps,
                                meets_ref=mbps(cpb, 8, p.clock_mhz) >= p.ref_mbps)
                 rows.append(row)
@@ -432,10 +432,10 @@ def format_table(result) -> str:
     lines.append("Chosen engine parameters (hw.crypto.CARD_ENGINE_PARAMS):")
     for card, c in result["chosen"].items():
         meas = [r for r in result["rows"] if r["alg"].startswith(f"engine {card}")
-                and r.get("mbps_card")]
+                and r.get("mbps")]
         # the longest packet measured (long-packet regime), pysim first
         meas.sort(key=lambda r: (-int(r["alg"].split()[-1].rstrip("B")), r["backend"]))
-        m = f", measured {meas[0]['mbps_card']:.1f} Mbps ({meas[0]['alg'].split()[-1]})" \
+        m = f", measured {meas[0]['mbps']:.1f} Mbps ({meas[0]['alg'].split()[-1]})" \
             if meas else ""
         lines.append(f"  {card}: des_rounds={c['des_rounds']} sha_rounds={c['sha_rounds']} "
                      f"@ {c['clock_mhz']:.0f} MHz → model {c['model_mbps']:.1f} Mbps{m} "

@@ -30,7 +30,7 @@ from ocfsim.machines import crypto_machine
 from ocfsim.sweep import Sweep, where_text
 from sim.experiment import run
 
-__all__ = ["run_bench", "format_table", "main", "SERIES"]
+__all__ = ["run_bench", "format_table", "plot", "main", "SERIES", "CALIBRATED"]
 
 SIZES = (16, 64, 256, 1024, 8192, 16384)
 #: every series uses every size, so sizes are multiples of the DES/3DES block
@@ -108,33 +108,56 @@ def format_table(result: dict) -> str:
     return text
 
 
-def plot(result: dict, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
+#: (series, size) points the default host profile was calibrated on
+#: (sim/profiles/p3-1400-openbsd.toml: the paper's KERNEL-NULL figures, §5.2):
+#: there the model reproduces the paper by construction, elsewhere it predicts
+CALIBRATED = {("null", 1024), ("null", 8192)}
+
+
+def plot(result: dict, logy: bool = False):
+    """Figure 1 from a ``run_bench`` result, as a matplotlib Figure: bars per
+    series and size, the paper's figures as black ticks, the points the host
+    profile was calibrated on hatched (the caller saves or shows it)."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     series = list(dict.fromkeys(r["series"] for r in result["rows"]))
     sizes = sorted({r["size"] for r in result["rows"]})
     fig, ax = plt.subplots(figsize=(9, 4.8))
     width = 0.8 / max(1, len(series))
     x = np.arange(len(sizes))
+    calibrated = False
     for i, s in enumerate(series):
         vals = [next((r["mbps"] for r in result["rows"]
                       if r["series"] == s and r["size"] == z), 0) for z in sizes]
-        ax.bar(x + i * width, vals, width, label=s)
-        refs = [PAPER.get(s, {}).get(z) for z in sizes]
-        for j, ref in enumerate(refs):
+        bars = ax.bar(x + i * width, vals, width, label=s)
+        for bar, z in zip(bars, sizes):
+            if (s, z) in CALIBRATED:
+                bar.set_hatch("//")
+                bar.set_edgecolor("black")
+                calibrated = True
+        for j, z in enumerate(sizes):
+            ref = PAPER.get(s, {}).get(z)
             if ref is not None:
                 ax.plot([x[j] + i * width - width / 2, x[j] + i * width + width / 2],
                         [ref, ref], "k-", lw=1.5)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="k", lw=1.5,
+                          label="paper (Tables 1-2 one thread, §5.2 KERNEL-NULL)"))
+    if calibrated:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//",
+                             label="host profile calibrated here (not a prediction)"))
     ax.set_xticks(x + width * (len(series) - 1) / 2, [str(z) for z in sizes])
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel("buffer size (bytes)")
     ax.set_ylabel("Mbit/s")
-    ax.set_title("/dev/crypto, one process (black ticks: paper, Tables 1-2 and §5.2)")
-    ax.legend(fontsize=8)
+    ax.set_title("/dev/crypto, one process, against the OCF paper")
+    ax.legend(handles=handles, fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
 
 
 #: the plot written when no --plot is given (and the run does not print JSON)
@@ -165,7 +188,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import make_parent, plot_path, print_result
+    from ocfsim.cli import plot_path, print_result, save_plot
     from ocfsim.sweep import CellError, from_args as sweep_from_args, report_failure
     p = build_parser()
     args = p.parse_args(argv)
@@ -180,8 +203,7 @@ def main(argv=None) -> int:
     except CellError as exc:
         return report_failure(p.prog, exc)
     if plot_file:
-        make_parent(plot_file)
-        plot(result, plot_file)
+        save_plot(args, plot(result, logy=args.logy), plot_file)
         result["plot"] = plot_file
     print_result(p, argv, args, "fig1", result, format_table, args.seed)
     return 0 if all(r["ok"] for r in result["rows"]) else 1

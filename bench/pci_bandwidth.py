@@ -28,7 +28,7 @@ from sim.experiment import run
 from ocfsim.machines import dma_machine
 from ocfsim.sweep import Sweep, where_text
 
-__all__ = ["run_bench", "format_table", "main"]
+__all__ = ["run_bench", "format_table", "plot", "backends_agree", "main"]
 
 #: host DRAM read latency R in the reference model: our DRAM target answers
 #: with medium DEVSEL# and one clock of memory latency (hw/pci/host_bridge.py)
@@ -121,9 +121,23 @@ def format_table(result: dict) -> str:
     return text
 
 
-def plot(result: dict, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
+def backends_agree(result: dict) -> bool:
+    """True when two or more backends ran the same sweep points and every
+    point gave the same bus cycles and bus figures on each."""
+    sweep = [r for r in result["rows"] if r.get("kind", "sweep") == "sweep"]
+    backends = sorted({r["backend"] for r in sweep})
+    if len(backends) < 2:
+        return False
+    by = {}
+    for r in sweep:
+        by.setdefault((r["masters"], r["burst"], r["size"]), {})[r["backend"]] = \
+            (r["sim_cycles"], r["efficiency"], r["pci_utilisation"], r["mbps"])
+    return all(len(v) == len(backends) and len(set(v.values())) == 1 for v in by.values())
+
+
+def plot(result: dict, logy: bool = False):
+    """The efficiency plot of a ``run_bench`` result, as a matplotlib Figure
+    (the caller saves or shows it)."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sweep = [r for r in result["rows"] if r.get("kind", "sweep") == "sweep"]
@@ -135,16 +149,27 @@ def plot(result: dict, path: str) -> None:
         ax.plot([r["burst"] for r in pts], [100 * r["efficiency"] for r in pts],
                 label=f"{m} master(s), {backend}", **style)
     bursts = sorted({r["burst"] for r in sweep})
-    ax.plot(bursts, [100 * ref_efficiency(b) for b in bursts], "k--",
-            label="app-note model 2D/(2D+5+R)")
+    # markers too, so a sweep of one burst length still shows the reference
+    ax.plot(bursts, [100 * ref_efficiency(b) for b in bursts], "k--", marker="D",
+            markerfacecolor="none", markersize=7,
+            label=f"app-note model 2D/(2D+5+R), R = {REF_READ_LATENCY} clocks")
     ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel("burst length (dwords)")
     ax.set_ylabel("data-cycle efficiency of the DMA masters (%)")
-    ax.set_title("PCI 32-bit/33 MHz DMA efficiency (backends agree cycle for cycle)")
+    backends = sorted({r["backend"] for r in sweep})
+    if backends_agree(result):
+        note = f"{' and '.join(backends)} agree cycle for cycle"
+    elif len(backends) > 1:
+        note = f"{' and '.join(backends)} DIFFER"
+    else:
+        note = f"{backends[0] if backends else 'no'} backend"
+    ax.set_title(f"PCI 32-bit/33 MHz DMA efficiency ({note})")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
 
 
 #: the plot written when no --plot is given (and the run does not print JSON)
@@ -179,7 +204,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ocfsim.cli import make_parent, plot_path, print_result
+    from ocfsim.cli import plot_path, print_result, save_plot
     from ocfsim.sweep import CellError, from_args as sweep_from_args, report_failure
     p = build_parser()
     args = p.parse_args(argv)
@@ -194,8 +219,7 @@ def main(argv=None) -> int:
     except CellError as exc:
         return report_failure(p.prog, exc)
     if plot_file:
-        make_parent(plot_file)
-        plot(result, plot_file)
+        save_plot(args, plot(result, logy=args.logy), plot_file)
         result["plot"] = plot_file
     print_result(p, argv, args, "pci", result, format_table, args.seed)
     return 0 if all(r["ok"] for r in result["rows"]) else 1

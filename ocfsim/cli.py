@@ -22,7 +22,7 @@ import tempfile
 import time
 
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
-           "output_file", "unwritable", "plot_options", "plot_path", "profile_arg",
+           "output_file", "unwritable", "plot_options", "plot_path", "save_plot", "profile_arg",
            "make_parent", "version", "provenance", "command_line", "out_folder", "out_options",
            "write_outputs", "print_result", "dask_address", "sweep_options"]
 
@@ -230,6 +230,21 @@ def plot_options(parser: argparse.ArgumentParser, default: str) -> None:
                              f"else {default}, and none with --json")
     parser.add_argument("--no-plot", dest="plot", action="store_const", const="",
                         help="write no plot")
+    parser.add_argument("--logy", action="store_true", help="logarithmic y axis on the plot")
+
+
+def save_plot(args, fig, path: str) -> None:
+    """Write a benchmark's Figure to ``path`` (its folder made now) with a
+    non-interactive matplotlib backend, and close it; with ``--json`` say
+    where on stderr (stdout carries only the JSON object)."""
+    import matplotlib
+    matplotlib.use("Agg")                   # the CLI writes a file; nothing is shown
+    import matplotlib.pyplot as plt
+    make_parent(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    if getattr(args, "json", False):
+        print(f"plot: {path}", file=sys.stderr)
 
 
 def plot_path(parser: argparse.ArgumentParser, args, default: str) -> str | None:
