@@ -63,14 +63,17 @@ from typing import Any, Optional
 
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
-                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni,
-                            CryptoOp)
-from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
+                            CryptoDesc, CryptoIni, CryptoOp)
+from drivers.pci import ALL_ONES, PciAttachArgs
+from drivers.softc import PciCryptoSoftc
 from sim.kernel.errno import EINVAL, EIO, ENOENT, ENOMEM
 
-__all__ = ["attach", "HifnSoftc", "pack_command", "unpack_result", "HIFN_SID",
+__all__ = ["MATCH", "attach", "HifnSoftc", "pack_command", "unpack_result", "HIFN_SID",
            "HIFN_D_CMD_RSIZE", "HIFN_D_SRC_RSIZE", "HIFN_D_DST_RSIZE", "HIFN_D_RES_RSIZE",
            "HIFN_MAX_COMMAND", "HIFN_MAX_RESULT"]
+
+#: the devices this driver attaches to (vendor, device) → name; TODO header IDs
+MATCH = {(0x13A3, 0x0005): "Hifn 7751"}
 
 # ---------------------------------------------------------------- hifn7751reg.h
 HIFN_0_PUDATA, HIFN_0_PUCTRL, HIFN_0_PUISR, HIFN_0_PUCNFG = 0x00, 0x04, 0x08, 0x0C
@@ -219,28 +222,19 @@ class HifnCommand:
     nbytes: int = 0                              # source bytes (watchdog bound)
 
 
-class HifnSoftc:
+class HifnSoftc(PciCryptoSoftc):
     """``struct hifn_softc``."""
 
-    def __init__(self, system: Any, dev: Any, unit: int, *, poll_freq: int = HIFN_POLL_FREQUENCY,
+    driver = "hifn"
+    MATCH = MATCH
+
+    def __init__(self, pa: PciAttachArgs, *, poll_freq: int = HIFN_POLL_FREQUENCY,
                  poll_scalar: int = HIFN_POLL_SCALAR, ring_sizes: Optional[dict] = None,
                  watchdog_us: Optional[float] = None):
-        if watchdog_us is not None and not watchdog_us > 0:
-            raise ValueError(f"hifn: watchdog_us must be > 0, not {watchdog_us!r}")
-        self.watchdog_ps = int(watchdog_us * 1e6) if watchdog_us else None
-        self.handover_hook = None
-        self.wd: Optional[Watchdog] = None
-        self.quiesced = False             # BME off / INTx masked by the driver
-        self.system = system
-        self.host = system.host
-        self.kernel = system.kernel
-        self.crypto = system.crypto
-        self.memory = system.kernel.memory
-        self.dev = dev
-        self.unit = unit
-        self.name = f"hifn{unit}"
-        self.bar0 = dev.bar(0).addr
-        self.bar1 = dev.bar(1).addr
+        super().__init__(pa, watchdog_us=watchdog_us)
+        self.host = pa.host
+        self.bar0 = self.dev.bar(0).addr
+        self.bar1 = self.dev.bar(1).addr
         self.poll_freq = poll_freq
         self.poll_scalar = poll_scalar
         #: descriptors per ring (plus the JUMP slot); smaller than OpenBSD's for tests
@@ -258,7 +252,6 @@ class HifnSoftc:
         self.c_newsession = prof.cost("hifn.newsession")
         self.c_freesession = prof.cost("hifn.freesession")
         self.c_abort = prof.cost("hifn.abort")
-        self.cid = -1
         self.level = 0
         self.maxses = 0
         self.sessions: list[HifnSession] = []
@@ -295,9 +288,7 @@ class HifnSoftc:
         s = dict(self.counters)
         s.update(sessions=sum(1 for x in self.sessions if x.state != HS_STATE_FREE),
                  maxses=self.maxses, level=hex(self.level), on_chip=len(self.inflight),
-                 queued_now=len(self.queue),
-                 watchdog_expiries=self.wd.expiries if self.wd else 0,
-                 timeouts=self.wd.timeouts if self.wd else 0)
+                 queued_now=len(self.queue), **self.watchdog_stats())
         return s
 
     # ------------------------------------------------------------ attach
@@ -315,19 +306,16 @@ class HifnSoftc:
         if self.dev.irq is None:
             k.printf(f"{self.name}: no interrupt line")
             return False
-        self.ih = k.intr_establish(self.dev.irq, self.intr, self.name)
-        self.cid = self.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
+        self.ih = self.pa.intr_establish(self.intr, self.name)
         algs = [CRYPTO_DES_CBC]
         if self.level == HIFN_PUSTAT_ENA_2:
             algs += [CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC]
-        for alg in algs:
-            self.crypto.register(self.cid, alg, 0, 0, self)
-        self.wd = Watchdog(k, f"{self.name}wd", mbps=DATASHEET_MBPS,
-                           outstanding=lambda: sum(cmd.nbytes for cmd in self.inflight),
-                           collect=self._walk_results, resume=self._kick,
-                           recover=self._recover, idle=self._idle, on_idle=self._rings_off,
-                           override_ps=self.watchdog_ps)
-        k.printf(f"{self.name} at pci0 dev {self.dev.slot}: Hifn 7751, {self.maxses} sessions, "
+        self.register_algs(algs)
+        self.start_watchdog(mbps=DATASHEET_MBPS,
+                            outstanding=lambda: sum(cmd.nbytes for cmd in self.inflight),
+                            collect=self._walk_results, resume=self._kick,
+                            on_idle=self._rings_off)
+        k.printf(f"{self.name} at pci0 dev {self.dev.slot}: {self.product}, {self.maxses} sessions, "
                  f"{'3DES' if self.level == HIFN_PUSTAT_ENA_2 else 'DES'}, irq {self.dev.irq}")
         return True
 
@@ -654,10 +642,6 @@ class HifnSoftc:
             await self.wr1(HIFN_1_DMA_CSR, ena)
         return 0
 
-    def _handover(self, kind: str, addr: int, size: int) -> None:
-        if self.handover_hook is not None:
-            self.handover_hook(kind, addr, size)
-
     def _post(self, r: str, addr: int, l: int) -> None:
         """Write a descriptor at the ring index and advance it, wrapping by JUMP."""
         mem = self.memory
@@ -687,7 +671,11 @@ class HifnSoftc:
         """hifn_intr."""
         csr = await self.rd1(HIFN_1_DMA_CSR)
         if csr == ALL_ONES:
-            return await self._gone()
+            # the card does not decode: quiesce it, the watchdog recovers it now
+            if await self.gone():
+                return True
+            self.counters["stray"] += 1
+            return False
         if not csr & self.dmaier:
             self.counters["stray"] += 1
             return False
@@ -705,20 +693,6 @@ class HifnSoftc:
             return True
         await self._walk_results()
         await self._kick()
-        return True
-
-    async def _gone(self) -> bool:
-        """DMA_CSR read all ones: the card does not decode. Stop it mastering
-        and interrupting (configuration space still answers); the watchdog
-        recovers it at once. Claims the interrupt only the first time."""
-        if self.quiesced:
-            self.counters["stray"] += 1
-            return False
-        self.counters["gone"] += 1
-        self.kernel.printf(f"{self.name}: registers read all ones: device not responding")
-        await quiesce(self.host, self.dev)
-        self.quiesced = True
-        self.wd.kick()
         return True
 
     def _written(self, cmd: HifnCommand) -> bool:
@@ -823,9 +797,7 @@ class HifnSoftc:
         self.counters["recoveries"] += 1
         await k.charge("driver", self.c_abort)
         k.printf(f"{self.name}: {why}: resetting")
-        if not self.quiesced and not await self.reset_board():
-            await quiesce(self.host, self.dev)
-            self.quiesced = True
+        await self.stop()
         await self._walk_results(anywhere=True)
         pending, self.inflight = self.inflight, deque()
         for cmd in pending:
@@ -857,21 +829,16 @@ class HifnSoftc:
     async def _restart(self) -> bool:
         """Reset with decoders on and mastering off, then restore the command
         register, rings and DMA registers. False: the chip does not respond."""
-        if self.quiesced:
-            await restore_command(self.host, self.dev, master=False)
-            if not await self.reset_board():
-                return False
-        await restore_command(self.host, self.dev, master=True)
-        self.quiesced = False
+        if not await self.reenable():
+            return False
         self.init_dma()
         await self.init_registers()
         return True
 
 
-async def attach(system: Any, dev: Any, **options: Any) -> Optional[HifnSoftc]:
-    """Autoconf entry (``ocfsim.system.DRIVERS``)."""
-    unit = sum(1 for s in system.softcs if isinstance(s, HifnSoftc))
-    sc = HifnSoftc(system, dev, unit, **options)
+async def attach(pa: PciAttachArgs, **options: Any) -> Optional[HifnSoftc]:
+    """``hifn_attach``: autoconf's entry for a device in :data:`MATCH`."""
+    sc = HifnSoftc(pa, **options)
     if not await sc.attach():
         return None
     return sc

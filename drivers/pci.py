@@ -10,11 +10,16 @@ cycles only:
 4. look up the slot's interrupt pin in the board's routing table and write
    the line to the Interrupt Line register.
 
-A driver finds its device as ``softc.dev`` (a :class:`PciDevice`: ``slot``,
-``bars`` with bus addresses, ``irq``). Recovery helpers for drivers:
-:func:`quiesce` (Bus Master Enable off and INTx masked through configuration
-space, which answers even when the device's memory decoders do not) and
-:func:`restore_command`; :class:`Watchdog`, a completion timer in the manner
+A driver's ``attach(pa, **options)`` receives a :class:`PciAttachArgs`
+(OpenBSD's ``struct pci_attach_args`` with what autoconf adds): the device (a
+:class:`PciDevice`: ``slot``, ids, ``bars`` with bus addresses, ``irq``), its
+unit number, the register mapping (:meth:`PciAttachArgs.map`, a
+:class:`drivers.bus_space.BusSpace`), configuration space
+(:class:`drivers.bus_space.ConfigSpace`), DMA-able memory, interrupt
+establishment, the kernel and the crypto framework. Recovery helpers for
+drivers: :func:`quiesce` (Bus Master Enable off and INTx masked through
+configuration space, which answers even when the device's memory decoders
+do not) and :func:`restore_command`; :class:`Watchdog`, a completion timer in the manner
 of OpenBSD ``hifn_tick`` (``sys/dev/pci/hifn7751.c``).
 """
 
@@ -23,16 +28,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from drivers.bus_space import BusSpace, ConfigSpace
+from hw.regs import Register
 from sim.kernel import PWAIT
 from sim.kernel.errno import EIO, ETIMEDOUT, EWOULDBLOCK
 
-__all__ = ["PciDevice", "Bar", "enumerate_bus", "CFG", "DEFAULT_LATENCY_TIMER",
+__all__ = ["PciDevice", "PciAttachArgs", "Bar", "enumerate_bus", "CFG", "DEFAULT_LATENCY_TIMER",
            "CMD_MEMORY", "CMD_MASTER", "CMD_INTX_DISABLE", "ALL_ONES", "quiesce",
            "restore_command", "Watchdog"]
 
 #: configuration-space offsets (PCI 2.3 §6.1)
 CFG = dict(ID=0x00, COMMAND=0x04, CLASS=0x08, CACHE_LAT=0x0C, BAR0=0x10,
            SUBSYS=0x2C, INTR=0x3C)
+# TODO header (hw/pci/pcireg.py): the command/status register as a Register
+_COMMAND = Register("COMMAND", 0x04)
 CMD_MEMORY = 1 << 1
 CMD_MASTER = 1 << 2
 CMD_INTX_DISABLE = 1 << 10          # PCI 2.3 §6.2.2 Interrupt Disable
@@ -75,6 +84,48 @@ class PciDevice:
         raise LookupError(f"device in slot {self.slot} has no BAR{index}")
 
 
+@dataclass
+class PciAttachArgs:
+    """What autoconf hands a driver's ``attach`` (``struct pci_attach_args``
+    plus the softc's unit and the kernel services a driver uses)."""
+    dev: PciDevice
+    unit: int                          # hifn0, hifn1, ...: per driver, in slot order
+    kernel: Any                        # sim.kernel.Kernel: costs, sleep, printf, threads
+    crypto: Any                        # ocf.crypto.Crypto: crypto_get_driverid / register
+    host: Any = field(repr=False)      # the host bridge (the bus_space / pci_chipset tag)
+
+    @property
+    def config(self) -> ConfigSpace:
+        """The device's configuration registers (``pa_pc``/``pa_tag``)."""
+        return ConfigSpace(self.host, self.dev.slot)
+
+    def map(self, *bars: int) -> BusSpace:
+        """``pci_mapreg_map`` of the given memory BARs (LookupError if absent)."""
+        return BusSpace(self.host, {i: (self.dev.bar(i).addr, self.dev.bar(i).size)
+                                    for i in bars})
+
+    @property
+    def clock_period_ps(self) -> int:
+        """The PCI clock period (for registers counted in bus clocks)."""
+        return self.host.period_ps
+
+    @property
+    def memory(self) -> Any:
+        """Host memory as the device sees it (the DMA tag: bus = physical)."""
+        return self.kernel.memory
+
+    def dma_alloc(self, size: int, align: int) -> int | None:
+        """``bus_dmamem_alloc``: bus address of ``size`` bytes, or None."""
+        return self.kernel.malloc(size, align)
+
+    def dma_free(self, addr: int) -> None:
+        self.kernel.free(addr)
+
+    def intr_establish(self, handler: Callable[[], Awaitable[bool]], name: str) -> Any:
+        """``pci_intr_establish`` on the device's routed line."""
+        return self.kernel.intr_establish(self.dev.irq, handler, name)
+
+
 async def enumerate_bus(host, *, latency_timer: int = DEFAULT_LATENCY_TIMER,
                         slots=range(1, 16)) -> list[PciDevice]:
     """Scan ``slots``, configure every device found, return them in slot order."""
@@ -114,19 +165,18 @@ async def enumerate_bus(host, *, latency_timer: int = DEFAULT_LATENCY_TIMER,
 
 
 # ---------------------------------------------------------------- recovery helpers
-async def quiesce(host, dev: PciDevice) -> None:
-    """Stop ``dev`` mastering and asserting INTx#: clear Bus Master Enable and set
-    Interrupt Disable in its command register (configuration cycles reach a
+async def quiesce(cfg: ConfigSpace) -> None:
+    """Stop a device mastering and asserting INTx#: clear Bus Master Enable and
+    set Interrupt Disable in its command register (configuration cycles reach a
     device whose memory decoders are off)."""
-    cmd = await host.cfg_read(dev.slot, CFG["COMMAND"]) & 0xFFFF
-    await host.cfg_write(dev.slot, CFG["COMMAND"], (cmd & ~CMD_MASTER) | CMD_INTX_DISABLE)
+    cmd = await cfg.read(_COMMAND) & 0xFFFF
+    await cfg.write(_COMMAND, (cmd & ~CMD_MASTER) | CMD_INTX_DISABLE)
 
 
-async def restore_command(host, dev: PciDevice, *, master: bool) -> None:
+async def restore_command(cfg: ConfigSpace, *, master: bool) -> None:
     """Memory Space Enable on, INTx# allowed, Bus Master Enable as ``master``
     (what :func:`enumerate_bus` programmed)."""
-    await host.cfg_write(dev.slot, CFG["COMMAND"],
-                         CMD_MEMORY | (CMD_MASTER if master else 0))
+    await cfg.write(_COMMAND, CMD_MEMORY | (CMD_MASTER if master else 0))
 
 
 #: the watchdog's bound: WD_FACTOR x the time the outstanding bytes take at the

@@ -68,12 +68,16 @@ from typing import Any, Optional
 from ocf.sha1 import SHA1_IV, hmac_sha1_midstates, sha1_compress  # noqa: F401 (re-exported)
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
-                            CRYPTOCAP_F_ENCRYPT_MAC, CryptoDesc, CryptoIni, CryptoOp)
-from drivers.pci import ALL_ONES, Watchdog, quiesce, restore_command
+                            CryptoDesc, CryptoIni, CryptoOp)
+from drivers.pci import ALL_ONES, PciAttachArgs
+from drivers.softc import PciCryptoSoftc
 from hw.cards.bcm5820 import MAX_PARTICLES
 from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
 
-__all__ = ["attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
+__all__ = ["MATCH", "attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
+
+#: the devices this driver attaches to (vendor, device) → name; TODO header IDs
+MATCH = {(0x14E4, 0x5820): "Broadcom 5820"}
 
 # -- card registers and bits (OpenBSD sys/dev/pci/ubsecreg.h) ------------------
 BS_MCR1, BS_CTRL, BS_STAT, BS_ERR, BS_MCR2, BS_IMOD = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
@@ -148,35 +152,28 @@ def _ctx_words(key: bytes) -> tuple:
     return struct.unpack(">%dI" % (len(key) // 4), key)
 
 
-class Ubsec:
+class Ubsec(PciCryptoSoftc):
     """The softc (``struct ubsec_softc``)."""
 
-    def __init__(self, system: Any, dev: Any, unit: int, maxaggr: int = MAXAGGR,
+    driver = "ubsec"
+    MATCH = MATCH
+
+    def __init__(self, pa: PciAttachArgs, maxaggr: int = MAXAGGR,
                  imod_records: int = 0, imod_usec: float = 0.0,
                  watchdog_us: Optional[float] = None, max_packet: int = MAX_PKTLEN):
         if not isinstance(maxaggr, int) or maxaggr < 1:
             raise ValueError(f"ubsec: maxaggr must be a positive integer, not {maxaggr!r}")
         if not 0 <= int(imod_records) <= 255 or imod_usec < 0:
             raise ValueError("ubsec: imod_records must be 0..255 and imod_usec >= 0")
-        if watchdog_us is not None and not watchdog_us > 0:
-            raise ValueError(f"ubsec: watchdog_us must be > 0, not {watchdog_us!r}")
         if not isinstance(max_packet, int) or not 8 <= max_packet <= MAX_PKTLEN:
             raise ValueError(f"ubsec: max_packet must be 8..{MAX_PKTLEN}, not {max_packet!r}")
-        self.watchdog_ps = int(watchdog_us * 1e6) if watchdog_us else None
+        super().__init__(pa, watchdog_us=watchdog_us)
         self.max_packet = max_packet
         self.piece = max_packet & ~7
-        self.handover_hook = None
-        self.wd: Optional[Watchdog] = None
-        self.quiesced = False             # BME off / INTx masked by the driver
-        self.system = system
-        self.host = system.host
-        self.kernel = system.kernel
-        self.crypto = system.crypto
-        self.dev = dev
-        self.name = f"ubsec{unit}"
-        self.base = dev.bar(0).addr
+        self.host = pa.host
+        self.base = self.dev.bar(0).addr
         self.maxaggr = maxaggr
-        cycles = int(round(imod_usec * 1e6 / self.host.period_ps)) if imod_usec else 0
+        cycles = int(round(imod_usec * 1e6 / pa.clock_period_ps)) if imod_usec else 0
         self.imod = (int(imod_records) & 0xFF) | (min(cycles, 0xFF_FFFF) << 8) \
             if imod_records else 0
         p = self.kernel.profile
@@ -187,9 +184,7 @@ class Ubsec:
         self._next_lid = 1
         self.queue: deque[_Q] = deque()     # sc_queue: waiting for the chip
         self.chip: deque[_Rec] = deque()    # sc_qchip: records on the chip
-        self.cid = -1
-        self.ih = None
-        self.s = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
+        self.counters = self.s = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
                       completed=0, errors=0, dma_errors=0, resets=0, mcr1_full=0,
                       max_aggr=0, queue_max=0, chip_max=0, einval=0,
                       recoveries=0, gone=0, offline=0)
@@ -224,6 +219,20 @@ class Ubsec:
         await self.wr(BS_STAT, BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
         await self.wr(BS_IMOD, self.imod)
         await self.wr(BS_CTRL, BS_CTRL_MCR1INT | BS_CTRL_DMAERR)
+
+    async def attach(self) -> bool:
+        """``ubsec_attach`` after the PCI part: reset, init, interrupt, OCF."""
+        await self.reset_board()
+        await self.init_board()
+        self.ih = self.pa.intr_establish(self.intr, self.name)
+        self.start_watchdog(mbps=DATASHEET_MBPS,
+                            outstanding=lambda: sum(q.nbytes for rec in self.chip for q in rec.qs),
+                            collect=self._complete_done, resume=self.feed)
+        self.register_algs((CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC))
+        self.kernel.printf(f"{self.name} at pci0 dev {self.dev.slot}: {self.product}, irq line "
+                           f"{self.dev.irq}, maxaggr {self.maxaggr}"
+                           f"{', imod %#x' % self.imod if self.imod else ''}")
+        return True
 
     # ------------------------------------------------------------ sessions
     async def newsession(self, chain: list[CryptoIni]) -> tuple[int, int]:
@@ -406,7 +415,7 @@ class Ubsec:
             read = True
             stat = await self.rd(BS_STAT)
             if stat == ALL_ONES:                  # not decoding: recover now
-                await self._gone()
+                await self.gone()
                 break
             if stat & BS_STAT_MCR1_FULL:
                 self.s["mcr1_full"] += 1
@@ -421,7 +430,7 @@ class Ubsec:
             k.memory.write(mcr, struct.pack("<HH", n, 0) + b"".join(q.packet for q in qs))
             rec = _Rec(mcr, qs)
             self.chip.append(rec)
-            self._handover(rec)
+            self._handover_record(rec)
             await self.wr(BS_MCR1, mcr)
             self.s["records"] += 1
             self.s["packets"] += n
@@ -429,16 +438,15 @@ class Ubsec:
             self.s["chip_max"] = max(self.s["chip_max"], len(self.chip))
         return read
 
-    def _handover(self, rec: _Rec) -> None:
+    def _handover_record(self, rec: _Rec) -> None:
         """Tell ``handover_hook`` about every structure of ``rec`` in DMA memory."""
-        hook = self.handover_hook
-        if hook is None:
+        if self.handover_hook is None:
             return
         for q in rec.qs:
-            hook("ctx", q.dma, CTX_LONG_BYTES)
+            self._handover("ctx", q.dma, CTX_LONG_BYTES)
             for a in q.descs:
-                hook("particle", a, PKTBUF_BYTES)
-        hook("mcr", rec.mcr, MCR_BYTES + MCR_ADD_BYTES * (len(rec.qs) - 1))
+                self._handover("particle", a, PKTBUF_BYTES)
+        self._handover("mcr", rec.mcr, MCR_BYTES + MCR_ADD_BYTES * (len(rec.qs) - 1))
 
     # ------------------------------------------------------------ completion
     async def intr(self) -> bool:
@@ -446,7 +454,7 @@ class Ubsec:
         self.s["interrupts"] += 1
         raw = await self.rd(BS_STAT)
         if raw == ALL_ONES:
-            return await self._gone()
+            return await self.gone()
         stat = raw & (BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
         if not stat:
             return False
@@ -463,20 +471,6 @@ class Ubsec:
                                 f"at {err & BS_ERR_ADDR:#010x}")   # ubsec_cleanchip
         elif not await self.feed():
             await self.rd(BS_STAT)                # flush the acknowledge before returning
-        return True
-
-    async def _gone(self) -> bool:
-        """STAT read all ones: the card does not decode. Stop it mastering and
-        interrupting (configuration space still answers) and let the watchdog
-        recover it now. Claims the interrupt only the first time: afterwards
-        INTx# is disabled, so it is someone else's."""
-        if self.quiesced:
-            return False
-        self.s["gone"] += 1
-        self.kernel.printf(f"{self.name}: registers read all ones: device not responding")
-        await quiesce(self.host, self.dev)
-        self.quiesced = True
-        self.wd.kick()
         return True
 
     async def _complete_done(self, anywhere: bool = False) -> None:
@@ -507,17 +501,14 @@ class Ubsec:
         k = self.kernel
         self.s["recoveries"] += 1
         k.printf(f"{self.name}: {why}: resetting")
-        stopped = not self.quiesced and await self.reset_board()
-        if not stopped and not self.quiesced:
-            await quiesce(self.host, self.dev)
-            self.quiesced = True
+        await self.stop()
         await self._complete_done(anywhere=True)
         chip, self.chip = self.chip, deque()
         for rec in chip:
             for q in rec.qs:
                 await self._finish(q, err)
             k.free(rec.mcr)
-        if not await self._restart(stopped):
+        if not await self._restart():
             self.s["offline"] += 1
             k.printf(f"{self.name}: device still not responding: failing queued requests")
             while self.queue:
@@ -525,16 +516,11 @@ class Ubsec:
             return
         await self.feed()
 
-    async def _restart(self, stopped: bool) -> bool:
-        """After :meth:`_recover` stopped the card: reset it with decoders on
-        and mastering off unless that was done, then restore the command
-        register and CTRL/IMOD. False: the card still does not respond."""
-        if not stopped:
-            await restore_command(self.host, self.dev, master=False)
-            if not await self.reset_board():
-                return False
-        await restore_command(self.host, self.dev, master=True)
-        self.quiesced = False
+    async def _restart(self) -> bool:
+        """After :meth:`_recover` stopped the card: :meth:`reenable` it, then
+        restore CTRL/IMOD. False: the card still does not respond."""
+        if not await self.reenable():
+            return False
         await self.init_board()
         return True
 
@@ -620,9 +606,7 @@ class Ubsec:
 
     def stats(self) -> dict:
         return dict(self.s, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
-                    maxaggr=self.maxaggr, imod=self.imod,
-                    watchdog_expiries=self.wd.expiries if self.wd else 0,
-                    timeouts=self.wd.timeouts if self.wd else 0)
+                    maxaggr=self.maxaggr, imod=self.imod, **self.watchdog_stats())
 
 
 def _sha1_finish(state: tuple, data: bytes) -> bytes:
@@ -652,21 +636,7 @@ def _particles(segs, skip: int, length: int) -> list[tuple[int, int]]:
     return out
 
 
-async def attach(system: Any, dev: Any, **options: Any) -> Ubsec:
-    """``ubsec_attach``: called by autoconf for 14e4:5820."""
-    unit = sum(1 for s in system.softcs if getattr(s, "name", "").startswith("ubsec"))
-    sc = Ubsec(system, dev, unit, **options)
-    k = system.kernel
-    await sc.reset_board()
-    await sc.init_board()
-    sc.ih = k.intr_establish(dev.irq, sc.intr, sc.name)
-    sc.wd = Watchdog(k, f"{sc.name}wd", mbps=DATASHEET_MBPS,
-                     outstanding=lambda: sum(q.nbytes for rec in sc.chip for q in rec.qs),
-                     collect=sc._complete_done, resume=sc.feed, recover=sc._recover,
-                     idle=sc._idle, override_ps=sc.watchdog_ps)
-    sc.cid = system.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
-    for alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC):
-        system.crypto.register(sc.cid, alg, 0, 0, sc)
-    k.printf(f"{sc.name} at pci0 dev {dev.slot}: Broadcom 5820, irq line {dev.irq}, "
-             f"maxaggr {sc.maxaggr}{', imod %#x' % sc.imod if sc.imod else ''}")
-    return sc
+async def attach(pa: PciAttachArgs, **options: Any) -> Optional[Ubsec]:
+    """``ubsec_attach``: autoconf's entry for a device in :data:`MATCH`."""
+    sc = Ubsec(pa, **options)
+    return sc if await sc.attach() else None
