@@ -198,7 +198,8 @@ def format_signals(w: Waveform) -> list[str]:
     lines = []
     for name, v in w.signals():
         alias = short.get(v.path[len(w.root):])
-        lines.append(f"{name:<48} {v.width:>3} bit{'s' if v.width > 1 else ' '}  {v.kind}"
+        width = "" if v.kind == "string" else f"{v.width} bit{'s' if v.width > 1 else ''}"
+        lines.append(f"{name:<48} {width:>8}  {v.kind}"
                      + (f"  (short: {alias})" if alias else ""))
     lines.append(f"{len(lines)} signals below {'.'.join(w.root)}; "
                  f"timescale {w.timescale_fs} fs")

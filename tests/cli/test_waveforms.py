@@ -77,6 +77,9 @@ def test_save_file_translates_bus_commands_from_the_cmd_table(tmp_path, capsys):
     table = dict(x.split() for x in open(lines[i - 1][3:]))
     assert {int(k, 16): v for k, v in table.items()} == \
         {v: k for k, v in vars(Cmd).items() if k.isupper() and isinstance(v, int)}
+    # PCI 2.3 table 3-1
+    assert {k: table[k] for k in "67ab"} == {"6": "MEM_READ", "7": "MEM_WRITE",
+                                             "a": "CFG_READ", "b": "CFG_WRITE"}
 
 
 def check_states_are_named(vcd):
@@ -169,3 +172,39 @@ def test_vcd_refuses_a_file_that_is_not_a_machine_dump(tmp_path, capsys):
         main(["vcd", str(bad), "--transactions"])
     assert exc.value.code == 2
     assert "resolver" in capsys.readouterr().err
+
+
+def knob_run(tmp_path, timing: dict):
+    from sim.experiment import run
+    vcd = str(tmp_path / "k.vcd")
+    r = run(dma_machine(1), "ocfsim.workloads.dma:dma_copy",
+            {"nbytes": 256, "burst": 16, "seed": 1, "dram_timing": timing}, vcd=vcd)
+    from ocfsim.vcd import transactions
+    return r, vcd, transactions(vcd)
+
+
+def test_retry_and_disconnect_are_told_apart(tmp_path):
+    # host DRAM retries every 3rd transaction and stalls every 4th access for
+    # 12 clocks, past the 8-clock subsequent-latency limit: a disconnect
+    # (hw.pci.host_bridge knobs; PCI 2.3 §3.5.1.2)
+    r, vcd, txns = knob_run(tmp_path, {"retry_every": 3, "wait_every": 4, "wait_len": 12})
+    assert r["ok"]
+    dram = [t for t in txns if t.target == "bridge.dram"]
+    retries = [t for t in dram if t.termination == "retry"]
+    disconnects = [t for t in dram if t.termination == "disconnect"]
+    assert retries and all(t.data_phases == 0 for t in retries)
+    assert disconnects and all(t.data_phases > 0 for t in disconnects)
+    # a retried transaction is repeated by its master at the same address
+    for t in retries:
+        assert any(u.cycle > t.cycle and u.initiator == t.initiator and u.address == t.address
+                   and u.command == t.command for u in txns)
+    mon = monitor_totals(vcd, 4)
+    assert len(txns) == mon["mon_address"] and sum(t.data_phases for t in txns) == mon["mon_data"]
+
+
+def test_target_abort_is_decoded(tmp_path):
+    r, vcd, txns = knob_run(tmp_path, {"abort_every": 2})
+    aborts = [t for t in txns if t.termination == "target abort"]
+    assert not r["ok"] and aborts
+    assert all(t.target == "bridge.dram" and t.data_phases == 0 and t.initiator == "slot1.master"
+               for t in aborts)
