@@ -2,7 +2,7 @@
 
 from hw.pci.monitor import CLASSES
 
-__all__ = ["si_time", "table", "bus_lines"]
+__all__ = ["si_time", "table", "bus_lines", "bus_window_s"]
 
 
 def si_time(seconds: float) -> str:
@@ -20,9 +20,21 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def bus_window_s(result: dict) -> float | None:
+    """The simulated time the bus figures cover: the monitor's clocks in the
+    breakdown at the bus clock (None without ``clock_mhz``)."""
+    mhz = result.get("clock_mhz")
+    return sum(result["breakdown"].values()) / (mhz * 1e6) if mhz else None
+
+
 def bus_lines(result: dict) -> list[str]:
+    """The PCI figures of a result, saying the window they cover (so it can
+    be read beside the throughput's)."""
     total = sum(result["breakdown"].values()) or 1
-    out = [f"  PCI utilisation  {100 * result['pci_utilisation']:.1f} % of bus cycles carried data"]
+    window = bus_window_s(result)
+    over = f", over {si_time(window)} ({total} bus cycles)" if window else ""
+    out = [f"  PCI utilisation  {100 * result['pci_utilisation']:.1f} % of bus cycles "
+           f"carried data{over}"]
     out.append("  by cycle class   " + ", ".join(
         f"{c} {result['breakdown'][c]} ({100 * result['breakdown'][c] / total:.1f} %)"
         for c in CLASSES))
