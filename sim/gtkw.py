@@ -20,7 +20,8 @@ the save file).
 The small VCD reader here (:func:`read_header`, :func:`iter_steps`) is the
 one ``ocfsim vcd`` uses too. The save-file format is GTKWave's (the GTKWave
 3.3 user's guide, "Save files"): ``@FLAGS`` lines, trace names as the VCD
-scopes joined by dots, ``-name`` group labels, ``^N file`` filter files.
+scopes joined by dots, ``-name`` group labels, ``^N file`` filter files
+numbered per save file.
 """
 
 from __future__ import annotations
@@ -275,24 +276,24 @@ def write_save(gtkw: str, vcd: str, groups: dict, paths, *, period_ps: int) -> d
     missing: list[str] = []
 
     def filter_file(name: str, text: str) -> str:
+        """``^N path``: GTKWave numbers each distinct filter file of a save file."""
         path = os.path.join(filter_dir, name + ".txt")
-        filters[path] = text
-        return path
+        filters.setdefault(path, text)
+        return f"^{list(filters).index(path) + 1} {path}"
 
     def trace(var: Var, sig):
         flags = FLAGS["hex"] | FLAGS["rjustify"]
         names = enum_names(sig)
         if names and var.kind != "string":        # a number in the dump: translate it
             text = enum_filter(names[1], var.width)
-            path = filter_file(f"{names[0]}-{zlib.crc32(text.encode()):08x}", text)
-            lines.extend([f"@{flags | FLAGS['ftranslated']:x}", f"^1 {path}", var.gtkw_name(),
-                          "^1 0"])
+            use = filter_file(f"{names[0]}-{zlib.crc32(text.encode()):08x}", text)
+            lines.extend([f"@{flags | FLAGS['ftranslated']:x}", use, var.gtkw_name()])
         else:
             lines.extend([f"@{flags:x}", var.gtkw_name()])
         if var.path[len(root):] == ("resolver", "cbe_n"):
-            path = filter_file("pci_command", cmd_filter())
-            lines.extend([f"@{flags | FLAGS['ftranslated']:x}", f"^1 {path}",
-                          f"+{{command (address phase)}} {var.gtkw_name()}", "^1 0"])
+            use = filter_file("pci_command", cmd_filter())
+            lines.extend([f"@{flags | FLAGS['ftranslated']:x}", use,
+                          f"+{{command (address phase)}} {var.gtkw_name()}"])
 
     def walk(items):
         if isinstance(items, dict):
