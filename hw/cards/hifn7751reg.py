@@ -428,5 +428,6 @@ RES_CMDINVAL = _mask(ResultFlags, "cmdinval")              # 0x0001
 RES_DATAERR = _mask(ResultFlags, "dataerr")                # 0x0002
 #: bytes of the MAC in a result (SHA-1)
 MAC_RESULT_LENGTH = 20
-#: bytes of the longest result buffer (:class:`Result`)
+#: bytes of the longest result buffer the model writes (:class:`Result`; OpenBSD's
+#: HIFN_MAX_RESULT is 36, room for a compression result the model has not)
 MAX_RESULT = 32

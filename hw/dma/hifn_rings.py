@@ -13,7 +13,7 @@ Descriptor (two little-endian dwords, :class:`Descriptor`)::
             15:0 length in bytes
     +4  p   bus address of the buffer (of the ring start for a JUMP)
 
-(hifn7751reg.h ``HIFN_D_*``.) Byte order is little-endian only; the
+(hifn7751reg.h ``HIFN_D_*``; the layouts are in :mod:`hw.cards.hifn7751reg`.) Byte order is little-endian only; the
 DMA_CNFG big-endian mode is not modelled.
 
 :class:`RingEngine` serves the card with two operations on ring ``r``
@@ -40,50 +40,32 @@ ends it with ``rsp_error`` and the card halts.
 """
 
 from amaranth.hdl import Module, Signal, Mux
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..cards.hifn7751reg import (Descriptor, DescriptorControl, D_VALID, D_JUMP, D_LAST,
+                                 D_OVER, D_DESTOVER, D_MASKDONEIRQ, D_LENGTH, Ring,
+                                 RING_CMD, RING_SRC, RING_RES, RING_DST, RING_NAMES)
 from ..pci.bus import Cmd
 from ..pci.initiator import InitiatorCommand, Status
 
-__all__ = ["DescriptorControl", "Descriptor", "RingEngine", "D_VALID", "D_JUMP",
-           "D_LAST", "D_OVER", "D_DESTOVER", "D_MASKDONEIRQ", "D_LENGTH",
-           "RING_CMD", "RING_SRC", "RING_RES", "RING_DST", "RING_NAMES"]
-
-# hifn7751reg.h descriptor bits (HIFN_D_*)
-D_VALID = 0x8000_0000
-D_JUMP = 0x4000_0000
-D_LAST = 0x2000_0000
-D_OVER = 0x0800_0000
-D_DESTOVER = 0x0400_0000
-D_MASKDONEIRQ = 0x0200_0000
-D_LENGTH = 0x0000_FFFF
-
-RING_CMD, RING_SRC, RING_RES, RING_DST = range(4)
-RING_NAMES = ("cmd", "src", "res", "dst")
+__all__ = ["DescriptorControl", "Descriptor", "RingEngine", "RingState", "D_VALID",
+           "D_JUMP", "D_LAST", "D_OVER", "D_DESTOVER", "D_MASKDONEIRQ", "D_LENGTH",
+           "Ring", "RING_CMD", "RING_SRC", "RING_RES", "RING_DST", "RING_NAMES"]
 
 
-class DescriptorControl(data.Struct):
-    """The ``l`` word of a descriptor."""
-    length: 16
-    _rsvd0: 9
-    maskdoneirq: 1
-    destover: 1
-    over: 1
-    _rsvd1: 1
-    last: 1
-    jump: 1
-    valid: 1
-
-
-class Descriptor(data.Struct):
-    l: DescriptorControl
-    p: 32
-
-
-# ring-engine FSM states (integers, visible in VCDs as ``rings.state``)
-R_IDLE, R_CHECK, R_RD_ISSUE, R_RD_W0, R_RD_W1, R_RD_DONE, R_SLEEP, \
-    R_WR_PUSH, R_WR_ISSUE, R_WR_WAIT = range(10)
+class RingState(enum.Enum, shape=4):
+    """Ring-engine FSM states (``rings.state`` in VCDs)."""
+    IDLE = 0            # waiting for a request
+    CHECK = 1           # fetch: wait until the ring is enabled
+    RD_ISSUE = 2        # fetch: read the descriptor (2 dwords)
+    RD_W0 = 3           # fetch: take the l word
+    RD_W1 = 4           # fetch: take the p word
+    RD_DONE = 5         # fetch: the read's report; VALID / JUMP / invalid
+    SLEEP = 6           # fetch: invalid descriptor, wait the poll period
+    WR_PUSH = 7         # release: the l word (VALID clear) into the write FIFO
+    WR_ISSUE = 8        # release: write it back
+    WR_WAIT = 9         # release: the write's report; advance the position
 
 
 class RingEngine(wiring.Component):
@@ -121,7 +103,7 @@ class RingEngine(wiring.Component):
             "dma_rdata": In(stream.Signature(32)),
             "dma_done": In(1),
             "dma_status": In(2),
-            "state": Out(4),
+            "state": Out(RingState),
         })
 
     def elaborate(self, platform):
@@ -137,12 +119,12 @@ class RingEngine(wiring.Component):
 
         ring = Signal(2)
         release = Signal()
-        wl = Signal(32)                    # l word to write back
+        wl = Signal(DescriptorControl)     # l word to write back
         d = Signal(Descriptor)             # descriptor being read
         timer = Signal(24)
         jumped = Signal()                  # this fetch has followed a JUMP
-        m.d.comb += [self.ring.eq(ring), self.busy.eq(state != R_IDLE),
-                     self.req_ready.eq(state == R_IDLE), self.rsp.eq(d)]
+        m.d.comb += [self.ring.eq(ring), self.busy.eq(state != RingState.IDLE),
+                     self.req_ready.eq(state == RingState.IDLE), self.rsp.eq(d)]
 
         addr = Signal(32)
         with m.Switch(ring):
@@ -155,87 +137,90 @@ class RingEngine(wiring.Component):
         cmd = self.dma_cmd.payload
         ok = self.dma_status == Status.OK
         done_seen = Signal()           # the read's (successful) report came early
-        with m.If((state == R_RD_W0) | (state == R_RD_W1)):
+        with m.If((state == RingState.RD_W0) | (state == RingState.RD_W1)):
             with m.If(self.dma_done & ok):
                 m.d.sync += done_seen.eq(1)
-        with m.Elif(state != R_RD_DONE):
+        with m.Elif(state != RingState.RD_DONE):
             m.d.sync += done_seen.eq(0)
 
         with m.Switch(state):
-            with m.Case(R_IDLE):
+            with m.Case(RingState.IDLE):
                 with m.If(self.req_valid):
+                    # the l word goes back without VALID: the host owns it again
                     m.d.sync += [ring.eq(self.req_ring), release.eq(self.req_release),
-                                 wl.eq(self.req_l & (D_VALID - 1)), jumped.eq(0),
-                                 state.eq(Mux(self.req_release, R_WR_PUSH, R_CHECK))]
-            with m.Case(R_CHECK):
+                                 wl.eq(self.req_l), wl.valid.eq(0), jumped.eq(0)]
+                    with m.If(self.req_release):
+                        m.d.sync += state.eq(RingState.WR_PUSH)
+                    with m.Else():
+                        m.d.sync += state.eq(RingState.CHECK)
+            with m.Case(RingState.CHECK):
                 with m.If(enabled):
-                    m.d.sync += state.eq(R_RD_ISSUE)
-            with m.Case(R_RD_ISSUE):
+                    m.d.sync += state.eq(RingState.RD_ISSUE)
+            with m.Case(RingState.RD_ISSUE):
                 m.d.comb += [self.dma_cmd.valid.eq(1), cmd.addr.eq(addr), cmd.count.eq(2),
                              cmd.code.eq(Cmd.MEM_READ), cmd.first_be.eq(0xF),
                              cmd.last_be.eq(0xF)]
                 with m.If(self.dma_cmd.ready):
-                    m.d.sync += state.eq(R_RD_W0)
-            with m.Case(R_RD_W0):
+                    m.d.sync += state.eq(RingState.RD_W0)
+            with m.Case(RingState.RD_W0):
                 m.d.comb += self.dma_rdata.ready.eq(1)
                 with m.If(self.dma_rdata.valid):
-                    m.d.sync += [d.l.eq(self.dma_rdata.payload), state.eq(R_RD_W1)]
-            with m.Case(R_RD_W1):
+                    m.d.sync += [d.l.eq(self.dma_rdata.payload), state.eq(RingState.RD_W1)]
+            with m.Case(RingState.RD_W1):
                 m.d.comb += self.dma_rdata.ready.eq(1)
                 with m.If(self.dma_rdata.valid):
-                    m.d.sync += [d.p.eq(self.dma_rdata.payload), state.eq(R_RD_DONE)]
-            with m.Case(R_RD_DONE):
+                    m.d.sync += [d.p.eq(self.dma_rdata.payload), state.eq(RingState.RD_DONE)]
+            with m.Case(RingState.RD_DONE):
                 # the transaction ends after its last data phase; wait for the report
                 # (it may have come while the words were still being taken)
                 with m.If(self.dma_done | done_seen):
                     with m.If(~(ok | done_seen)):
-                        m.d.sync += state.eq(R_IDLE)
+                        m.d.sync += state.eq(RingState.IDLE)
                         m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(1)]
                     with m.Elif(d.l.valid & d.l.jump & jumped):
-                        m.d.sync += state.eq(R_IDLE)
+                        m.d.sync += state.eq(RingState.IDLE)
                         m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(1)]
                     with m.Elif(d.l.valid & d.l.jump):
                         m.d.sync += jumped.eq(1)
                         for r in range(N):
                             with m.If(ring == r):
                                 m.d.sync += cur[r].eq(d.p)
-                        m.d.sync += state.eq(R_CHECK)
+                        m.d.sync += state.eq(RingState.CHECK)
                     with m.Elif(d.l.valid):
-                        m.d.sync += state.eq(R_IDLE)
+                        m.d.sync += state.eq(RingState.IDLE)
                         m.d.comb += self.rsp_valid.eq(1)
                     with m.Else():
                         m.d.comb += self.wait.eq(1 << ring)
-                        m.d.sync += [timer.eq(self.poll_period), state.eq(R_SLEEP)]
-            with m.Case(R_SLEEP):
+                        m.d.sync += [timer.eq(self.poll_period), state.eq(RingState.SLEEP)]
+            with m.Case(RingState.SLEEP):
                 m.d.sync += timer.eq(Mux(timer != 0, timer - 1, 0))
                 with m.If((timer <= 1) & enabled):
-                    m.d.sync += state.eq(R_RD_ISSUE)
-            with m.Case(R_WR_PUSH):
+                    m.d.sync += state.eq(RingState.RD_ISSUE)
+            with m.Case(RingState.WR_PUSH):
                 m.d.comb += [self.dma_wdata.valid.eq(1), self.dma_wdata.payload.eq(wl)]
                 with m.If(self.dma_wdata.ready):
-                    m.d.sync += state.eq(R_WR_ISSUE)
-            with m.Case(R_WR_ISSUE):
+                    m.d.sync += state.eq(RingState.WR_ISSUE)
+            with m.Case(RingState.WR_ISSUE):
                 m.d.comb += [self.dma_cmd.valid.eq(1), cmd.addr.eq(addr), cmd.count.eq(1),
                              cmd.code.eq(Cmd.MEM_WRITE), cmd.first_be.eq(0xF),
                              cmd.last_be.eq(0xF)]
                 with m.If(self.dma_cmd.ready):
-                    m.d.sync += state.eq(R_WR_WAIT)
-            with m.Case(R_WR_WAIT):
+                    m.d.sync += state.eq(RingState.WR_WAIT)
+            with m.Case(RingState.WR_WAIT):
                 with m.If(self.dma_done):
-                    m.d.sync += state.eq(R_IDLE)
+                    m.d.sync += state.eq(RingState.IDLE)
                     m.d.comb += [self.rsp_valid.eq(1), self.rsp_error.eq(~ok)]
                     with m.If(ok):
                         for r in range(N):
                             with m.If(ring == r):
                                 m.d.sync += cur[r].eq(cur[r] + 8)
-                        wlc = DescriptorControl(wl)
-                        with m.If(~wlc.maskdoneirq):
+                        with m.If(~wl.maskdoneirq):
                             m.d.comb += self.done.eq(1 << ring)
-                        with m.If(wlc.last):
+                        with m.If(wl.last):
                             m.d.comb += self.last.eq(1 << ring)
 
         with m.If(self.reset):
-            m.d.sync += state.eq(R_IDLE)
+            m.d.sync += state.eq(RingState.IDLE)
             for r in range(N):
                 m.d.sync += cur[r].eq(base[r])
         return m

@@ -5,8 +5,10 @@ Each case runs on pysim (small) and, where marked, on Verilator (larger)."""
 import pytest
 
 from drivers import hifn as H
+from hw import structs
 from hw.cards import hifn7751 as card
-from hw.dma import rings
+from hw.cards import hifn7751reg as reg
+from hw.dma import hifn_rings as rings
 from hw.machine import CardSpec, MachineSpec
 from sim.experiment import run
 from tests.hw.cards.both import run_on_both
@@ -37,14 +39,15 @@ def test_driver_header_matches_the_rtl():
     # layouts: the packed command's base fields land where the RTL views them
     buf = H.pack_command(session=0x123, slen=0x2_1234, dlen=0x1_5678, decode=True,
                          crypt=(H.HIFN_CRYPT_CMD_MODE_CBC, 8, 0x1_0000))
-    lo, hi = int.from_bytes(buf[0:4], "little"), int.from_bytes(buf[4:8], "little")
-    base = card.BaseCommand.const({"masks": lo & 0xFFFF, "session": (lo >> 16) & 0xFFF,
-                                   "dst_hi": (lo >> 28) & 3, "src_hi": lo >> 30,
-                                   "src_count": hi & 0xFFFF, "dst_count": hi >> 16})
-    assert base.as_value().value == int.from_bytes(buf[0:8], "little")
-    assert lo & 0xFFFF == H.HIFN_BASE_CMD_CRYPT | H.HIFN_BASE_CMD_DECODE
-    assert (lo >> 16) & 0xFFF == 0x123 and (lo >> 30) == 2 and (lo >> 28) & 3 == 1
-    assert hi == 0x5678 << 16 | 0x1234
+    base = structs.unpack(reg.BaseCommand, buf)
+    assert base["masks"]["crypt"] == 1 and base["masks"]["decode"] == 1
+    assert base["masks"]["mac"] == 0 and base["session"] == 0x123
+    assert (base["src_hi"], base["dst_hi"]) == (2, 1)
+    assert (base["src_count"], base["dst_count"]) == (0x1234, 0x5678)
+    crypt = structs.unpack(reg.CryptCommand, buf[8:])
+    assert crypt["masks"]["mode"] == reg.CryptMode.CBC.value
+    assert (crypt["masks"]["count_hi"], crypt["header_skip"], crypt["source_count"]) == \
+        (1, 8, 0)
 
 
 def test_engine_parameters_follow_the_bus_clock():
