@@ -55,7 +55,13 @@ class BusSpace:
 
 
 class ConfigSpace:
-    """A device's configuration registers (``pci_conf_read`` / ``pci_conf_write``)."""
+    """A device's configuration registers (``pci_conf_read`` / ``pci_conf_write``).
+
+    Configuration cycles are dword cycles (PCI 2.3 §3.2.2.3.2). A register
+    narrower than a dword (COMMAND, STATUS: 16 bits) is read as its own bits
+    of its dword; a write puts the value at the register's bytes and, unless
+    ``be`` says otherwise, enables all four bytes (as ``pci_conf_write``,
+    which writes a whole dword)."""
 
     def __init__(self, host: Any, slot: int, func: int = 0):
         self.host = host
@@ -63,13 +69,17 @@ class ConfigSpace:
         self.func = func
 
     @staticmethod
-    def _offset(reg: Register) -> int:
+    def _where(reg: Register) -> tuple[int, int]:
         if not isinstance(reg, Register):
             raise TypeError(f"pci_conf: {reg!r} is not a hw.regs.Register")
-        return reg.offset
+        return reg.offset & ~3, 8 * (reg.offset & 3)
 
     async def read(self, reg: Register) -> int:
-        return await self.host.cfg_read(self.slot, self._offset(reg), self.func)
+        dword, shift = self._where(reg)
+        value = await self.host.cfg_read(self.slot, dword, self.func)
+        return (value >> shift) & ((1 << reg.width) - 1)
 
     async def write(self, reg: Register, value: int, be: int = 0xF) -> None:
-        await self.host.cfg_write(self.slot, self._offset(reg), value, self.func, be=be)
+        dword, shift = self._where(reg)
+        await self.host.cfg_write(self.slot, dword, (value << shift) & 0xFFFF_FFFF,
+                                  self.func, be=be)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from drivers.bus_space import BusSpace, ConfigSpace
-from hw.regs import Register
+from hw.pci.pcireg import (BAR_MEM_MASK, CLASS, COMMAND, HEADER, ID, INTERRUPT,
+                           INTERRUPT_PIN_INTA, SUBSYSTEM, bar)
 from sim.kernel import PWAIT
 from sim.kernel.errno import EIO, ETIMEDOUT, EWOULDBLOCK
 
@@ -37,16 +38,21 @@ __all__ = ["PciDevice", "PciAttachArgs", "Bar", "enumerate_bus", "CFG", "DEFAULT
            "CMD_MEMORY", "CMD_MASTER", "CMD_INTX_DISABLE", "ALL_ONES", "quiesce",
            "restore_command", "Watchdog"]
 
-#: configuration-space offsets (PCI 2.3 §6.1)
-CFG = dict(ID=0x00, COMMAND=0x04, CLASS=0x08, CACHE_LAT=0x0C, BAR0=0x10,
-           SUBSYS=0x2C, INTR=0x3C)
-# TODO header (hw/pci/pcireg.py): the command/status register as a Register
-_COMMAND = Register("COMMAND", 0x04)
-CMD_MEMORY = 1 << 1
-CMD_MASTER = 1 << 2
-CMD_INTX_DISABLE = 1 << 10          # PCI 2.3 §6.2.2 Interrupt Disable
+#: configuration-space offsets by the old names (for ocfsim.lspci; new code
+#: takes the registers of hw.pci.pcireg)
+CFG = dict(ID=ID.offset, COMMAND=COMMAND.offset, CLASS=CLASS.offset,
+           CACHE_LAT=HEADER.offset, BAR0=bar(0).offset, SUBSYS=SUBSYSTEM.offset,
+           INTR=INTERRUPT.offset)
+#: COMMAND bits (PCI 2.3 §6.2.2)
+CMD_MEMORY = COMMAND.mask("memory_space")
+CMD_MASTER = COMMAND.mask("bus_master")
+CMD_INTX_DISABLE = COMMAND.mask("intx_disable")
 #: what a read returns when nobody claims it (master abort, PCI 2.3 §3.3.3.1)
 ALL_ONES = 0xFFFF_FFFF
+#: the vendor ID no device has: an empty slot's read (PCI 2.3 §6.2.1)
+VENDOR_NONE = ID.mask("vendor_id")
+#: INTA# .. INTD# (PCI 2.3 §6.2.4 Interrupt Pin: 1 .. 4)
+INTERRUPT_PINS = range(INTERRUPT_PIN_INTA, INTERRUPT_PIN_INTA + 4)
 
 #: latency timer in clocks; BIOSes of the period programmed 32–64 (estimate;
 #: PCI 2.3 §3.5.4 leaves it to system software). 64 lets a 256-dword burst
@@ -132,34 +138,35 @@ async def enumerate_bus(host, *, latency_timer: int = DEFAULT_LATENCY_TIMER,
     next_addr, limit = host.mmio_window
     found = []
     for slot in slots:
-        ident = await host.cfg_read(slot, CFG["ID"])
-        if ident & 0xFFFF == 0xFFFF:
+        cfg = ConfigSpace(host, slot)
+        ident = ID.decode(await cfg.read(ID))
+        if ident["vendor_id"] == VENDOR_NONE:
             continue                                   # master abort: empty slot
-        klass = await host.cfg_read(slot, CFG["CLASS"])
-        intr = await host.cfg_read(slot, CFG["INTR"])
-        pin = intr >> 8 & 0xFF
-        dev = PciDevice(slot=slot, vendor=ident & 0xFFFF, device=ident >> 16,
-                        class_code=klass >> 8, revision=klass & 0xFF, int_pin=pin,
-                        irq=host.interrupt_route(slot, pin) if 1 <= pin <= 4 else None)
-        # keep decoders off while BARs move
-        await host.cfg_write(slot, CFG["COMMAND"], 0)
+        klass = CLASS.decode(await cfg.read(CLASS))
+        pin = INTERRUPT.decode(await cfg.read(INTERRUPT))["interrupt_pin"]
+        dev = PciDevice(slot=slot, vendor=ident["vendor_id"], device=ident["device_id"],
+                        class_code=klass["class_code"], revision=klass["revision_id"],
+                        int_pin=pin,
+                        irq=host.interrupt_route(slot, pin) if pin in INTERRUPT_PINS else None)
+        # keep decoders off while BARs move (the whole dword: STATUS gets 0, no W1C)
+        await cfg.write(COMMAND, 0)
         for i in range(6):
-            reg = CFG["BAR0"] + 4 * i
-            await host.cfg_write(slot, reg, 0xFFFF_FFFF)
-            probe = await host.cfg_read(slot, reg)
-            if probe == 0 or probe & 1:                # unimplemented, or I/O BAR
+            reg = bar(i)
+            await cfg.write(reg, ALL_ONES)
+            probe = await cfg.read(reg)
+            if probe == 0 or probe & reg.mask("io_space"):   # unimplemented, or I/O BAR
                 continue
-            size = (~(probe & ~0xF) & 0xFFFF_FFFF) + 1
+            size = (~(probe & BAR_MEM_MASK) & ALL_ONES) + 1
             addr = (next_addr + size - 1) & ~(size - 1)
             if addr + size > limit:
                 raise RuntimeError(f"MMIO window exhausted at slot {slot} BAR{i}")
-            await host.cfg_write(slot, reg, addr)
-            dev.bars.append(Bar(i, addr, size, bool(probe & 0x8)))
+            await cfg.write(reg, addr)
+            dev.bars.append(Bar(i, addr, size, bool(probe & reg.mask("prefetchable"))))
             next_addr = addr + size
-        await host.cfg_write(slot, CFG["CACHE_LAT"], latency_timer << 8, be=0b0010)
+        await cfg.write(HEADER, HEADER.bits(latency_timer=latency_timer), be=0b0010)
         if dev.irq is not None:
-            await host.cfg_write(slot, CFG["INTR"], dev.irq, be=0b0001)
-        await host.cfg_write(slot, CFG["COMMAND"], CMD_MEMORY | CMD_MASTER)
+            await cfg.write(INTERRUPT, INTERRUPT.bits(interrupt_line=dev.irq), be=0b0001)
+        await cfg.write(COMMAND, CMD_MEMORY | CMD_MASTER)
         found.append(dev)
     return found
 
@@ -169,14 +176,14 @@ async def quiesce(cfg: ConfigSpace) -> None:
     """Stop a device mastering and asserting INTx#: clear Bus Master Enable and
     set Interrupt Disable in its command register (configuration cycles reach a
     device whose memory decoders are off)."""
-    cmd = await cfg.read(_COMMAND) & 0xFFFF
-    await cfg.write(_COMMAND, (cmd & ~CMD_MASTER) | CMD_INTX_DISABLE)
+    cmd = await cfg.read(COMMAND)
+    await cfg.write(COMMAND, (cmd & ~CMD_MASTER) | CMD_INTX_DISABLE)
 
 
 async def restore_command(cfg: ConfigSpace, *, master: bool) -> None:
     """Memory Space Enable on, INTx# allowed, Bus Master Enable as ``master``
     (what :func:`enumerate_bus` programmed)."""
-    await cfg.write(_COMMAND, CMD_MEMORY | (CMD_MASTER if master else 0))
+    await cfg.write(COMMAND, CMD_MEMORY | (CMD_MASTER if master else 0))
 
 
 #: the watchdog's bound: WD_FACTOR x the time the outstanding bytes take at the

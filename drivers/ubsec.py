@@ -1,8 +1,9 @@
 """ubsec: driver for the BCM5820-like card (OpenBSD ``sys/dev/pci/ubsec.c``).
 
-Talks to the card only through its registers (:mod:`hw.cards.bcm5820`
-offsets), command records in DMA memory (formats of :mod:`hw.dma.mcr`,
-``ubsecreg.h``) and its interrupt.
+Talks to the card only through its registers and command records in DMA
+memory, both as the card's header :mod:`hw.cards.ubsecreg` describes them
+(``ubsecreg.h``; registers through :class:`drivers.bus_space.BusSpace`,
+records packed with :mod:`hw.structs`), and its interrupt.
 
 * attach: reset the board, CTRL = MCR1INT | DMAERR (little-endian, no
   BE32/BE64), optional interrupt moderation, ``intr_establish``, register
@@ -60,7 +61,6 @@ profile table ``[ubsec]``.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -68,48 +68,31 @@ from typing import Any, Optional
 from ocf.sha1 import SHA1_IV, hmac_sha1_midstates, sha1_compress  # noqa: F401 (re-exported)
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
-                            CryptoDesc, CryptoIni, CryptoOp)
+                            SID_LOCAL_MASK, CryptoDesc, CryptoIni, CryptoOp)
 from drivers.pci import ALL_ONES, PciAttachArgs
 from drivers.softc import PciCryptoSoftc
-from hw.cards.bcm5820 import MAX_PARTICLES
+from hw.cards import ubsecreg as U
+from hw.cards.ubsecreg import (CTRL, ERR, IMOD, MCR1, STAT, CTX_LONG_BYTES, MAC_BYTES,
+                               MACBUF_BYTES, MAX_PARTICLES, MAX_PKTLEN, MCR_ADD_BYTES,
+                               MCR_BYTES, PKTBUF_BYTES, ContextLong, Mcr, McrFlags,
+                               McrHeader, McrPacket, PktBuf)
+from hw.structs import pack, unpack
 from sim.kernel.errno import EFAULT, EINVAL, EIO, ENOMEM
 
 __all__ = ["MATCH", "attach", "Ubsec", "sha1_compress", "hmac_sha1_midstates", "MAXAGGR"]
 
-#: the devices this driver attaches to (vendor, device) → name; TODO header IDs
-MATCH = {(0x14E4, 0x5820): "Broadcom 5820"}
+#: the devices this driver attaches to: (vendor, device) → product
+MATCH = {(U.VENDOR_ID, U.DEVICE_ID): "Broadcom 5820"}
 
-# -- card registers and bits (OpenBSD sys/dev/pci/ubsecreg.h) ------------------
-BS_MCR1, BS_CTRL, BS_STAT, BS_ERR, BS_MCR2, BS_IMOD = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
-BS_CTRL_RESET = 0x8000_0000
-BS_CTRL_MCR1INT = 0x2000_0000
-BS_CTRL_DMAERR = 0x0200_0000
-BS_STAT_MCR1_FULL = 0x4000_0000
-BS_STAT_MCR1_DONE = 0x2000_0000
-BS_STAT_DMAERR = 0x1000_0000
-BS_ERR_ADDR = 0xFFFF_FFFC
-BS_ERR_READ = 0x2
-# -- memory formats (ubsecreg.h) -------------------------------------------------
-UBS_MCR_DONE = 0x0001
-UBS_MCR_ERROR = 0x0002
-UBS_PKTCTX_ENC_3DES = 0x8000
-UBS_PKTCTX_INBOUND = 0x4000
-UBS_PKTCTX_AUTH_SHA1 = 0x2000
-UBS_PKTBUF_LEN = 0xFFFF
-CTX_LONG_BYTES = 80           # struct ubsec_pktctx_long
-MCR_BYTES = 36                # struct ubsec_mcr with one packet
-MCR_ADD_BYTES = 32            # struct ubsec_mcr_add
-PKTBUF_BYTES = 12
-MAC_BYTES = 12                # HMAC-SHA1-96 (RFC 2404)
-MACBUF_BYTES = 20             # d_macbuf[5] in ubsec_dmachunk
-#: OpenBSD ubsecvar.h UBS_MAX_AGGR: packets merged into one MCR
-MAXAGGR = 5
-#: particle length limit (UBS_PKTBUF_LEN) and the packet length field (u16)
-MAX_PARTICLE = 0xFFFC
-MAX_PKTLEN = 0xFFFF
+#: packets merged into one record (ubsecvar.h UBS_MAX_AGGR)
+MAXAGGR = U.UBS_MAX_AGGR
+#: longest particle the driver makes: UBS_PKTBUF_LEN kept to whole dwords
+MAX_PARTICLE = U.UBS_PKTBUF_LEN & ~3
 #: 8259-era boards: the card's reset needs DELAY(10) (ubsec_reset_board)
 #: reads of CTRL while waiting for RESET to clear (model's choice: ~100 µs of reads)
 RESET_POLLS = 100
+#: where the card writes a record's mcr_flags
+_MCR_FLAGS = U.byte_offset(Mcr, "hdr", "flags")
 #: BCM5820 datasheet rate, 3DES+HMAC-SHA1 (Broadcom BCM5820 product brief: 310 Mbit/s)
 DATASHEET_MBPS = 310.0
 
@@ -129,7 +112,7 @@ class _Q:
     crp: CryptoOp
     ses: _Session
     dma: int                           # context + MAC buffer + particle descriptors
-    packet: bytes                      # the 32-byte ubsec_mcr_add of this packet
+    packet: bytes                      # its McrPacket (struct ubsec_mcr_add)
     macbuf: int
     mac_inject: Optional[int]
     mac_len: int
@@ -149,7 +132,7 @@ class _Rec:
 
 def _ctx_words(key: bytes) -> tuple:
     """Key bytes → u32 words, big-endian per word (ntohl in ubsec.c)."""
-    return struct.unpack(">%dI" % (len(key) // 4), key)
+    return tuple(int.from_bytes(key[i:i + 4], "big") for i in range(0, len(key), 4))
 
 
 class Ubsec(PciCryptoSoftc):
@@ -170,12 +153,11 @@ class Ubsec(PciCryptoSoftc):
         super().__init__(pa, watchdog_us=watchdog_us)
         self.max_packet = max_packet
         self.piece = max_packet & ~7
-        self.host = pa.host
-        self.base = self.dev.bar(0).addr
+        self.regs = pa.map(0)
         self.maxaggr = maxaggr
         cycles = int(round(imod_usec * 1e6 / pa.clock_period_ps)) if imod_usec else 0
-        self.imod = (int(imod_records) & 0xFF) | (min(cycles, 0xFF_FFFF) << 8) \
-            if imod_records else 0
+        t_max = (1 << IMOD.field("t").width) - 1
+        self.imod = IMOD.bits(n=int(imod_records), t=min(cycles, t_max)) if imod_records else 0
         p = self.kernel.profile
         self.c = {k: p.cost(f"ubsec.{k}") for k in (
             "process", "particle", "feed", "feed_packet", "intr", "callback",
@@ -189,36 +171,30 @@ class Ubsec(PciCryptoSoftc):
                       max_aggr=0, queue_max=0, chip_max=0, einval=0,
                       recoveries=0, gone=0, offline=0)
 
-    # ------------------------------------------------------------ registers
-    async def rd(self, reg: int) -> int:
-        return await self.host.mmio_read(self.base + reg)
-
-    async def wr(self, reg: int, value: int) -> None:
-        await self.host.mmio_write(self.base + reg, value)
-
+    # ------------------------------------------------------------ board
     async def reset_board(self) -> bool:
         """``ubsec_reset_board``: CTRL |= RESET, DELAY(10); then wait for it.
         Returns whether the reset completed (False: CTRL reads all ones, or
         RESET never cleared)."""
-        ctrl = await self.rd(BS_CTRL)
+        ctrl = await self.regs.read(CTRL)
         if ctrl == ALL_ONES:
             return False
-        await self.wr(BS_CTRL, ctrl | BS_CTRL_RESET)
+        await self.regs.write(CTRL, ctrl | CTRL.mask("board_reset"))
         await self.kernel.charge("driver", self.c["reset_delay"])
         self.s["resets"] += 1
         for _ in range(RESET_POLLS):
-            ctrl = await self.rd(BS_CTRL)
+            ctrl = await self.regs.read(CTRL)
             if ctrl == ALL_ONES:
                 return False
-            if not ctrl & BS_CTRL_RESET:
+            if not ctrl & CTRL.mask("board_reset"):
                 return True
         return False
 
     async def init_board(self) -> None:
         """``ubsec_init_board``: interrupts on, little-endian, moderation."""
-        await self.wr(BS_STAT, BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
-        await self.wr(BS_IMOD, self.imod)
-        await self.wr(BS_CTRL, BS_CTRL_MCR1INT | BS_CTRL_DMAERR)
+        await self.regs.write(STAT, STAT.mask("mcr1_done", "dmaerr"))
+        await self.regs.write(IMOD, self.imod)
+        await self.regs.write(CTRL, CTRL.bits(mcr1int=1, dmaerr=1))
 
     async def attach(self) -> bool:
         """``ubsec_attach`` after the PCI part: reset, init, interrupt, OCF."""
@@ -302,7 +278,7 @@ class Ubsec(PciCryptoSoftc):
 
     def _prepare(self, crp: CryptoOp) -> tuple[int, Optional[_Q]]:
         """Check the request and lay out its context and particles in DMA memory."""
-        ses = self.sessions.get(crp.sid & 0xFFFF_FFFF) if type(crp.sid) is int else None
+        ses = self.sessions.get(crp.sid & SID_LOCAL_MASK) if type(crp.sid) is int else None
         if ses is None or crp.buf is None or not crp.desc or len(crp.desc) > 2:
             return EINVAL, None
         enc = mac = None
@@ -368,13 +344,12 @@ class Ubsec(PciCryptoSoftc):
             return ENOMEM, None
         macbuf = dma + CTX_LONG_BYTES
         # context (struct ubsec_pktctx_long)
-        flags = (UBS_PKTCTX_ENC_3DES if enc else 0) | (UBS_PKTCTX_AUTH_SHA1 if mac else 0) \
-            | (UBS_PKTCTX_INBOUND if enc and not encrypt else 0)
-        offset = (enc.skip - mac.skip) // 4 if enc and mac else 0
-        ctx = struct.pack("<HHHH6I2I5I5I", CTX_LONG_BYTES, 0, flags, offset,
-                          *(ses.deskey or (0,) * 6),
-                          *(_ctx_words(iv) if iv else (0, 0)),
-                          *(ses.inner or (0,) * 5), *(ses.outer or (0,) * 5))
+        ctx = pack(ContextLong, len=CTX_LONG_BYTES, type=U.UBS_PKTCTX_TYPE_IPSEC,
+                   flags=dict(enc_3des=bool(enc), auth_sha1=bool(mac),
+                              inbound=bool(enc and not encrypt)),
+                   offset=(enc.skip - mac.skip) // 4 if enc and mac else 0,
+                   deskey=ses.deskey or (0,) * 6, iv=_ctx_words(iv) if iv else (0, 0),
+                   hminner=ses.inner or (0,) * 5, hmouter=ses.outer or (0,) * 5)
         mem = self.kernel.memory
         mem.write(dma, ctx)
         # particle chains: first particle in the MCR, the rest in DMA memory
@@ -384,21 +359,21 @@ class Ubsec(PciCryptoSoftc):
 
         def chain(parts, tail):
             if not parts:
-                return (0, tail, 0)
+                return dict(addr=0, next=tail, len=0)
             descs = [slot[0] + PKTBUF_BYTES * i for i in range(len(parts) - 1)]
             slot[0] += PKTBUF_BYTES * len(descs)
             all_descs.extend(descs)
             raw = b""
             for i, (a, n) in enumerate(parts[1:], start=1):
                 nxt = descs[i] if i < len(descs) else tail
-                raw += struct.pack("<III", a, nxt, n)
+                raw += pack(PktBuf, addr=a, next=nxt, len=n)
             if raw:
                 mem.write(descs[0], raw)
-            return (parts[0][0], descs[0] if descs else tail, parts[0][1])
+            return dict(addr=parts[0][0], next=descs[0] if descs else tail, len=parts[0][1])
 
         ipb = chain(in_parts, 0)
         opb = chain(out_parts, macbuf if mac else 0)
-        packet = struct.pack("<I3IHH3I", dma, *ipb, 0, pktlen, *opb)
+        packet = pack(McrPacket, ctxp=dma, ipkt=ipb, pktlen=pktlen, opkt=opb)
         q = _Q(crp=crp, ses=ses, dma=dma, packet=packet, macbuf=macbuf,
                mac_inject=mac.inject if mac else None,
                mac_len=MAC_BYTES, enc_out=(enc.skip, enc.len) if enc and encrypt else None,
@@ -413,11 +388,11 @@ class Ubsec(PciCryptoSoftc):
         read = False
         while self.queue:
             read = True
-            stat = await self.rd(BS_STAT)
+            stat = await self.regs.read(STAT)
             if stat == ALL_ONES:                  # not decoding: recover now
                 await self.gone()
                 break
-            if stat & BS_STAT_MCR1_FULL:
+            if stat & STAT.mask("mcr1_full"):
                 self.s["mcr1_full"] += 1
                 break
             n = min(len(self.queue), self.maxaggr)
@@ -427,11 +402,11 @@ class Ubsec(PciCryptoSoftc):
             if mcr is None:                       # give them back; try at the next interrupt
                 self.queue.extendleft(reversed(qs))
                 break
-            k.memory.write(mcr, struct.pack("<HH", n, 0) + b"".join(q.packet for q in qs))
+            k.memory.write(mcr, pack(McrHeader, pkts=n) + b"".join(q.packet for q in qs))
             rec = _Rec(mcr, qs)
             self.chip.append(rec)
             self._handover_record(rec)
-            await self.wr(BS_MCR1, mcr)
+            await self.regs.write(MCR1, mcr)
             self.s["records"] += 1
             self.s["packets"] += n
             self.s["max_aggr"] = max(self.s["max_aggr"], n)
@@ -452,25 +427,25 @@ class Ubsec(PciCryptoSoftc):
     async def intr(self) -> bool:
         """``ubsec_intr``."""
         self.s["interrupts"] += 1
-        raw = await self.rd(BS_STAT)
+        raw = await self.regs.read(STAT)
         if raw == ALL_ONES:
             return await self.gone()
-        stat = raw & (BS_STAT_MCR1_DONE | BS_STAT_DMAERR)
+        stat = raw & STAT.mask("mcr1_done", "dmaerr")
         if not stat:
             return False
         self.s["claimed"] += 1
         k = self.kernel
         await k.charge("driver", self.c["intr"])
-        await self.wr(BS_STAT, stat)              # acknowledge
-        if stat & BS_STAT_MCR1_DONE:
+        await self.regs.write(STAT, stat)         # acknowledge
+        if stat & STAT.mask("mcr1_done"):
             await self._complete_done()
-        if stat & BS_STAT_DMAERR:
-            err = await self.rd(BS_ERR)
+        if stat & STAT.mask("dmaerr"):
+            err = await self.regs.read(ERR)
             self.s["dma_errors"] += 1
-            await self._recover(EFAULT, f"dma error, {'read' if err & BS_ERR_READ else 'write'} "
-                                f"at {err & BS_ERR_ADDR:#010x}")   # ubsec_cleanchip
+            way = "read" if err & ERR.mask("read") else "write"
+            await self._recover(EFAULT, f"dma error, {way} at {err & ERR.mask('addr'):#010x}")
         elif not await self.feed():
-            await self.rd(BS_STAT)                # flush the acknowledge before returning
+            await self.regs.read(STAT)            # flush the acknowledge before returning
         return True
 
     async def _complete_done(self, anywhere: bool = False) -> None:
@@ -478,13 +453,13 @@ class Ubsec(PciCryptoSoftc):
         first that is not, or (``anywhere``, once the card has stopped) all."""
         mem = self.kernel.memory
         for rec in list(self.chip):
-            flags = int.from_bytes(mem.read(rec.mcr + 2, 2), "little")
-            if not flags & UBS_MCR_DONE:
+            flags = unpack(McrFlags, mem.read(rec.mcr + _MCR_FLAGS, 2))
+            if not flags["done"]:
                 if anywhere:
                     continue
                 break
             self.chip.remove(rec)
-            err = EIO if flags & UBS_MCR_ERROR else 0
+            err = EIO if flags["error"] else 0
             for q in rec.qs:
                 self.wd.progress()
                 await self._finish(q, err)
@@ -613,7 +588,7 @@ def _sha1_finish(state: tuple, data: bytes) -> bytes:
     """SHA-1 digest of (one 64-byte block already in ``state``) + ``data``:
     the rest of an HMAC pass from its midstate (FIPS 180-4 §5.1.1 padding)."""
     total = 64 + len(data)
-    msg = data + b"\x80" + bytes((55 - total) % 64) + struct.pack(">Q", 8 * total)
+    msg = data + b"\x80" + bytes((55 - total) % 64) + (8 * total).to_bytes(8, "big")
     for i in range(0, len(msg), 64):
         state = sha1_compress(state, msg[i:i + 64])
     return b"".join(x.to_bytes(4, "big") for x in state)

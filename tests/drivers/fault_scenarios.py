@@ -18,9 +18,10 @@ from ocf.cryptodev import (CIOCCRYPT, CIOCGSESSION, COP_ENCRYPT, CRIOGET, CrioGe
                            SessionOp)
 from ocfsim.system import boot
 from ocfsim.workloads.devcrypto import ALGS, MAC_BYTES, reference
-from drivers.pci import CFG, CMD_MASTER, CMD_MEMORY
+from hw.pci.pcireg import COMMAND
 
 US = 1_000_000                          # ps per µs
+CMD_MEMORY, CMD_MASTER = COMMAND.mask("memory_space"), COMMAND.mask("bus_master")
 
 
 def _poke(bar: int, off: int, value: int):
@@ -34,11 +35,11 @@ def _command(off_bits: int, for_us: float | None):
     """Clear ``off_bits`` of the command register, set them back after ``for_us``."""
     async def fault(host, sc, log):
         slot = sc.dev.slot
-        await host.cfg_write(slot, CFG["COMMAND"], (CMD_MEMORY | CMD_MASTER) & ~off_bits)
+        await host.cfg_write(slot, COMMAND.offset, (CMD_MEMORY | CMD_MASTER) & ~off_bits)
         log.append(host.now)
         if for_us is not None:
             await host.sleep(int(for_us * US))
-            await host.cfg_write(slot, CFG["COMMAND"], CMD_MEMORY | CMD_MASTER)
+            await host.cfg_write(slot, COMMAND.offset, CMD_MEMORY | CMD_MASTER)
     return fault
 
 

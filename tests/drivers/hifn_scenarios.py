@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-import struct
 
 from drivers import hifn as H
+from hw.cards import hifn7751reg as R
+from hw.structs import size, unpack
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRYPTO_3DES_CBC,
                             CRYPTO_DES_CBC, CRYPTO_MD5_HMAC, CRYPTO_SHA1_HMAC, CryptoBuf,
                             CryptoDesc, CryptoIni, CryptoOp)
@@ -15,21 +16,23 @@ from sim.kernel.errno import EIO
 
 
 def _cmd_masks(mem, sc, slot):
-    """(base masks, MAC masks or None, crypt masks or None, command length) of a slot."""
+    """(base masks, MAC masks or None, crypt masks or None, command length) of a
+    slot, the masks as dicts of the header's fields."""
     buf = mem.read(sc.cmdbuf + slot * H.HIFN_CMD_SLOT, H.HIFN_CMD_SLOT)
-    bm = struct.unpack_from("<H", buf, 0)[0]
-    off, mm, cm = 8, None, None
-    if bm & H.HIFN_BASE_CMD_MAC:
-        mm = struct.unpack_from("<H", buf, off)[0]
-        off += 8
-    if bm & H.HIFN_BASE_CMD_CRYPT:
-        cm = struct.unpack_from("<H", buf, off)[0]
+    bm = unpack(R.BaseCommand, buf)["masks"]
+    off, mm, cm = size(R.BaseCommand), None, None
+    if bm["mac"]:
+        mm = unpack(R.MacCommand, buf[off:])["masks"]
+        off += size(R.MacCommand)
+    if bm["crypt"]:
+        cm = unpack(R.CryptCommand, buf[off:])["masks"]
+        off += size(R.CryptCommand)
     # the command's length, from its own masks (the ring is rewritten after a reset)
-    ln = 8 + 8 * (mm is not None) + 8 * (cm is not None)
-    ln += 64 if mm is not None and mm & H.HIFN_MAC_CMD_NEW_KEY else 0
+    ln = off + (R.MAC_KEY_LENGTH if mm is not None and mm["new_key"] else 0)
     if cm is not None:
-        ln += (24 if cm & 3 == H.HIFN_CRYPT_CMD_ALG_3DES else 8) if cm & H.HIFN_CRYPT_CMD_NEW_KEY else 0
-        ln += 8 if cm & H.HIFN_CRYPT_CMD_NEW_IV else 0
+        if cm["new_key"]:
+            ln += R.TDES_KEY_LENGTH if cm["alg"] == R.CryptAlg.TDES.value else R.DES_KEY_LENGTH
+        ln += R.IV_LENGTH if cm["new_iv"] else 0
     return bm, mm, cm, ln
 
 
