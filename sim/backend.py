@@ -31,7 +31,7 @@ per-word simulator call on the Verilator side.
 
 from __future__ import annotations
 
-__all__ = ["Backend", "SimulationError", "CheckerError"]
+__all__ = ["Backend", "SimulationError", "CheckerError", "speed_stats"]
 
 
 class SimulationError(RuntimeError):
@@ -48,6 +48,8 @@ class Backend:
     name: str = "?"
     #: bus clock period in picoseconds (30 000 at 33 MHz, 15 000 at 66 MHz)
     period_ps: int
+    #: the wake-up counters of the host driving this backend (``sim.host.Host.wakeups``)
+    wakeups: dict | None = None
 
     async def step(self, max_cycles: int | None) -> int:
         """Run the RTL until ``attn`` changes or ``max_cycles`` have elapsed.
@@ -57,6 +59,56 @@ class Backend:
         safety bound and returns so the caller can detect a deadlock.
         """
         raise NotImplementedError
+
+    async def step_ops(self, max_cycles: int | None, ops, seq: int, irq: int,
+                       absorb: bool = False) -> tuple[int, list[int], int, int]:
+        """:meth:`step`, completing CPU accesses on the way (posted writes).
+
+        A CPU access is in flight with sequence bit ``seq``; ``ops`` are the
+        ``(op, addr, data, be)`` waiting behind it. Each time the access in
+        flight completes (``cpu_ack`` equals its sequence bit) and nothing
+        else raised attention (``irq`` still equals ``irq``, no checker
+        error), its ``cpu_status`` is kept and the next access of ``ops`` is
+        written to the ``cpu_*`` inputs with the sequence bit toggled, as the
+        host would after that step (so it starts at the same cycle). With
+        ``absorb`` the completion of the last access (a posted write) is kept
+        the same way and the step goes on with none in flight. Returns the
+        cycles run, the statuses of the accesses completed so (in order),
+        ``attn`` as it stood after the last of them and the cycles run since. Otherwise stops as
+        :meth:`step` does: on any other attention, the completion of an
+        access it does not take, or after ``max_cycles``. This loop is the
+        reference; a backend may do it closer to the model.
+        """
+        get, set_ = self.get, self.set
+        attn = get("attn")
+        ran, statuses, tail = 0, [], 0
+        pending = list(ops)
+        inflight = True
+        while True:
+            budget = None if max_cycles is None else max_cycles - ran
+            if budget is not None and budget <= 0:
+                break
+            tail = await self.step(budget)
+            ran += tail
+            now_attn = get("attn")
+            if now_attn == attn:
+                break
+            if (not inflight or get("cpu_ack") != seq or get("irq") != irq
+                    or get("chk_error") or not (pending or absorb)):
+                break
+            statuses.append(get("cpu_status"))
+            attn = now_attn
+            if not pending:
+                inflight = False
+                continue
+            op, addr, data, be = pending.pop(0)
+            set_("cpu_op", op)
+            set_("cpu_addr", addr)
+            set_("cpu_wdata", data)
+            set_("cpu_be", be)
+            seq ^= 1
+            set_("cpu_seq", seq)
+        return ran, statuses, attn, tail
 
     @property
     def cycle(self) -> int:
@@ -74,3 +126,10 @@ class Backend:
 
     def dram_write(self, addr: int, data: bytes) -> None:
         raise NotImplementedError
+
+
+def speed_stats(backend: Backend) -> dict:
+    """How the host woke the RTL during a run, for a result dict's ``speed``
+    entry: the host's wake-up counters (``sim.host.Host.wakeups``), empty
+    when no host drove the backend."""
+    return {"wakeups": dict(backend.wakeups or {})}

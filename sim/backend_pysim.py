@@ -13,7 +13,7 @@ import contextlib
 from amaranth.sim import Simulator
 from amaranth.sim import pysim as _pysim
 
-from .backend import Backend
+from .backend import Backend, speed_stats
 
 __all__ = ["PysimBackend", "run_pysim"]
 
@@ -128,6 +128,8 @@ def run_pysim(top, period_ps: int, body, vcd: str | None = None,
               gtkw: str | None = None, traces=()):
     """Simulate ``top`` with ``body(backend)`` (async) as the host; return its value.
 
+    A dict value gains ``speed``: :func:`sim.backend.speed_stats` (wake-ups).
+
     With ``vcd``, the whole run is dumped; with ``gtkw`` too, a GTKWave save
     file shows ``traces`` (a dict of groups, as ``Machine.vcd_traces()``).
     """
@@ -138,6 +140,8 @@ def run_pysim(top, period_ps: int, body, vcd: str | None = None,
     async def host(ctx):
         backend = PysimBackend(ctx, top, period_ps)
         result["value"] = await body(backend)
+        if isinstance(result["value"], dict):
+            result["value"]["speed"] = speed_stats(backend)
 
     sim.add_testbench(host)
     if vcd:

@@ -14,10 +14,25 @@ being queued behind earlier writes, flush them first.
 
 Host DRAM is reached directly (:attr:`Host.memory`), as the CPU reaches its
 own memory without PCI cycles.
+
+Wake-ups (each time the host steps the backend) are counted in
+:attr:`Host.wakeups`. Two ways to need fewer of them, both cycle-exact and
+on unless ``Host(coalesce=False)`` or ``OCFSIM_COALESCE=0`` (see
+docs/simulation.md):
+
+- *quiet timers*: when the next host event is a kernel timer whose firing
+  runs only kernel code (:meth:`sim.loop.SimLoop.call_at`'s ``horizon``),
+  the RTL runs on to the earliest time host code can touch it, in one step;
+  an attention seen past the timer is kept and handled at its own time;
+- *posted-write batches*: while a posted write is in flight and more
+  accesses wait behind it, the backend starts each next access itself at
+  the cycle the previous one completes (:meth:`Backend.step_ops`), up to
+  and including the first one the CPU waits for.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -31,7 +46,17 @@ from .backend import Backend, CheckerError, SimulationError
 from .loop import Deadlock, Future, HardwarePort, SimLoop
 from .memory import HostMemory
 
-__all__ = ["Host", "DramMemory", "BusError", "POSTED_WRITES"]
+__all__ = ["Host", "DramMemory", "BusError", "POSTED_WRITES", "COALESCE_ENV",
+           "coalesce_default"]
+
+#: environment variable: ``0`` turns quiet-timer run-ahead and posted-write
+#: batches off for every :class:`Host` made without ``coalesce=``
+COALESCE_ENV = "OCFSIM_COALESCE"
+
+
+def coalesce_default() -> bool:
+    """Whether a :class:`Host` coalesces wake-ups unless told (``$OCFSIM_COALESCE``)."""
+    return os.environ.get(COALESCE_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
 
 #: posting-buffer entries of the host bridge (estimate: chipsets of the
 #: period buffer a few dwords of CPU-to-PCI writes; 4 keeps the CPU from
@@ -49,16 +74,20 @@ class BusError(SimulationError):
 class DramMemory(HostMemory):
     """Host DRAM through the backend's backdoor (no bus cycles)."""
 
-    def __init__(self, backend: Backend, size: int):
+    def __init__(self, backend: Backend, size: int,
+                 current: Callable[[str], None] = lambda what: None):
         super().__init__(size)
         self._backend = backend
+        self._current = current     # raises if the RTL is not at the present cycle
 
     def read(self, addr: int, n: int) -> bytes:
         self._check(addr, n)
+        self._current("DRAM read")
         return self._backend.dram_read(addr, n)
 
     def write(self, addr: int, data: bytes) -> None:
         self._check(addr, len(data))
+        self._current("DRAM write")
         self._backend.dram_write(addr, bytes(data))
 
 
@@ -74,13 +103,25 @@ class _Op:
 class Host(HardwarePort):
     """One simulated machine as host software sees it."""
 
-    def __init__(self, backend: Backend, spec: MachineSpec, loop: SimLoop | None = None):
+    def __init__(self, backend: Backend, spec: MachineSpec, loop: SimLoop | None = None,
+                 coalesce: bool | None = None):
         self.backend = backend
         self.spec = spec
         self.loop = loop or SimLoop()
         self.loop.hardware = self
         self.period_ps = backend.period_ps
-        self.memory = DramMemory(backend, spec.dram_bytes)
+        self.memory = DramMemory(backend, spec.dram_bytes, self._current)
+        #: quiet-timer run-ahead and posted-write batches (module doc)
+        self.coalesce = coalesce_default() if coalesce is None else bool(coalesce)
+        #: ``steps``: backend steps (wake-ups of the RTL), of which ``timer``
+        #: ended at a host timer and ``attention`` on attention;
+        #: ``coalesced``: host events reached without a step because a step
+        #: had run the RTL past them; ``batched``: accesses (posted writes)
+        #: whose completion the backend took inside a step
+        self.wakeups = backend.wakeups = {"steps": 0, "timer": 0, "attention": 0,
+                                          "coalesced": 0, "batched": 0}
+        self._attn_pending = False    # the RTL stopped on attention past the last limit
+        self._ahead = False           # the last step ran the RTL past its limit
         self._queue: deque[_Op] = deque()
         self._inflight: Optional[_Op] = None
         self._seq = 0
@@ -106,13 +147,23 @@ class Host(HardwarePort):
 
     @property
     def cycle(self) -> int:
+        self._current("cycle read")
         return self.backend.cycle
+
+    def _current(self, what: str) -> None:
+        """Host code touches the hardware: the RTL must stand at the present
+        cycle, never past it (it may run ahead only over quiet timers)."""
+        if self.backend.cycle > self.loop.now // self.period_ps:
+            raise SimulationError(
+                f"{what} at {self.loop.now} ps while the RTL is at cycle "
+                f"{self.backend.cycle}: a quiet timer's horizon let it run past host code")
 
     # ------------------------------------------------------------- bus access
     def _submit(self, op: int, addr: int, data: int = 0, be: int = 0xF,
                 posted: bool = False) -> Future:
         if not 0 <= addr <= 0xFFFF_FFFF:
             raise ValueError(f"bus address {addr:#x} out of range")
+        self._current(_OP_NAMES[op])
         fut = None if posted else self.loop.create_future(f"{_OP_NAMES[op]} {addr:#x}")
         self._queue.append(_Op(op, addr, data & 0xFFFF_FFFF, be & 0xF, fut))
         return fut
@@ -178,6 +229,7 @@ class Host(HardwarePort):
     def set_dram_timing(self, latency: int = 0, wait_every: int = 0, wait_len: int = 0,
                         retry_every: int = 0, abort_every: int = 0) -> None:
         """Host-DRAM target test knobs (see ``hw.pci.host_bridge``)."""
+        self._current("DRAM timing knobs")
         self.backend.set("dram_latency", latency)
         self.backend.set("dram_wait_every", wait_every)
         self.backend.set("dram_wait_len", wait_len)
@@ -187,6 +239,7 @@ class Host(HardwarePort):
     # ------------------------------------------------------------ statistics
     def bus_stats(self) -> dict:
         """Monitor counters: totals by class, per master and per target."""
+        self._current("monitor read")
         get = self.backend.get
         names = self.spec.agent_names()
         by_class = {c: get(f"mon_{c}") for c in CLASSES}
@@ -231,33 +284,97 @@ class Host(HardwarePort):
     def arbiter_wait_max(self) -> dict[str, int]:
         """Longest wait for the bus per master so far (REQ# asserted until the
         master starts its transaction), in bus clocks."""
+        self._current("arbiter read")
         return {name: self.backend.get(f"arb_wait_max{i}")
                 for i, name in enumerate(self.spec.master_names())}
 
     def checker_errors(self) -> list[str]:
+        self._current("checker read")
         bits = self.backend.get("chk_error")
         return [r for i, r in enumerate(RULES) if bits >> i & 1]
 
     # ------------------------------------------------------- hardware port
-    async def advance(self, limit: Optional[int]) -> int:
-        """Run the RTL towards ``limit`` ps; stop early when it needs attention."""
+    async def advance(self, limit: Optional[int], horizon: Optional[int] = None) -> int:
+        """Run the RTL towards ``limit`` ps; stop early when it needs attention.
+
+        With coalescing, the RTL runs on to ``horizon`` (the loop's bound
+        over quiet timers) in the same step. What it meets past ``limit`` is
+        kept: a later call reaches ``limit`` without a step, or handles the
+        kept attention once ``limit`` is at or past its cycle. Host code thus
+        sees every attention at the time and in the order it would without.
+        """
         backend, period = self.backend, self.period_ps
         self._start_next()
         now = self.loop.now
-        hw_now = backend.cycle * period
+        if self._attn_pending:
+            at = backend.cycle * period
+            if limit is not None and at > limit:
+                self._ahead_ok(limit if horizon is None else horizon)
+                self.wakeups["coalesced"] += 1
+                return limit
+            self._ahead = False
+            self._attn_pending = False
+            self._events()
+            return max(now, at)
         if limit is None:
-            ran = await backend.step(None)
+            ran = await self._step(None)
             if not self._events() and self._inflight is None:
                 raise Deadlock(self.loop._describe_waiters()
                                + f" (hardware quiet for {ran} cycles)")
             return max(now, backend.cycle * period)
-        cycles = (limit - hw_now) // period
-        if cycles <= 0:
+        hw = backend.cycle
+        if hw >= limit // period:
+            if hw > limit // period:
+                self._ahead_ok(limit if horizon is None else horizon)
+            if self._ahead:
+                self.wakeups["coalesced"] += 1
             return limit
-        await backend.step(cycles)
-        if self._events():
-            return max(now, backend.cycle * period)
+        to = horizon if self.coalesce and horizon is not None else limit
+        await self._step(to // period - hw)
+        self._ahead = backend.cycle > limit // period
+        if backend.get("attn") != self._attn:
+            at = backend.cycle * period
+            if at > limit:
+                self._attn_pending = True
+                return limit
+            self._events()
+            return max(now, at)
         return limit
+
+    def _ahead_ok(self, horizon: int) -> None:
+        if self.backend.cycle > horizon // self.period_ps:
+            raise SimulationError(f"the RTL ran to cycle {self.backend.cycle}, past the next "
+                                  f"host event at {horizon} ps (a quiet timer's horizon)")
+
+    async def _step(self, cycles: Optional[int]) -> int:
+        """One wake-up: a backend step, with posted writes completed inside
+        it when coalescing (module doc)."""
+        b, w = self.backend, self.wakeups
+        w["steps"] += 1
+        op = self._inflight
+        if self.coalesce and op is not None and op.future is None and not self._post_waiters:
+            batch = []
+            for nxt in self._queue:
+                batch.append((nxt.op, nxt.addr, nxt.data, nxt.be))
+                if nxt.future is not None:
+                    break
+            absorb = not batch or self._queue[len(batch) - 1].future is None
+            # ``ran`` as a plain step after the last completion would have run
+            _, statuses, self._attn, ran = await b.step_ops(cycles, batch, self._seq,
+                                                            self._irq, absorb)
+            for k, status in enumerate(statuses):
+                if status != Status.OK:
+                    self.write_errors.append((self._inflight.addr, STATUS_NAMES[status]))
+                if k < len(batch):
+                    self._inflight = self._queue.popleft()
+                    self._seq ^= 1
+                else:
+                    self._inflight = None
+            w["batched"] += len(statuses)
+        else:
+            ran = await b.step(cycles)
+        w["attention" if b.get("attn") != self._attn else "timer"] += 1
+        return ran
 
     def _start_next(self) -> None:
         if self._inflight is not None or not self._queue:

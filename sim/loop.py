@@ -158,10 +158,17 @@ class Task(Future):
 
 
 class TimerHandle:
-    __slots__ = ("when", "seq", "future", "cancelled")
+    """A pending timer. ``horizon`` is None for an ordinary timer; a *quiet*
+    timer (see :meth:`SimLoop.call_at`) carries a function giving the
+    earliest time at which anything its firing sets off can reach the
+    hardware or host code other than the kernel's own."""
 
-    def __init__(self, when: int, seq: int, future: Future):
+    __slots__ = ("when", "seq", "future", "cancelled", "horizon")
+
+    def __init__(self, when: int, seq: int, future: Future,
+                 horizon: Optional[Callable[[], int]] = None):
         self.when, self.seq, self.future, self.cancelled = when, seq, future, False
+        self.horizon = horizon
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -173,14 +180,19 @@ class TimerHandle:
 class HardwarePort:
     """What the loop needs from the hardware (see :mod:`sim.host`).
 
-    ``advance(limit)`` runs the RTL from the current time until ``limit``
-    picoseconds (``None``: until the hardware needs attention) and returns the
-    time reached; it resolves futures for whatever happened on the way.
+    ``advance(limit, horizon)`` runs the RTL from the current time until
+    ``limit`` picoseconds (``None``: until the hardware needs attention) and
+    returns the time reached; it resolves futures for whatever happened on
+    the way. ``horizon`` (≥ ``limit``, or ``None`` for ``limit``) is the
+    earliest time host code can touch the hardware, when the events before
+    it are quiet timers only: the port may run the RTL on to it in the same
+    step, keeping what it saw past ``limit`` for later calls.
     With ``limit=None`` and nothing that can ever need attention, it raises
     :class:`Deadlock` rather than running forever.
     """
 
-    async def advance(self, limit: Optional[int]) -> int:  # pragma: no cover - interface
+    async def advance(self, limit: Optional[int],
+                      horizon: Optional[int] = None) -> int:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -207,10 +219,17 @@ class SimLoop:
         self._ready.append((lambda _: task._step(), None))
         return task
 
-    def call_at(self, when: int, label: str = "timer") -> tuple[Future, TimerHandle]:
-        """A future resolved at simulated time ``when`` (ps), and its cancel handle."""
+    def call_at(self, when: int, label: str = "timer",
+                horizon: Optional[Callable[[], int]] = None) -> tuple[Future, TimerHandle]:
+        """A future resolved at simulated time ``when`` (ps), and its cancel handle.
+
+        ``horizon`` marks a *quiet* timer: its callbacks run only kernel code
+        that neither touches the hardware nor resumes other host code before
+        ``horizon()`` ps (asked when the loop next runs the hardware; ≥
+        ``when``). The hardware may then run past ``when`` in one step.
+        """
         fut = Future(self, label)
-        handle = TimerHandle(max(int(when), self.now), next(self._seq), fut)
+        handle = TimerHandle(max(int(when), self.now), next(self._seq), fut, horizon)
         heapq.heappush(self._timers, handle)
         return fut, handle
 
@@ -240,6 +259,22 @@ class SimLoop:
             heapq.heappop(timers)
         return timers[0].when if timers else None
 
+    def _horizon(self, target: int) -> int:
+        """How far the hardware may run when the next timer (at ``target``) fires.
+
+        ``target`` itself unless that timer is quiet; then its horizon, but
+        no later than the next timer after it (any timer: bounded below by
+        the heap's second level, so a later quiet timer only shortens it).
+        """
+        timers = self._timers
+        first = timers[0]
+        if first.horizon is None:
+            return target
+        h = max(target, first.horizon())
+        for t in timers[1:3]:
+            h = min(h, t.when)
+        return h
+
     def _fire_timers(self) -> None:
         timers = self._timers
         while timers and (timers[0].cancelled or timers[0].when <= self.now):
@@ -263,10 +298,14 @@ class SimLoop:
             if main.done():
                 return main.result()
             target = self._next_timer()
+            horizon = target
+            if self.hardware is not None and target is not None:
+                horizon = self._horizon(target)
             if deadline is not None:
                 target = deadline if target is None else min(target, deadline)
+                horizon = min(horizon if horizon is not None else deadline, deadline)
             if self.hardware is not None:
-                self.now = await self.hardware.advance(target)
+                self.now = await self.hardware.advance(target, horizon)
             elif target is None:
                 raise Deadlock(self._describe_waiters())
             else:

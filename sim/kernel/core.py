@@ -69,6 +69,9 @@ class Context:
         self.cpu: dict[str, int] = defaultdict(int)
         self.segs: deque[list] = deque()      # pending CPU work [kind, ps]
         self.waiter: Optional[Future] = None  # resolved when segs drain on the CPU
+        #: for a kernel-internal charge: ``quiet(end)``, the earliest time the
+        #: kernel code after it can reach the hardware or other host code
+        self.quiet: Optional[Callable[[int], int]] = None
         self.seg_timer = None
         self.seg_gen = 0
         self.seg_start = 0
@@ -233,6 +236,7 @@ class Kernel:
         if not segs:
             self._set_mark(ctx, "stall")
             w, ctx.waiter = ctx.waiter, None
+            ctx.quiet = None
             if w is not None and not w.done():
                 w.set_result(None)
             return
@@ -241,10 +245,32 @@ class Kernel:
         ctx.seg_gen += 1
         gen = ctx.seg_gen
         ctx.seg_start = self.loop.now
-        fut, ctx.seg_timer = self.loop.call_at(self.loop.now + remaining, f"{ctx.name}:{kind}")
+        end = self.loop.now + remaining
+        fut, ctx.seg_timer = self.loop.call_at(end, f"{ctx.name}:{kind}",
+                                               self._seg_horizon(ctx, end))
         fut.add_done_callback(lambda _f: self._seg_fired(ctx, gen))
         if kind == "user":
             self._arm_roundrobin()
+
+    def _seg_horizon(self, ctx: Context, end: int) -> Optional[Callable[[], int]]:
+        """The horizon of the segment timer ending at ``end`` (:meth:`SimLoop.call_at`),
+        or None when what follows it may run host code at ``end``.
+
+        Quiet: a segment followed by another of the same context that is not
+        user mode (its start only arms the next timer), or the last segment
+        of a kernel-internal charge (``ctx.quiet``). A user segment's start
+        may arm the round-robin timer, so it is never passed over.
+        """
+        segs = ctx.segs
+        if len(segs) > 1:
+            kind, remaining = segs[1]
+            if kind == "user":
+                return None
+            return lambda: end + max(0, remaining)
+        quiet = ctx.quiet
+        if quiet is None:
+            return None
+        return lambda: quiet(end)
 
     def _seg_fired(self, ctx: Context, gen: int) -> None:
         if gen != ctx.seg_gen or ctx.seg_timer is None or self.cur is not ctx:
@@ -285,6 +311,38 @@ class Kernel:
             self._maybe_schedule()
         self._intr_check()          # an interrupt deferred by a stall is taken here
         await fut
+
+    async def _kcharge(self, kind: str, duration: int, quiet: Callable[[int], int]) -> None:
+        """:meth:`charge` for the kernel's own work, after which only kernel
+        code runs until ``quiet(end)`` ps at the earliest (see
+        :meth:`_seg_horizon`): lets the hardware run past its end."""
+        ctx = self.cur
+        if ctx is not None and int(duration) > 0:
+            ctx.quiet = quiet
+        await self.charge(kind, duration)
+
+    def _after_release(self, end: int, timo: int = 0) -> int:
+        """Earliest host code after a context gives up the CPU at ``end``:
+        another context's switch, an interrupt's entry, or a sleep timeout."""
+        b = end + min(self.c_switch, self.c_intr_entry)
+        if timo and timo > 0:
+            b = min(b, end + int(timo))
+        best = self._runq_best()
+        if best is not None and (best is self._last_thread or best.segs):
+            return end
+        return max(end, b)
+
+    def _after_intr(self, end: int) -> int:
+        """Earliest host code after the interrupt context's exit cost ends at
+        ``end``: the interrupted context resumes its segment, or the CPU goes
+        to another context, or another interrupt is entered."""
+        prev = self._intr_prev
+        if prev is None:
+            return self._after_release(end)
+        segs = [sg for sg in prev.segs if sg[1] > 0]
+        if not segs or segs[0][0] == "user":
+            return end
+        return max(end, end + min(segs[0][1], self.c_switch, self.c_intr_entry))
 
     async def user(self, duration: int) -> None:
         """Compute in user mode for ``duration`` ps (pre-emptible by the scheduler)."""
@@ -415,7 +473,7 @@ class Kernel:
         # (where its wakeup would be lost and the caller sleep for good)
         s = ctx.spl
         ctx.spl = s + 1
-        await self.charge("sched", self.c_tsleep)
+        await self._kcharge("sched", self.c_tsleep, lambda end: self._after_release(end, timo))
         ctx.spl = s
         key = id(chan)
         ctx.wchan, ctx.wmesg, ctx.prio, ctx.timed_out = chan, wmesg, prio, False
@@ -650,7 +708,9 @@ class Kernel:
 
     async def _intr_service(self) -> None:
         self.nintr += 1
-        await self.charge("intr", self.c_intr_entry)
+        await self._kcharge("intr", self.c_intr_entry,
+                            lambda end: end + max(0, min(self.c_intr_call, self.c_intr_exit,
+                                                         self.stray_retry)))
         while True:
             pending = [st for st in sorted(self._lines.values(), key=lambda s: s.line)
                        if st.level and not st.masked]
@@ -676,7 +736,7 @@ class Kernel:
                     st.storm = 0
                 elif st.level:
                     self._mask_stray(st)
-        await self.charge("intr", self.c_intr_exit)
+        await self._kcharge("intr", self.c_intr_exit, self._after_intr)
         prev, self._intr_prev = self._intr_prev, None
         self._in_intr = False
         self.cur = prev

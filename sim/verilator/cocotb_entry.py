@@ -48,6 +48,8 @@ async def experiment(dut):
         result = dict(result)
         result.setdefault("_wall_s", wall)      # sim.experiment.execute sets its own
         result["_sim_cycles"] = backend.sim_cycles
+        from sim.backend import speed_stats
+        result["speed"] = speed_stats(backend)
         text = json.dumps({"ok": True, "result": result})
     except BaseException:  # noqa: BLE001 — every failure goes back to the parent
         text = json.dumps({"ok": False, "error": traceback.format_exc()})

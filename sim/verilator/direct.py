@@ -47,7 +47,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from sim.backend import Backend, SimulationError
+from sim.backend import Backend, SimulationError, speed_stats
 
 from .progress import ENV, ProgressReader
 from .record import Recorder
@@ -454,7 +454,8 @@ def run_direct(bdir: Path, spec: dict, entry: str, args: dict, *, period_ps: int
     Same contract as :func:`sim.verilator.runner.run_built`: ``executor`` is
     awaited as ``executor(backend, spec, entry, args)`` with a
     :class:`DirectBackend`; spec, args and the result are JSON-able; the
-    result gains ``_sim_cycles`` and (unless set) ``_wall_s``; ``vcd`` needs a
+    result gains ``_sim_cycles``, ``speed`` (:func:`sim.backend.speed_stats`)
+    and (unless set) ``_wall_s``; ``vcd`` needs a
     build with tracing (FST when the name ends in ``.fst``); ``record``
     writes a record of the host's inputs for :mod:`sim.verilator.raw`.
     Raises :class:`~sim.verilator.runner.ExperimentError` with the child's
@@ -537,6 +538,7 @@ def _child(cfg: dict) -> dict:
         result = dict(_run_sync(execute(backend, cfg["spec"], cfg["entry"], cfg["args"])))
         result.setdefault("_wall_s", time.perf_counter() - t0)
         result["_sim_cycles"] = backend.sim_cycles
+        result["speed"] = speed_stats(backend)
         if record:
             backend.save(record["path"], record["outputs"])
         return result
