@@ -23,46 +23,11 @@ each; :class:`Hifn7751` only instantiates and connects them:
 IDs: vendor 13a3, device 0005, class 0x100000 (PCI code and ID assignment
 spec: encryption controller, network and computing), revision 1.
 
-Registers (32-bit, byte offsets)
---------------------------------
-BAR0, processing unit:
-
-====  ========  ==============================================================
-0x00  PUDATA    reads 0 (slave-mode data port, not modelled)
-0x04  PUCTRL    bit 0 RESET (write 1: reset the card, reads 0), bit 1 DMAENA
-                (the processing unit takes commands only while set)
-0x08  PUISR     CMDINVAL 8000, DATAERR 4000, DSTOVER 0200; write 1 to clear
-0x0c  PUCNFG    read/write; bits 15:13 read the context RAM size:
-                sessions = 16 << PUCNFG[15:13] (model's encoding)
-0x10  PUIER     enables for PUISR (DMA_CSR bit 0 ENGINE = PUISR & PUIER)
-0x14  PUSTAT    15:8 enable level: 0x30 locked (LZS only), 0x10 DES,
-                0x11 DES/3DES/SHA1; 7:0 revision
-0x18  FIFOSTAT  reads 0
-0x1c  FIFOCNFG  accepted, ignored
-====  ========  ==============================================================
-
-BAR1, DMA unit:
-
-====  ==========  ============================================================
-0x0c  CRAR        command ring address  (writing one sets the chip's position
-0x1c  SRAR        source ring address    in that ring back to its start)
-0x2c  RRAR        result ring address
-0x3c  DRAR        destination ring address
-0x40  DMA_CSR     per ring r (0 cmd, 1 src, 2 res, 3 dst) at bit 8r: 7:6
-                  control (write 10 enable, 01 disable, 00 no change; reads 10
-                  while enabled), 5 ABORT, 4 DONE, 3 LAST, 2 WAIT, 1 OVER
-                  (res/dst); bit 0 ENGINE. Status bits are write-1-to-clear.
-0x44  DMA_IER     interrupt enables, same bit positions
-0x48  DMA_CNFG    0x01 MSTRESET#, 0x02 DMARESET# (the card is held in reset
-                  while either is 0; both are 0 after power-up), 0x04 MODE,
-                  0x10 LAST, 0x700 POLL SCALAR, 0x800 UNLOCK, 0xff0000 POLL
-                  FREQUENCY, 0x10000000 big-endian (not modelled: always LE)
-0x98  REVID       revision (1)
-0xf4  SECRET1     reads 0
-0xfc  SECRET2     unlock: with DMA_CNFG.UNLOCK set, writing UNLOCK_KEY raises
-                  the enable level to the card's grade (the real handshake
-                  walks a 13-step signature sequence; simplified as allowed)
-====  ==========  ============================================================
+Registers: BAR0 (processing unit: PUCTRL, PUISR, PUCNFG, PUIER, PUSTAT …)
+and BAR1 (DMA unit: ring addresses, DMA_CSR, DMA_IER, DMA_CNFG, REVID, the
+SECRET unlock) with their fields, offsets and access kinds are in
+:mod:`hw.cards.hifn7751reg`; their behaviour in
+:mod:`hw.cards.hifn7751_regs` and ``docs/hifn7751.md``.
 
 Polling: the chip re-reads an invalid descriptor every
 ``max(1, POLL FREQUENCY) * 256 << POLL SCALAR`` bus clocks (model's
@@ -121,16 +86,15 @@ from amaranth.lib import fifo, wiring
 from ..crypto.engine import TransformEngine
 from ..crypto.params import CARD_ENGINE_PARAMS
 from ..dma.hifn_rings import RingEngine
-from ..pci.initiator import PciInitiator, Status
-from ..pci.target import PciTarget, BarSpec, CMD_INT_DISABLE, \
-    STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
+from ..pci.initiator import PciInitiator
+from ..pci.target import PciTarget, BarSpec
 from . import hifn7751reg as H
 from .hifn7751_cmd import CommandDecoder, CommandParser
 from .hifn7751_ctx import ContextRam
 from .hifn7751_regs import HifnRegisters
 from .hifn7751_seq import (BURST, CMD_MAX_WORDS, DMA_DEPTH, OUT_DEPTH, SLACK, CardState,
                            PacketSequencer, ResultFormatter, SourceFeeder)
-from .slot import CardSignature, connect_slot
+from .slot import CardSignature, connect_slot, drive_inta, report_aborts
 
 __all__ = ["Hifn7751", "VENDOR_ID", "DEVICE_ID", "REG0", "REG1", "UNLOCK_KEY",
            "BaseCommand", "BaseResult", "engine_params_for", "CardState",
@@ -185,11 +149,20 @@ class Hifn7751(wiring.Component):
         self.engine = TransformEngine(des_rounds=des, sha_rounds=sha, tls_orders=tls)
         self.regs = HifnRegisters(sessions, grade)
         self.seq = PacketSequencer()
+        self.parser = CommandParser()
         #: the packet FSM's state (a CardState)
         self.state = self.seq.state
 
-    def vcd_traces(self):
-        return {"card": [self.seq.state, self.rings.state, self.engine.state]}
+    def vcd_traces(self) -> dict:
+        """GTKWave groups: the sequencer, ring engine and parser FSMs, the transform engine."""
+        eng = self.engine
+        return {
+            "sequencer": [self.seq.state, self.regs.ring_en, self.regs.irq],
+            "rings": [self.rings.state, self.rings.ring, self.rings.wait, self.rings.done],
+            "command parser": [self.parser.section, self.parser.bad],
+            "transform engine": [eng.state, eng.cmd.valid, eng.cmd.ready, eng.i.valid,
+                                 eng.i.ready, eng.o.valid, eng.o.ready, eng.result.valid],
+        }
 
     def elaborate(self, platform):
         m = Module()
@@ -198,7 +171,7 @@ class Hifn7751(wiring.Component):
         m.submodules.rings = rings = self.rings
         m.submodules.regs = regs = self.regs
         m.submodules.seq = seq = self.seq
-        m.submodules.parser = parser = CommandParser()
+        m.submodules.parser = parser = self.parser
         m.submodules.decoder = dec = CommandDecoder(self.sessions)
         m.submodules.ctx = ctx = ContextRam(self.sessions)
         m.submodules.feeder = feeder = SourceFeeder()
@@ -216,10 +189,8 @@ class Hifn7751(wiring.Component):
 
         # ---- registers ----------------------------------------------------
         wiring.connect(m, tgt.port, regs.port)
-        irq = regs.irq
-        m.d.comb += [self.inta.eq(irq & ~(tgt.command & CMD_INT_DISABLE).any()),
-                     tgt.int_status.eq(irq),
-                     regs.csr_set.eq(seq.csr_set), regs.puisr_set.eq(seq.puisr_set),
+        drive_inta(m, self, tgt, regs.irq)
+        m.d.comb += [regs.csr_set.eq(seq.csr_set), regs.puisr_set.eq(seq.puisr_set),
                      rings.base_we.eq(regs.base_we), rings.base_wdata.eq(regs.base_wdata),
                      rings.enable.eq(regs.ring_en), rings.poll_period.eq(regs.poll_period),
                      rings.reset.eq(regs.card_reset | resting),
@@ -262,10 +233,7 @@ class Hifn7751(wiring.Component):
             m.d.comb += [rings.dma_rdata.valid.eq(ini.rdata.valid),
                          rings.dma_rdata.payload.eq(ini.rdata.payload),
                          ini.rdata.ready.eq(seq.parsing | rings.dma_rdata.ready)]
-        with m.If(ini.done & (ini.done_status == Status.MASTER_ABORT)):
-            m.d.comb += tgt.set_status.eq(STATUS_RX_MASTER_ABORT)
-        with m.If(ini.done & (ini.done_status == Status.TARGET_ABORT)):
-            m.d.comb += tgt.set_status.eq(STATUS_RX_TARGET_ABORT)
+        report_aborts(m, ini, tgt)
 
         # ---- command buffer → parser → decoder; context RAM -----------------
         m.d.comb += [parser.clear.eq(seq.parse_clear),

@@ -64,8 +64,9 @@ def test_registers_unlock_and_csr(backend):
     assert (r["pucnfg"] >> 13) & 7 == 7                  # 2048 sessions
     assert r["rar"] == r["bases"]
     assert r["csr_idle"] == 0
-    assert r["csr_enabled"] == H.CSR_C["CTRL_ENA"] | H.CSR_D["CTRL_ENA"]
-    assert r["csr_wait"] & H.CSR_C["WAIT"]
+    assert r["csr_enabled"] == reg.csr_field(reg.Ring.CMD, "ctrl").value(reg.RingCtrl.ENA.value) | \
+        reg.csr_field(reg.Ring.DST, "ctrl").value(reg.RingCtrl.ENA.value)
+    assert r["csr_wait"] & reg.DMA_CSR.c_wait.mask
     assert r["csr_cleared"] == 0
     assert r["checker"] == []
 
@@ -122,7 +123,7 @@ def test_invalid_command_and_overrun_complete_with_flags(backend):
     assert r["flags"][1] & card.R_DSTOVERRUN
     assert r["flags"][2] == 0 and r["failures"] == []
     assert r["puisr"] & card.PUISR_CMDINVAL and r["puisr"] & card.PUISR_DSTOVER
-    assert r["csr_seen"] & H.CSR_D["OVER"]
+    assert r["csr_seen"] & reg.DMA_CSR.d_over.mask
     assert r["checker"] == []
 
 
@@ -131,7 +132,7 @@ def test_dma_error_aborts_and_reset_recovers(backend):
     r = run(machine(), f"{SC}:abort", backend=backend)
     assert r["result_done"] == [True, False, False]      # halted at the bad packet
     assert r["first_failures"] == []
-    assert r["csr_seen"] & H.CSR_S["ABORT"]
+    assert r["csr_seen"] & reg.DMA_CSR.s_abort.mask
     assert r["cfg_status"] & (1 << 13)                   # received master abort
     assert r["recovered"] and r["failures"] == []
     assert r["checker"] == []
@@ -143,7 +144,7 @@ def test_bus_master_disabled_aborts_and_reset_recovers(backend):
     after the abort recovery new packets complete."""
     r = run(machine(), f"{SC}:bme_outage", backend=backend)
     assert r["starts_while_off"] == 0
-    assert r["csr_seen"] & H.HIFN_DMACSR_ABORTS and r["irqs"] >= 1
+    assert r["csr_seen"] & reg.DMACSR_ABORTS and r["irqs"] >= 1
     assert r["recovered"] and r["failures"] == []
     assert r["checker"] == []
 
@@ -174,7 +175,7 @@ def test_commands_the_chip_cannot_finish_are_cmdinval(name):
 @pytest.mark.parametrize("ring", ["c", "s"])
 def test_a_jump_to_itself_aborts_the_ring(ring):
     r = run(machine(), f"{SC}:jump_loop", {"ring": ring}, backend="pysim")
-    assert r["csr_seen"] & getattr(H, f"CSR_{ring.upper()}")["ABORT"]
+    assert r["csr_seen"] & reg.DMA_CSR.field(f"{ring}_abort").mask
     assert r["recovered"] and r["failures"] == []
     assert r["checker"] == []
 
