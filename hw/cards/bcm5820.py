@@ -36,20 +36,23 @@ until the bus master is between transactions, then clears the record engine
 (queue, transform engine, FIFOs), CTRL, IMOD and the STAT event bits; ERR
 keeps the last failing address.
 
-Record, context and particle formats: :mod:`hw.dma.mcr`.
+Registers, record, context and particle formats: :mod:`hw.cards.ubsecreg`;
+the register logic is a :class:`hw.cards.regfile.RegisterFile` built from
+it. The record engine: :mod:`hw.dma.mcr`.
 """
 
-from amaranth.hdl import Module, Signal, Const, ResetInserter
+from amaranth.hdl import Module, Signal, ResetInserter
 from amaranth.lib import wiring
 
 from ..crypto.params import card_engine_params
 from ..dma.mcr import McrEngine
-from .slot import CardSignature, connect_slot
+from .regfile import RegisterFile
+from .slot import CardSignature, connect_slot, drive_inta, report_aborts
 from .ubsecreg import (VENDOR_ID, DEVICE_ID, CLASS_CODE, REVISION, BAR_SIZE, MAX_PARTICLES,
-                       MCR1, CTRL, STAT, ERR, IMOD, UBSEC_REGS)
-from ..pci.initiator import PciInitiator, Status
-from ..pci.target import PciTarget, BarSpec, merge_bytes, CMD_INT_DISABLE, \
-    STATUS_RX_MASTER_ABORT, STATUS_RX_TARGET_ABORT
+                       CTRL, ERR, IMOD, STAT, UBSEC_REGS)
+from ..regs import Access
+from ..pci.initiator import InitiatorState, PciInitiator
+from ..pci.target import PciTarget, BarSpec
 
 # MAX_PARTICLES: drivers/ubsec.py imports it from here (the header is hw.cards.ubsecreg)
 __all__ = ["Bcm5820", "MAX_PARTICLES"]
@@ -70,17 +73,15 @@ class Bcm5820(wiring.Component):
         self.initiator = PciInitiator(depth=2 * chunk)
         self.mcr = McrEngine(card_engine_params("bcm5820"), chunk=chunk,
                              data_depth=2 * chunk, mcr1_depth=mcr1_depth)
-        self.ctrl = Signal(CTRL.layout)
-        self.stat_done = Signal()
-        self.stat_dmaerr = Signal()
+        self.regs = RegisterFile(UBSEC_REGS)
         self.reset_pending = Signal()
 
     def vcd_traces(self) -> dict:
         """GTKWave groups: the registers, the record engine's FSMs, the transform engine."""
-        eng = self.mcr.engine
+        eng, rf = self.mcr.engine, self.regs
         return {
-            "registers": [self.ctrl.as_value(), self.stat_done, self.stat_dmaerr,
-                          self.reset_pending],
+            "registers": [rf.CTRL.mcr1int.data, rf.CTRL.dmaerr.data, rf.STAT.mcr1_done.data,
+                          rf.STAT.dmaerr.data, self.reset_pending],
             "record engine": [self.mcr.main_state, self.mcr.in_state, self.mcr.out_state],
             "transform engine": [eng.state, eng.cmd.valid, eng.cmd.ready, eng.i.valid,
                                  eng.i.ready, eng.o.valid, eng.o.ready, eng.result.valid],
@@ -92,102 +93,70 @@ class Bcm5820(wiring.Component):
         m.submodules.target = tgt = self.target
         m.submodules.initiator = ini = ResetInserter(srst)(self.initiator)
         m.submodules.mcr = ResetInserter(srst)(self.mcr)
+        m.submodules.regs = rf = self.regs
         ini, mcr = self.initiator, self.mcr
         connect_slot(m, self, tgt, ini)
+        wiring.connect(m, tgt.port, rf.port)
+        report_aborts(m, ini, tgt)
         wiring.connect(m, mcr.ini_cmd, ini.cmd)
         wiring.connect(m, mcr.ini_wdata, ini.wdata)
         wiring.connect(m, ini.rdata, mcr.ini_rdata)
         m.d.comb += [mcr.ini_done.eq(ini.done), mcr.ini_done_status.eq(ini.done_status),
                      mcr.ini_done_count.eq(ini.done_count), ini.flush.eq(mcr.ini_flush)]
 
-        ctrl = self.ctrl
-        stat_done, stat_dmaerr = self.stat_done, self.stat_dmaerr
-        err = Signal(ERR.layout)
-        imod = Signal(IMOD.layout)
+        ctrl, stat, imod = rf.CTRL, rf.STAT, rf.IMOD
+        err = Signal(ERR.layout)        # kept across the soft reset
         pend = Signal(8)                # records completed, MCR1_DONE not yet raised
         timer = Signal(24)
+        drive_inta(m, self, tgt, (stat.mcr1_done.data & ctrl.mcr1int.data)
+                   | (stat.dmaerr.data & ctrl.dmaerr.data))
 
-        irq = Signal()
+        # ---- registers the card drives or acts on ---------------------
         m.d.comb += [
-            irq.eq((stat_done & ctrl.mcr1int) | (stat_dmaerr & ctrl.dmaerr)),
-            self.inta.eq(irq & ~(tgt.command & CMD_INT_DISABLE).any()),
-            tgt.int_status.eq(irq),
+            stat.mcr1_busy.data.eq(mcr.busy), stat.mcr1_full.data.eq(mcr.mcr1_full),
+            ctrl.board_reset.busy.eq(self.reset_pending),
+            rf.ERR.read.data.eq(err.read), rf.ERR.addr.data.eq(err.addr),
+            mcr.mcr1_push.eq(rf.MCR1.addr.w_stb & ~mcr.mcr1_full & ~self.reset_pending),
+            mcr.mcr1_addr.eq(rf.MCR1.addr.w_data),
         ]
-
-        # ---- registers -------------------------------------------------
-        port = tgt.port
-        m.d.comb += [port.cmd_ready.eq(1), port.retry.eq(0), port.abort.eq(0)]
-        dword = port.cmd.addr[2:]       # dword index in the BAR
-        stat = Signal(STAT.layout)
-        m.d.comb += [stat.mcr1_busy.eq(mcr.busy), stat.mcr1_full.eq(mcr.mcr1_full),
-                     stat.mcr1_done.eq(stat_done), stat.dmaerr.eq(stat_dmaerr),
-                     stat.mcr2_full.eq(STAT.mcr2_full.reset)]
-        ctrl_rd = Signal(CTRL.layout)
-        m.d.comb += [ctrl_rd.eq(ctrl), ctrl_rd.board_reset.eq(self.reset_pending)]
-        readable = {CTRL: ctrl_rd, STAT: stat, ERR: err, IMOD: imod}   # others read 0
-        rdata = Signal(32)
-        with m.Switch(dword):
-            for r, v in readable.items():
-                with m.Case(r.offset // 4):
-                    m.d.comb += rdata.eq(v)
-        rsp = Signal()
-        rsp_data = Signal(32)
-        m.d.sync += [rsp.eq(port.cmd_valid & ~port.cmd.write), rsp_data.eq(rdata)]
-        m.d.comb += [port.rsp_valid.eq(rsp), port.rsp_data.eq(rsp_data)]
-
-        with m.If(port.cmd_valid & port.cmd.write):
-            be = port.cmd.be
-            wd = port.cmd.data
-            with m.Switch(dword):
-                with m.Case(MCR1.offset // 4):
-                    m.d.comb += [mcr.mcr1_push.eq(~mcr.mcr1_full & ~self.reset_pending),
-                                 mcr.mcr1_addr.eq(merge_bytes(Const(0, 32), wd, be))]
-                with m.Case(CTRL.offset // 4):
-                    new = Signal(CTRL.layout)
-                    m.d.comb += new.eq(merge_bytes(ctrl.as_value(), wd, be))
-                    m.d.sync += ctrl.eq(new.as_value() & CTRL.mask() & ~CTRL.board_reset.mask)
-                    with m.If(new.board_reset):
-                        m.d.sync += self.reset_pending.eq(1)
-                with m.Case(STAT.offset // 4):
-                    w1c = Signal(STAT.layout)
-                    m.d.comb += w1c.eq(merge_bytes(Const(0, 32), wd, be))
-                    with m.If(w1c.mcr1_done):
-                        m.d.sync += stat_done.eq(0)
-                    with m.If(w1c.dmaerr):
-                        m.d.sync += stat_dmaerr.eq(0)
-                with m.Case(IMOD.offset // 4):
-                    m.d.sync += imod.eq(merge_bytes(imod.as_value(), wd, be))
+        with m.If(ctrl.board_reset.w_stb):
+            m.d.sync += self.reset_pending.eq(1)
 
         # ---- interrupt moderation (extension; IMOD = 0: every record) ----
         raise_done = Signal()
+        imod_n, imod_t = imod.n.data, imod.t.data
         with m.If(mcr.record_done):
-            with m.If((imod.n <= 1) | (pend + 1 >= imod.n)):
+            with m.If((imod_n <= 1) | (pend + 1 >= imod_n)):
                 m.d.comb += raise_done.eq(1)
             with m.Else():
                 m.d.sync += pend.eq(pend + 1)
-        with m.Elif((pend != 0) & (imod.t == 0) & ~mcr.busy):
+        with m.Elif((pend != 0) & (imod_t == 0) & ~mcr.busy):
             # no timer: the last records' interrupt when nothing more is queued
             m.d.comb += raise_done.eq(1)
-        with m.Elif((pend != 0) & (imod.t != 0)):
-            with m.If(timer + 1 >= imod.t):
+        with m.Elif((pend != 0) & (imod_t != 0)):
+            with m.If(timer + 1 >= imod_t):
                 m.d.comb += raise_done.eq(1)
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
+        m.d.comb += stat.mcr1_done.set.eq(raise_done)
         with m.If(raise_done):
-            m.d.sync += [stat_done.eq(1), pend.eq(0), timer.eq(0)]
+            m.d.sync += [pend.eq(0), timer.eq(0)]
 
         # ---- DMA errors ----------------------------------------------------
+        m.d.comb += stat.dmaerr.set.eq(mcr.dma_error)
         with m.If(mcr.dma_error):
-            m.d.sync += [stat_dmaerr.eq(1), err.read.eq(mcr.err_read),
-                         err.addr.eq(mcr.err_addr[2:])]
-        with m.If(ini.done & (ini.done_status == Status.MASTER_ABORT)):
-            m.d.comb += tgt.set_status.eq(STATUS_RX_MASTER_ABORT)
-        with m.If(ini.done & (ini.done_status == Status.TARGET_ABORT)):
-            m.d.comb += tgt.set_status.eq(STATUS_RX_TARGET_ABORT)
+            m.d.sync += [err.read.eq(mcr.err_read), err.addr.eq(mcr.err_addr[2:])]
 
         # ---- soft reset: once the master is off the bus ---------------------
-        with m.If(self.reset_pending & (ini.state == 0)):
+        with m.If(self.reset_pending & (ini.state == InitiatorState.IDLE)):
             m.d.comb += srst.eq(1)
-            m.d.sync += [self.reset_pending.eq(0), ctrl.eq(0), imod.eq(0),
-                         stat_done.eq(0), stat_dmaerr.eq(0), pend.eq(0), timer.eq(0)]
+            m.d.sync += [self.reset_pending.eq(0), pend.eq(0), timer.eq(0)]
+            # CTRL, IMOD and the STAT event bits back to reset; ERR is kept
+            for reg in (CTRL, IMOD, STAT):
+                for f in reg.fields:
+                    port = getattr(rf.reg(reg.name), f.name)
+                    if f.access is Access.RW:
+                        m.d.comb += port.clr.eq(1)
+                    elif f.access is Access.W1C:
+                        m.d.comb += port.clr.eq(f.mask >> f.lsb)
         return m
