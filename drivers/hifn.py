@@ -286,7 +286,8 @@ class HifnSoftc(PciCryptoSoftc):
                             outstanding=lambda: sum(cmd.nbytes for cmd in self.inflight),
                             collect=self._walk_results, resume=self._kick,
                             on_idle=self._rings_off)
-        k.printf(f"{self.name} at pci0 dev {self.dev.slot}: {self.product}, {self.maxses} sessions, "
+        k.printf(f"{self.name} at pci0 dev {self.dev.slot}: {self.product}, "
+                 f"{self.maxses} sessions, "
                  f"{'3DES' if self.level == _ENA_2 else 'DES'}, irq {self.dev.irq}")
         return True
 
@@ -362,7 +363,7 @@ class HifnSoftc(PciCryptoSoftc):
             if c.alg in (CRYPTO_DES_CBC, CRYPTO_3DES_CBC):
                 if cipher is not None:
                     return EINVAL, 0
-                need = 8 if c.alg == CRYPTO_DES_CBC else 24
+                need = R.DES_KEY_LENGTH if c.alg == CRYPTO_DES_CBC else R.TDES_KEY_LENGTH
                 if c.alg == CRYPTO_3DES_CBC and self.level != _ENA_2:
                     return EINVAL, 0
                 if c.klen != need * 8 or not isinstance(c.key, (bytes, bytearray)) \
@@ -372,7 +373,8 @@ class HifnSoftc(PciCryptoSoftc):
             elif c.alg == CRYPTO_SHA1_HMAC:
                 if mac is not None or self.level != _ENA_2:
                     return EINVAL, 0
-                if type(c.klen) is not int or c.klen % 8 or not 0 <= c.klen <= 512 \
+                if type(c.klen) is not int or c.klen % 8 \
+                        or not 0 <= c.klen <= 8 * R.MAC_KEY_LENGTH \
                         or len(c.key or b"") < c.klen // 8:
                     return EINVAL, 0
                 if c.mlen not in (0, 12, 20):
@@ -474,9 +476,9 @@ class HifnSoftc(PciCryptoSoftc):
             if crde.len % 8:
                 return EINVAL
             if crde.flags & CRD_F_IV_EXPLICIT:
-                if not isinstance(crde.iv, (bytes, bytearray)) or len(crde.iv) < 8:
+                if not isinstance(crde.iv, (bytes, bytearray)) or len(crde.iv) < R.IV_LENGTH:
                     return EINVAL
-            elif crde.inject + 8 > n:
+            elif crde.inject + R.IV_LENGTH > n:
                 return EINVAL
         if crda is not None and crda.inject + sess.mlen > n:
             return EINVAL
@@ -538,12 +540,12 @@ class HifnSoftc(PciCryptoSoftc):
         if crde is not None:
             enc = bool(crde.flags & CRD_F_ENCRYPT)
             if crde.flags & CRD_F_IV_EXPLICIT:
-                iv = bytes(crde.iv[:8])
+                iv = bytes(crde.iv[:R.IV_LENGTH])
             elif enc and not crde.flags & CRD_F_IV_PRESENT:
-                iv = bytes(k.random.getrandbits(8) for _ in range(8))
+                iv = bytes(k.random.getrandbits(8) for _ in range(R.IV_LENGTH))
                 crp.buf.write(crde.inject, iv)
             else:
-                iv = crp.buf.read(crde.inject, 8)
+                iv = crp.buf.read(crde.inject, R.IV_LENGTH)
         if bounce:
             self.counters["bounced"] += 1
             await k.charge("copy", k.copy_cost(total))
@@ -785,7 +787,8 @@ def _csr_bits(ring: Ring) -> dict:
     if ring in (Ring.RES, Ring.DST):
         f["OVER"] = R.csr_field(ring, "over").mask
     ctrl = R.csr_field(ring, "ctrl")
-    return dict(f, CTRL_ENA=ctrl.value(RingCtrl.ENA.value), CTRL_DIS=ctrl.value(RingCtrl.DIS.value))
+    return dict(f, CTRL_ENA=ctrl.value(RingCtrl.ENA.value),
+                CTRL_DIS=ctrl.value(RingCtrl.DIS.value))
 
 
 CSR_C, CSR_S, CSR_R, CSR_D = (_csr_bits(r) for r in Ring)

@@ -166,7 +166,7 @@ class Ubsec(PciCryptoSoftc):
         self._next_lid = 1
         self.queue: deque[_Q] = deque()     # sc_queue: waiting for the chip
         self.chip: deque[_Rec] = deque()    # sc_qchip: records on the chip
-        self.counters = self.s = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
+        self.counters = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
                       completed=0, errors=0, dma_errors=0, resets=0, mcr1_full=0,
                       max_aggr=0, queue_max=0, chip_max=0, einval=0,
                       recoveries=0, gone=0, offline=0)
@@ -181,7 +181,7 @@ class Ubsec(PciCryptoSoftc):
             return False
         await self.regs.write(CTRL, ctrl | CTRL.mask("board_reset"))
         await self.kernel.charge("driver", self.c["reset_delay"])
-        self.s["resets"] += 1
+        self.counters["resets"] += 1
         for _ in range(RESET_POLLS):
             ctrl = await self.regs.read(CTRL)
             if ctrl == ALL_ONES:
@@ -254,10 +254,10 @@ class Ubsec(PciCryptoSoftc):
     async def process(self, crp: CryptoOp) -> int:
         k = self.kernel
         await k.charge("driver", self.c["process"])
-        self.s["requests"] += 1
+        self.counters["requests"] += 1
         err, q = self._prepare(crp)
         if err:
-            self.s["einval"] += err == EINVAL
+            self.counters["einval"] += err == EINVAL
             return err
         s = k.splraise()                       # splnet: the queue is shared with intr
         try:
@@ -274,7 +274,7 @@ class Ubsec(PciCryptoSoftc):
         await self.kernel.charge("driver", self.c["particle"] * q.nparts)
         self.queue.append(q)
         self.wd.arm()
-        self.s["queue_max"] = max(self.s["queue_max"], len(self.queue))
+        self.counters["queue_max"] = max(self.counters["queue_max"], len(self.queue))
 
     def _prepare(self, crp: CryptoOp) -> tuple[int, Optional[_Q]]:
         """Check the request and lay out its context and particles in DMA memory."""
@@ -393,7 +393,7 @@ class Ubsec(PciCryptoSoftc):
                 await self.gone()
                 break
             if stat & STAT.mask("mcr1_full"):
-                self.s["mcr1_full"] += 1
+                self.counters["mcr1_full"] += 1
                 break
             n = min(len(self.queue), self.maxaggr)
             qs = [self.queue.popleft() for _ in range(n)]
@@ -407,10 +407,10 @@ class Ubsec(PciCryptoSoftc):
             self.chip.append(rec)
             self._handover_record(rec)
             await self.regs.write(MCR1, mcr)
-            self.s["records"] += 1
-            self.s["packets"] += n
-            self.s["max_aggr"] = max(self.s["max_aggr"], n)
-            self.s["chip_max"] = max(self.s["chip_max"], len(self.chip))
+            self.counters["records"] += 1
+            self.counters["packets"] += n
+            self.counters["max_aggr"] = max(self.counters["max_aggr"], n)
+            self.counters["chip_max"] = max(self.counters["chip_max"], len(self.chip))
         return read
 
     def _handover_record(self, rec: _Rec) -> None:
@@ -426,14 +426,14 @@ class Ubsec(PciCryptoSoftc):
     # ------------------------------------------------------------ completion
     async def intr(self) -> bool:
         """``ubsec_intr``."""
-        self.s["interrupts"] += 1
+        self.counters["interrupts"] += 1
         raw = await self.regs.read(STAT)
         if raw == ALL_ONES:
             return await self.gone()
         stat = raw & STAT.mask("mcr1_done", "dmaerr")
         if not stat:
             return False
-        self.s["claimed"] += 1
+        self.counters["claimed"] += 1
         k = self.kernel
         await k.charge("driver", self.c["intr"])
         await self.regs.write(STAT, stat)         # acknowledge
@@ -441,7 +441,7 @@ class Ubsec(PciCryptoSoftc):
             await self._complete_done()
         if stat & STAT.mask("dmaerr"):
             err = await self.regs.read(ERR)
-            self.s["dma_errors"] += 1
+            self.counters["dma_errors"] += 1
             way = "read" if err & ERR.mask("read") else "write"
             await self._recover(EFAULT, f"dma error, {way} at {err & ERR.mask('addr'):#010x}")
         elif not await self.feed():
@@ -474,7 +474,7 @@ class Ubsec(PciCryptoSoftc):
         restart it and feed the queue. A request fails only once the card can
         no longer touch its buffers."""
         k = self.kernel
-        self.s["recoveries"] += 1
+        self.counters["recoveries"] += 1
         k.printf(f"{self.name}: {why}: resetting")
         await self.stop()
         await self._complete_done(anywhere=True)
@@ -484,7 +484,7 @@ class Ubsec(PciCryptoSoftc):
                 await self._finish(q, err)
             k.free(rec.mcr)
         if not await self._restart():
-            self.s["offline"] += 1
+            self.counters["offline"] += 1
             k.printf(f"{self.name}: device still not responding: failing queued requests")
             while self.queue:
                 await self._finish(self.queue.popleft(), err)
@@ -517,8 +517,8 @@ class Ubsec(PciCryptoSoftc):
         self._done(crp, err)
 
     def _done(self, crp: CryptoOp, err: int) -> None:
-        self.s["completed"] += 1
-        self.s["errors"] += bool(err)
+        self.counters["completed"] += 1
+        self.counters["errors"] += bool(err)
         crp.etype = err
         self.crypto.done(crp)
 
@@ -580,7 +580,7 @@ class Ubsec(PciCryptoSoftc):
         crp.buf.write(mac.inject, _sha1_finish(ses.outer, inner)[:MAC_BYTES])
 
     def stats(self) -> dict:
-        return dict(self.s, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
+        return dict(self.counters, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),
                     maxaggr=self.maxaggr, imod=self.imod, **self.watchdog_stats())
 
 
