@@ -22,7 +22,7 @@ all ones.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Iterable, Optional
+from typing import Awaitable, Callable, Iterable, Optional
 
 from drivers.pci import PciAttachArgs, Watchdog, quiesce, restore_command
 from ocf.cryptodefs import CRYPTOCAP_F_ENCRYPT_MAC
