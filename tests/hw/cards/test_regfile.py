@@ -224,3 +224,40 @@ def test_retry_abort_pass_through_and_bad_descriptions():
         RegisterFile(REGS, external=("CNT.nope",))
     with pytest.raises(ValueError, match="reserved"):
         RegisterFile([Register("R", 0, (Field("w_stb", 0),))])
+
+
+# ---------------------------------------------------------------------------
+# hw.cards.slot helpers (PCI 2.3 §6.2.2 Interrupt Disable = bit 10, §6.2.3
+# Received Target Abort = bit 12, Received Master Abort = bit 13)
+
+def test_slot_report_aborts_and_drive_inta():
+    from types import SimpleNamespace
+    from amaranth.hdl import Module, Signal
+    from hw.cards.slot import drive_inta, report_aborts
+    from hw.pci.initiator import Status
+
+    ini = SimpleNamespace(done=Signal(), done_status=Signal(2))
+    tgt = SimpleNamespace(set_status=Signal(16), command=Signal(16), int_status=Signal())
+    card = SimpleNamespace(inta=Signal())
+    pending = Signal()
+    m = Module()
+    report_aborts(m, ini, tgt)
+    drive_inta(m, card, tgt, pending)
+    sim = Simulator(m)
+
+    async def tb(ctx):
+        for status, bits in ((Status.OK, 0), (Status.MASTER_ABORT, 0x2000),
+                             (Status.TARGET_ABORT, 0x1000), (Status.GIVE_UP, 0)):
+            ctx.set(ini.done_status, status)
+            ctx.set(ini.done, 1)
+            assert ctx.get(tgt.set_status) == bits
+            ctx.set(ini.done, 0)
+            assert ctx.get(tgt.set_status) == 0          # only with done
+        ctx.set(pending, 1)
+        assert ctx.get(card.inta) == 1 and ctx.get(tgt.int_status) == 1
+        ctx.set(tgt.command, 1 << 10)
+        assert ctx.get(card.inta) == 0 and ctx.get(tgt.int_status) == 1
+        ctx.set(tgt.command, 0xFFFF & ~(1 << 10))
+        assert ctx.get(card.inta) == 1
+    sim.add_testbench(tb)
+    sim.run()
