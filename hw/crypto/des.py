@@ -15,7 +15,15 @@ Key schedule: PC-1 of the selected key gives C0/D0; the subkey of round *i*
 is PC-2 of C0/D0 rotated left by the cumulative shift count of round *i*
 (FIPS 46-3 key schedule). Decryption uses the subkeys in reverse order.
 All of that is combinational logic on the key inputs, so keys can change
-per request with no set-up time.
+per request with no set-up time. Each key has its own schedule, and the
+pass selects among the three schedules, so a schedule's logic only changes
+with its key (3DES does not re-run it per pass).
+
+Structure: :class:`DESKeySchedule` x 3, ``_DESRoundInputs`` (IP of the
+block at start, else the registers; this step's subkeys), ``_DESRounds``
+(the unrolled Feistel rounds), ``_DESOutput`` (FP). The split only keeps
+Amaranth's pysim, which re-runs a module's logic whenever one of its
+inputs changes, from re-running the rounds for every byte loaded.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
@@ -149,14 +157,19 @@ _SBOX_LUTS = [_sbox_lut(k) for k in range(8)]
 
 
 def _f(m, r, subkey, name):
-    """The cipher function f(R, K) of FIPS 46-3 (p. 13), as logic in ``m``.
-    Intermediate values are named signals: it keeps the pysim netlist (and
-    the VCD) small and readable."""
-    x = Signal(48, name=f"{name}_ex")
-    m.d.comb += x.eq(_perm(r, E, 32) ^ subkey)
+    """The cipher function f(R, K) of FIPS 46-3 (p. 13) as logic in ``m``:
+    P of the S-box outputs, the S-boxes reading E(R) ^ K (p. 13-15).
+
+    E is wiring: S-box k reads FIPS bits 4k .. 4k + 5 of R, cyclically
+    (bit 32 before bit 1, bit 1 after bit 32), so each S-box input is one
+    slice of ``Cat(r[31], r, r[0])``. Only the S-box outputs are a named
+    signal: Amaranth's pysim evaluates a module from the values of the
+    previous delta cycle and re-runs all of it whenever one of its signals
+    changes, so every named step of a chain costs a run of the module."""
+    wrap = Cat(r[31], r, r[0])            # FIPS bits 32, 1, ..., 32, 1 from the top
     s = Signal(32, name=f"{name}_s")
     for k in range(8):                    # S1 reads FIPS bits 1..6 (MSB end)
-        six = x[42 - 6 * k:48 - 6 * k]
+        six = wrap[28 - 4 * k:34 - 4 * k] ^ subkey[42 - 6 * k:48 - 6 * k]
         nib = s[28 - 4 * k:32 - 4 * k]    # S1 output in the top nibble
         with m.Switch(six):
             for v, out in enumerate(_SBOX_LUTS[k]):
@@ -169,8 +182,8 @@ class DESKeySchedule(wiring.Component):
     """PC-1, the C/D rotations and PC-2 for all 16 rounds of one key.
 
     A separate module on purpose: Amaranth's pysim re-evaluates a module's
-    whole combinational logic when any of its inputs changes, and the key
-    only changes between passes, so the schedule stays idle while the
+    whole combinational logic when any of its inputs changes, and a key
+    only changes between requests, so the schedule stays idle while the
     rounds run. In gates it is pure wiring plus nothing."""
 
     def __init__(self):
@@ -234,49 +247,25 @@ class DESCore(wiring.Component):
         step = self.round          # register: step within a pass
         pas = self.pass_           # register: 0..2
 
-        # Effective state this cycle: the start cycle computes from IP(block_in).
-        ipb = Signal(64)
-        m.d.comb += ipb.eq(_perm(self.block_in, IP, 64))
-        l0 = Signal(32)
-        r0 = Signal(32)
-        step_e = Signal.like(step)
-        pass_e = Signal(2)
+        # One schedule per key: each only changes with its key, not per pass.
+        scheds = []
+        for n, key in enumerate((self.key1, self.key2, self.key3), start=1):
+            ks = DESKeySchedule()
+            m.submodules[f"ks{n}"] = ks
+            m.d.comb += ks.key.eq(key)
+            scheds.append(ks.subkeys)
+
+        m.submodules.select = sel = _DESRoundInputs(rpc)
         m.d.comb += [
-            l0.eq(Mux(self.start, ipb[32:64], lreg)),
-            r0.eq(Mux(self.start, ipb[0:32], rreg)),
-            step_e.eq(Mux(self.start, 0, step)),
-            pass_e.eq(Mux(self.start, 0, pas)),
+            sel.start.eq(self.start), sel.block_in.eq(self.block_in),
+            sel.lreg.eq(lreg), sel.rreg.eq(rreg), sel.step.eq(step), sel.pass_.eq(pas),
+            sel.decrypt.eq(self.decrypt), sel.triple.eq(self.triple),
+            sel.sched1.eq(scheds[0]), sel.sched2.eq(scheds[1]), sel.sched3.eq(scheds[2]),
         ]
-
-        # Key for this pass and its direction (EDE).
-        key = Signal(64)
-        with m.Switch(pass_e):
-            with m.Case(0):
-                m.d.comb += key.eq(Mux(self.decrypt & self.triple, self.key3, self.key1))
-            with m.Case(1):
-                m.d.comb += key.eq(self.key2)
-            with m.Default():
-                m.d.comb += key.eq(Mux(self.decrypt, self.key1, self.key3))
-        dec_pass = Signal()
-        m.d.comb += dec_pass.eq(self.decrypt ^ (pass_e == 1))
-
-        m.submodules.ks = ks = DESKeySchedule()
-        m.d.comb += ks.key.eq(key)
-        sub = [ks.subkeys[48 * i:48 * (i + 1)] for i in range(16)]
-
-        left, right = l0, r0
-        for j in range(rpc):
-            enc_k = [sub[st * rpc + j] for st in range(steps)]
-            dec_k = [sub[15 - (st * rpc + j)] for st in range(steps)]
-            if steps == 1:
-                k = Mux(dec_pass, dec_k[0], enc_k[0])
-            else:
-                k = Mux(dec_pass, Array(dec_k)[step_e], Array(enc_k)[step_e])
-            kj = Signal(48, name=f"subkey{j}")
-            m.d.comb += kj.eq(k)
-            nr = Signal(32, name=f"r_{j}")
-            m.d.comb += nr.eq(left ^ _f(m, right, kj, f"f{j}"))
-            left, right = right, nr
+        m.submodules.rounds = rnd = _DESRounds(rpc)
+        m.d.comb += [rnd.l_in.eq(sel.l0), rnd.r_in.eq(sel.r0), rnd.subkeys.eq(sel.subkeys)]
+        left, right = rnd.l_out, rnd.r_out
+        step_e, pass_e = sel.step_e, sel.pass_e
 
         last_step = step_e == steps - 1
         last_pass = Mux(self.triple, pass_e == 2, pass_e == 0)
@@ -294,7 +283,96 @@ class DESCore(wiring.Component):
                              step.eq(step_e + 1), pas.eq(pass_e),
                              self.busy.eq(1)]
 
+        m.submodules.output = out = _DESOutput()
+        m.d.comb += [out.lreg.eq(lreg), out.rreg.eq(rreg), self.block_out.eq(out.block)]
+        return m
+
+
+class _DESRoundInputs(wiring.Component):
+    """What the rounds of this clock start from: IP(``block_in``) in the
+    ``start`` clock, else the registers; and the subkeys of the rounds of
+    this step, for the pass's key and direction (EDE: FIPS 46-3 annex /
+    SP 800-67). Cheap muxes only, so that the rounds (:class:`_DESRounds`)
+    see new inputs only when they have work (pysim wakes a module whenever
+    one of its inputs changes; ``block_in`` changes with every byte loaded)."""
+
+    def __init__(self, rpc):
+        self.rpc = rpc
+        steps = DES_ROUNDS // rpc
+        super().__init__({
+            "start": In(1), "block_in": In(64), "lreg": In(32), "rreg": In(32),
+            "step": In(range(steps)), "pass_": In(2), "decrypt": In(1), "triple": In(1),
+            "sched1": In(48 * 16), "sched2": In(48 * 16), "sched3": In(48 * 16),
+            "l0": Out(32), "r0": Out(32), "step_e": Out(range(steps)), "pass_e": Out(2),
+            "subkeys": Out(48 * rpc),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rpc = self.rpc
+        steps = DES_ROUNDS // rpc
+        ipb = Signal(64)
+        m.d.comb += ipb.eq(_perm(self.block_in, IP, 64))
+        step_e, pass_e = self.step_e, self.pass_e
+        m.d.comb += [
+            self.l0.eq(Mux(self.start, ipb[32:64], self.lreg)),
+            self.r0.eq(Mux(self.start, ipb[0:32], self.rreg)),
+            step_e.eq(Mux(self.start, 0, self.step)),
+            pass_e.eq(Mux(self.start, 0, self.pass_)),
+        ]
+
+        # Schedule of this pass's key and its direction (EDE).
+        sched = Signal(48 * 16)
+        with m.Switch(pass_e):
+            with m.Case(0):
+                m.d.comb += sched.eq(Mux(self.decrypt & self.triple, self.sched3, self.sched1))
+            with m.Case(1):
+                m.d.comb += sched.eq(self.sched2)
+            with m.Default():
+                m.d.comb += sched.eq(Mux(self.decrypt, self.sched1, self.sched3))
+        dec_pass = Signal()
+        m.d.comb += dec_pass.eq(self.decrypt ^ (pass_e == 1))
+        sub = [sched[48 * i:48 * (i + 1)] for i in range(16)]
+        for j in range(rpc):
+            enc_k = [sub[st * rpc + j] for st in range(steps)]
+            dec_k = [sub[15 - (st * rpc + j)] for st in range(steps)]
+            if steps == 1:
+                k = Mux(dec_pass, dec_k[0], enc_k[0])
+            else:
+                k = Mux(dec_pass, Array(dec_k)[step_e], Array(enc_k)[step_e])
+            m.d.comb += self.subkeys[48 * j:48 * (j + 1)].eq(k)
+        return m
+
+
+class _DESRounds(wiring.Component):
+    """``rpc`` Feistel rounds (FIPS 46-3 p. 10): L' = R, R' = L ^ f(R, K)."""
+
+    def __init__(self, rpc):
+        self.rpc = rpc
+        super().__init__({"l_in": In(32), "r_in": In(32), "subkeys": In(48 * rpc),
+                          "l_out": Out(32), "r_out": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        left, right = self.l_in, self.r_in
+        for j in range(self.rpc):
+            kj = self.subkeys[48 * j:48 * (j + 1)]
+            nr = Signal(32, name=f"r_{j}")
+            m.d.comb += nr.eq(left ^ _f(m, right, kj, f"f{j}"))
+            left, right = right, nr
+        m.d.comb += [self.l_out.eq(left), self.r_out.eq(right)]
+        return m
+
+
+class _DESOutput(wiring.Component):
+    """FP of the (R16 L16) preoutput held in the registers (FIPS 46-3 p. 10)."""
+
+    def __init__(self):
+        super().__init__({"lreg": In(32), "rreg": In(32), "block": Out(64)})
+
+    def elaborate(self, platform):
+        m = Module()
         preout = Signal(64)
-        m.d.comb += preout.eq(Cat(rreg, lreg))
-        m.d.comb += self.block_out.eq(_perm(preout, FP, 64))
+        m.d.comb += preout.eq(Cat(self.rreg, self.lreg))
+        m.d.comb += self.block.eq(_perm(preout, FP, 64))
         return m
