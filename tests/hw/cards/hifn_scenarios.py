@@ -14,13 +14,17 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from drivers import hifn as H
+from hw.cards import hifn7751reg as R
+from hw.structs import pack_int
 from drivers.pci import enumerate_bus
 from hw.pci.target import CMD_BUS_MASTER
 
 RINGS = "csrd"            # order of CRAR/SRAR/RRAR/DRAR and of DMA_CSR fields
-RAR = dict(c=H.HIFN_1_DMA_CRAR, s=H.HIFN_1_DMA_SRAR, r=H.HIFN_1_DMA_RRAR, d=H.HIFN_1_DMA_DRAR)
-ALL_ENA = sum(b["CTRL_ENA"] for b in (H.CSR_C, H.CSR_S, H.CSR_R, H.CSR_D))
-IER = H.CSR_R["DONE"] | H.HIFN_DMACSR_ABORTS | H.CSR_D["OVER"]
+RAR = dict(c=R.CRAR.offset, s=R.SRAR.offset, r=R.RRAR.offset, d=R.DRAR.offset)
+ALL_ENA = sum(R.csr_field(r, "ctrl").value(R.RingCtrl.ENA.value) for r in R.Ring)
+ENA_C, ENA_D = (R.csr_field(r, "ctrl").value(R.RingCtrl.ENA.value) for r in (R.Ring.CMD, R.Ring.DST))
+DIS_C, DIS_D = (R.csr_field(r, "ctrl").value(R.RingCtrl.DIS.value) for r in (R.Ring.CMD, R.Ring.DST))
+IER = R.DMA_CSR.r_done.mask | R.DMACSR_ABORTS | R.DMA_CSR.d_over.mask
 
 
 def reference(op: dict) -> tuple[bytes, bytes]:
@@ -83,28 +87,28 @@ class Rig:
     async def r1(self, reg): return await self.host.mmio_read(self.bar1 + reg)
 
     async def init(self, unlock=True, poll=(1, 0), enable=True):
-        await self.w1(H.HIFN_1_DMA_CNFG, H.HIFN_DMACNFG_MODE)            # reset
-        run = H.HIFN_DMACNFG_MSTRESET | H.HIFN_DMACNFG_DMARESET | H.HIFN_DMACNFG_MODE
+        await self.w1(R.DMA_CNFG.offset, R.DMA_CNFG.mode.mask)            # reset
+        run = R.DMA_CNFG.bits(mstreset=1, dmareset=1, mode=1)
         if unlock:
-            await self.w1(H.HIFN_1_DMA_CNFG, run | H.HIFN_DMACNFG_UNLOCK)
-            await self.w1(H.HIFN_UNLOCK_SECRET2, H.HIFN_UNLOCK_KEY)
+            await self.w1(R.DMA_CNFG.offset, run | R.DMA_CNFG.unlock.mask)
+            await self.w1(R.SECRET2.offset, R.UNLOCK_KEY)
         for r in RINGS:
             self.mem.write(self.base[r], bytes(8 * (self.sizes[r] + 1)))
             self.mem.write(self.base[r] + 8 * self.sizes[r] + 4, struct.pack("<I", self.base[r]))
             await self.w1(RAR[r], self.base[r])
             self.idx[r] = 0
-        await self.w1(H.HIFN_1_DMA_IER, IER)
-        await self.w1(H.HIFN_1_DMA_CNFG, run | poll[0] << 16 | poll[1] << 8)
-        await self.w0(H.HIFN_0_PUCTRL, H.HIFN_PUCTRL_DMAENA)
+        await self.w1(R.DMA_IER.offset, IER)
+        await self.w1(R.DMA_CNFG.offset, run | poll[0] << 16 | poll[1] << 8)
+        await self.w0(R.PUCTRL.offset, R.PUCTRL.dmaena.mask)
         if enable:
-            await self.w1(H.HIFN_1_DMA_CSR, ALL_ENA)
+            await self.w1(R.DMA_CSR.offset, ALL_ENA)
 
     def on_irq(self):
         async def service():
-            csr = await self.r1(H.HIFN_1_DMA_CSR)
+            csr = await self.r1(R.DMA_CSR.offset)
             self.csr_seen |= csr
             if csr & IER:
-                await self.w1(H.HIFN_1_DMA_CSR, csr & IER)
+                await self.w1(R.DMA_CSR.offset, csr & IER)
         self.host.on_interrupt(lambda line, up: up and self._irq(service))
 
     def _irq(self, service):
@@ -118,7 +122,7 @@ class Rig:
         self.mem.write(b + 8 * i, struct.pack("<I", l))
         i += 1
         if i == self.sizes[r]:
-            self.mem.write(b + 8 * i, struct.pack("<I", H.HIFN_D_VALID | H.HIFN_D_JUMP))
+            self.mem.write(b + 8 * i, struct.pack("<I", R.D_VALID | R.D_JUMP))
             i = 0
         self.idx[r] = i
         return b + 8 * (i - 1 if i else self.sizes[r] - 1)
@@ -135,10 +139,10 @@ class Rig:
         pieces = [(buf + a, b - a) for a, b in zip(bounds, bounds[1:])]
         mac = crypt = None
         if op.get("mac"):
-            mac = (H.HIFN_MAC_CMD_RESULT, op["mskip"], op["mlen"])
+            mac = (pack_int(R.MacMasks, result=1), op["mskip"], op["mlen"])
         if op.get("cipher"):
-            crypt = ((H.HIFN_CRYPT_CMD_ALG_3DES if op["cipher"] == "3des" else 0)
-                     | H.HIFN_CRYPT_CMD_MODE_CBC | op.get("cmode", 0), op["cskip"], op["clen"])
+            crypt = ((pack_int(R.CryptMasks, alg=R.CryptAlg.TDES) if op["cipher"] == "3des" else 0)
+                     | pack_int(R.CryptMasks, mode=R.CryptMode.CBC) | op.get("cmode", 0), op["cskip"], op["clen"])
         keys = op.get("keys", True)
         cmd = H.pack_command(session=op["session"], slen=n, dlen=n, decode=op["decrypt"],
                              mac=mac, crypt=crypt,
@@ -150,17 +154,17 @@ class Rig:
         self.cmd_lens.append(len(cmd))
         self.mem.write(self.cmdbufs[ci], cmd)
         self.mem.write(self.resbufs[ri], bytes(32))
-        rdesc = self.post("r", self.resbufs[ri], 32 | H.HIFN_D_VALID | H.HIFN_D_LAST)
+        rdesc = self.post("r", self.resbufs[ri], 32 | R.D_VALID | R.D_LAST)
         dpieces = pieces if dst_len is None else [(buf, dst_len)]
         for k, (a, ln) in enumerate(dpieces):
-            self.post("d", a, ln | H.HIFN_D_VALID | H.HIFN_D_MASKDONEIRQ
-                      | (H.HIFN_D_LAST if k == len(dpieces) - 1 else 0))
+            self.post("d", a, ln | R.D_VALID | R.D_MASKDONEIRQ
+                      | (R.D_LAST if k == len(dpieces) - 1 else 0))
         for k, (a, ln) in enumerate(pieces):
             self.post("s", src_addr if src_addr is not None else a,
-                      ln | H.HIFN_D_VALID | H.HIFN_D_MASKDONEIRQ
-                      | (H.HIFN_D_LAST if k == len(pieces) - 1 else 0))
-        self.post("c", self.cmdbufs[ci], len(cmd) | H.HIFN_D_VALID | H.HIFN_D_LAST
-                  | H.HIFN_D_MASKDONEIRQ)
+                      ln | R.D_VALID | R.D_MASKDONEIRQ
+                      | (R.D_LAST if k == len(pieces) - 1 else 0))
+        self.post("c", self.cmdbufs[ci], len(cmd) | R.D_VALID | R.D_LAST
+                  | R.D_MASKDONEIRQ)
         self.pending.append((op, ri, rdesc, buf))
         return rdesc
 
@@ -168,7 +172,7 @@ class Rig:
         """Wait until every posted result descriptor is back with the host."""
         t_end = self.host.now + timeout_us * 1_000_000
         while self.host.now < t_end:
-            if all(not struct.unpack("<I", self.mem.read(rd, 4))[0] & H.HIFN_D_VALID
+            if all(not struct.unpack("<I", self.mem.read(rd, 4))[0] & R.D_VALID
                    for _, _, rd, _ in self.pending):
                 self._snapshot()
                 return True
@@ -216,23 +220,23 @@ async def registers(host):
     rig = Rig(host, d)
     out = {"vendor": d.vendor, "device": d.device, "class": d.class_code,
            "bars": [(b.index, b.size) for b in d.bars], "irq": d.irq}
-    out["pustat_reset"] = await rig.r0(H.HIFN_0_PUSTAT)
+    out["pustat_reset"] = await rig.r0(R.PUSTAT.offset)
     await rig.init(unlock=False, enable=False)
-    out["pustat_locked"] = await rig.r0(H.HIFN_0_PUSTAT)
+    out["pustat_locked"] = await rig.r0(R.PUSTAT.offset)
     await rig.init(unlock=True, enable=False)
-    out["pustat_unlocked"] = await rig.r0(H.HIFN_0_PUSTAT)
-    out["pucnfg"] = await rig.r0(H.HIFN_0_PUCNFG)
+    out["pustat_unlocked"] = await rig.r0(R.PUSTAT.offset)
+    out["pucnfg"] = await rig.r0(R.PUCNFG.offset)
     out["rar"] = [await rig.r1(RAR[r]) for r in RINGS]
     out["bases"] = [rig.base[r] for r in RINGS]
-    out["csr_idle"] = await rig.r1(H.HIFN_1_DMA_CSR)
-    await rig.w1(H.HIFN_1_DMA_CSR, H.CSR_C["CTRL_ENA"] | H.CSR_D["CTRL_ENA"])
-    out["csr_enabled"] = await rig.r1(H.HIFN_1_DMA_CSR)
+    out["csr_idle"] = await rig.r1(R.DMA_CSR.offset)
+    await rig.w1(R.DMA_CSR.offset, ENA_C | ENA_D)
+    out["csr_enabled"] = await rig.r1(R.DMA_CSR.offset)
     # the empty command ring is polled: WAIT appears; write 1 clears it
     await host.sleep(30 * 1_000_000)
-    out["csr_wait"] = await rig.r1(H.HIFN_1_DMA_CSR)
-    await rig.w1(H.HIFN_1_DMA_CSR, H.CSR_C["WAIT"] | H.CSR_C["CTRL_DIS"] | H.CSR_D["CTRL_DIS"])
-    out["csr_cleared"] = await rig.r1(H.HIFN_1_DMA_CSR)
-    out["ier"] = await rig.r1(H.HIFN_1_DMA_IER)
+    out["csr_wait"] = await rig.r1(R.DMA_CSR.offset)
+    await rig.w1(R.DMA_CSR.offset, R.DMA_CSR.c_wait.mask | DIS_C | DIS_D)
+    out["csr_cleared"] = await rig.r1(R.DMA_CSR.offset)
+    out["ier"] = await rig.r1(R.DMA_IER.offset)
     out["checker"] = host.checker_errors()
     return out
 
@@ -304,7 +308,7 @@ async def poll_rate(host, freq=1, scalar=0, us=60):
     await host.sleep(us * 1_000_000)
     a = host.bus_stats()["by_master"].get("slot1.master", {}).get("address", 0)
     # disabled rings are not polled
-    await rig.w1(H.HIFN_1_DMA_CSR, H.CSR_C["CTRL_DIS"])
+    await rig.w1(R.DMA_CSR.offset, DIS_C)
     await host.sleep(3 * 1_000_000)
     c = host.bus_stats()["by_master"].get("slot1.master", {}).get("address", 0)
     await host.sleep(us * 1_000_000)
@@ -328,7 +332,7 @@ async def errors(host):
     out["done"] = await rig.wait_all()
     res = [rig.result(i) for i in range(len(rig.pending))]
     out["flags"] = [r["flags"] for r in res]
-    out["puisr"] = await rig.r0(H.HIFN_0_PUISR)
+    out["puisr"] = await rig.r0(R.PUISR.offset)
     out["csr_seen"] = rig.csr_seen
     rig.pending = rig.pending[2:]
     out["failures"] = rig.check()
@@ -349,7 +353,7 @@ async def abort(host):
     rig.submit(after)
     await rig.wait_all(timeout_us=150)
     out = {"csr_seen": rig.csr_seen, "irqs": rig.irqs}
-    states = [not struct.unpack("<I", rig.mem.read(rd, 4))[0] & H.HIFN_D_VALID
+    states = [not struct.unpack("<I", rig.mem.read(rd, 4))[0] & R.D_VALID
               for _, _, rd, _ in rig.pending]
     out["result_done"] = states
     rig.pending = rig.pending[:1]
@@ -411,8 +415,8 @@ async def bad_command(host, patch, size=32, cipher="3des", mac=True, segs=1, tim
     rig.submit(good)
     out = {"done": await rig.wait_all(timeout_us=timeout_us)}
     out["flags"] = [rig.result(i)["flags"] for i in range(len(rig.pending))]
-    out["puisr"] = await rig.r0(H.HIFN_0_PUISR)
-    out["csr"] = await rig.r1(H.HIFN_1_DMA_CSR)
+    out["puisr"] = await rig.r0(R.PUISR.offset)
+    out["csr"] = await rig.r1(R.DMA_CSR.offset)
     rig.pending = rig.pending[1:]
     out["failures"] = rig.check()
     out["checker"] = host.checker_errors()
@@ -425,8 +429,8 @@ async def jump_loop(host, ring="c"):
     recovery; a good packet."""
     rig = await _rig(host, enable=False)
     at = rig.base[ring]
-    rig.mem.write(at, struct.pack("<II", H.HIFN_D_VALID | H.HIFN_D_JUMP, at))
-    await rig.w1(H.HIFN_1_DMA_CSR, ALL_ENA)
+    rig.mem.write(at, struct.pack("<II", R.D_VALID | R.D_JUMP, at))
+    await rig.w1(R.DMA_CSR.offset, ALL_ENA)
     if ring != "c":
         rig.idx[ring] = 1                     # the packet's descriptor behind the loop
         rig.submit(random_op(random.Random(29), size=16, cipher="des", mac=False,

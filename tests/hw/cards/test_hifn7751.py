@@ -25,20 +25,16 @@ def machine(**params):
     return MachineSpec(cards=[CardSpec("hifn7751", 1, params)])
 
 
-def test_driver_header_matches_the_rtl():
-    """The driver's hifn7751reg.h constants are the card's."""
-    assert (H.HIFN_D_VALID, H.HIFN_D_JUMP, H.HIFN_D_LAST, H.HIFN_D_MASKDONEIRQ) == \
-        (rings.D_VALID, rings.D_JUMP, rings.D_LAST, rings.D_MASKDONEIRQ)
-    for name, off in card.REG0.items():
-        assert getattr(H, f"HIFN_0_{name}") == off
-    for name in ("CRAR", "SRAR", "RRAR", "DRAR"):
-        assert getattr(H, f"HIFN_1_DMA_{name}") == card.REG1[name]
-    assert (H.HIFN_1_DMA_CSR, H.HIFN_1_DMA_IER, H.HIFN_1_DMA_CNFG) == \
-        (card.REG1["DMA_CSR"], card.REG1["DMA_IER"], card.REG1["DMA_CNFG"])
-    assert H.HIFN_UNLOCK_KEY == card.UNLOCK_KEY
-    # layouts: the packed command's base fields land where the RTL views them
+def test_driver_command_buffer_is_what_the_rtl_views():
+    """The driver's command buffer, read with the header's layouts (the RTL's
+    views), and its bytes where hifn7751reg.h puts them."""
     buf = H.pack_command(session=0x123, slen=0x2_1234, dlen=0x1_5678, decode=True,
-                         crypt=(H.HIFN_CRYPT_CMD_MODE_CBC, 8, 0x1_0000))
+                         crypt=(structs.pack_int(reg.CryptMasks, mode=reg.CryptMode.CBC),
+                                8, 0x1_0000))
+    lo, hi = int.from_bytes(buf[0:4], "little"), int.from_bytes(buf[4:8], "little")
+    assert lo & 0xFFFF == 0x0800 | 0x2000          # HIFN_BASE_CMD_CRYPT | _DECODE
+    assert (lo >> 16) & 0xFFF == 0x123 and lo >> 30 == 2 and (lo >> 28) & 3 == 1
+    assert hi == 0x5678 << 16 | 0x1234
     base = structs.unpack(reg.BaseCommand, buf)
     assert base["masks"]["crypt"] == 1 and base["masks"]["decode"] == 1
     assert base["masks"]["mac"] == 0 and base["session"] == 0x123
