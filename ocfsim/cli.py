@@ -369,7 +369,7 @@ def cmd_dma(args) -> int:
         "pci_utilisation": r["pci_utilisation"], "breakdown": r["breakdown"],
         "by_master": r["by_master"], "interrupts": r["interrupts"],
         "per_card": r["per_card"], "checker": r["checker"],
-        "seed": args.seed, "vcd": args.vcd,
+        "seed": args.seed, "vcd": args.vcd, "gtkw": r.get("_gtkw"),
     }
 
     def human(res):
@@ -385,7 +385,8 @@ def cmd_dma(args) -> int:
         lines.append(f"  simulation speed {res['cycles_per_s']:.0f} bus cycles/s "
                      f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all)")
         if res["vcd"]:
-            lines.append(f"  waveform         {res['vcd']}")
+            lines.append(f"  waveform         {res['vcd']}"
+                         + (f" (GTKWave: gtkwave {res['gtkw']})" if res.get("gtkw") else ""))
         for c in res["per_card"]:
             if not c["ok"]:
                 lines.append(f"  slot {c['slot']}: copy failed {c}")

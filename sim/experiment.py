@@ -136,9 +136,12 @@ def _with_save_file(result: dict, spec: MachineSpec, vcd: str | None) -> dict:
         spec = MachineSpec.from_dict(spec.to_dict())
         spec.blackbox_dram = False
         top = Machine(spec)                  # a fresh copy only for its names
-        groups = top.vcd_traces()
-        written = write_save(gtkw_path(vcd), vcd, groups, signal_paths(top),
-                             period_ps=spec.period_ps)
+        try:
+            written = write_save(gtkw_path(vcd), vcd, top.vcd_traces(), signal_paths(top),
+                                 period_ps=spec.period_ps)
+        except (OSError, ValueError) as exc:  # the run's result still stands
+            print(f"no GTKWave save file for {vcd}: {exc}", file=sys.stderr)
+            return result
         result["_gtkw"] = written["gtkw"]
     return result
 
