@@ -329,7 +329,10 @@ class Host(HardwarePort):
             if self._ahead:
                 self.wakeups["coalesced"] += 1
             return limit
-        to = horizon if self.coalesce and horizon is not None else limit
+        # a posting-buffer waiter released by _start_next runs after this
+        # step's end: the step must end where it would without coalescing
+        quiet = self.coalesce and not self.loop._ready
+        to = horizon if quiet and horizon is not None else limit
         await self._step(to // period - hw)
         self._ahead = backend.cycle > limit // period
         if backend.get("attn") != self._attn:
@@ -352,7 +355,8 @@ class Host(HardwarePort):
         b, w = self.backend, self.wakeups
         w["steps"] += 1
         op = self._inflight
-        if self.coalesce and op is not None and op.future is None and not self._post_waiters:
+        if (self.coalesce and op is not None and op.future is None and not self._post_waiters
+                and not self.loop._ready):
             batch = []
             for nxt in self._queue:
                 batch.append((nxt.op, nxt.addr, nxt.data, nxt.be))
