@@ -145,7 +145,7 @@ class Bcm5820(wiring.Component):
         # ---- DMA errors ----------------------------------------------------
         m.d.comb += stat.dmaerr.set.eq(mcr.dma_error)
         with m.If(mcr.dma_error):
-            m.d.sync += [err.read.eq(mcr.err_read), err.addr.eq(mcr.err_addr[2:])]
+            m.d.sync += [err.read.eq(mcr.err_read), err.addr.eq(mcr.err_addr[ERR.addr.lsb:])]
 
         # ---- soft reset: once the master is off the bus ---------------------
         with m.If(self.reset_pending & (ini.state == InitiatorState.IDLE)):
