@@ -116,7 +116,7 @@ def test_card_algorithm_table_matches_what_the_drivers_register():
     r = run(crypto_machine(["bcm5820", "hifn7751"]),
             "tests.cli.test_cli_features:registered_algorithms")
     by_driver = {name.rstrip("0123456789"): algs for name, algs in r.items()
-                 if not name.startswith("_")}
+                 if not name.startswith("_") and isinstance(algs, list)}   # not the run's own keys
     assert by_driver == {"ubsec": sorted(CARD_ALGORITHMS["bcm5820"]),
                          "hifn": sorted(CARD_ALGORITHMS["hifn7751"])}
     assert CARD_ALGORITHMS["bcm5820"] == {CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC}
