@@ -37,6 +37,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from hw.cards import hifn7751reg as hifnreg, ubsecreg
+from hw.pci import pcireg
+from hw.structs import pack, unpack
+
 __all__ = ["Fault", "FaultPlan", "FaultError", "KINDS", "parse_fault", "check_cards",
            "fault_arg", "report_lines", "UNDECODED"]
 
@@ -44,23 +48,21 @@ __all__ = ["Fault", "FaultPlan", "FaultError", "KINDS", "parse_fault", "check_ca
 #: of host DRAM and below the BAR window that starts at 0x8000_0000
 #: (``sim.host.Host.mmio_window``), so a DMA there ends in master abort
 UNDECODED = 0x7FF0_0000
-#: PCI 2.3 §6.2.2: command register bits
-CMD_MEMORY_SPACE, CMD_BUS_MASTER = 0x2, 0x4
-PCI_COMMAND = 0x04
-
-CARD_IDS = {(0x14E4, 0x5820): "bcm5820", (0x13A3, 0x0005): "hifn7751"}
-#: memory BARs of each card, 4 KiB each (hw/cards/bcm5820.py, hw/cards/hifn7751.py)
+CARD_IDS = {(ubsecreg.VENDOR_ID, ubsecreg.DEVICE_ID): "bcm5820",
+            (hifnreg.VENDOR_ID, hifnreg.DEVICE_ID): "hifn7751"}
+#: memory BARs of each card (the headers' register blocks)
 CARD_BARS = {"bcm5820": 1, "hifn7751": 2}
 BOTH = ("bcm5820", "hifn7751")
 
-# register offsets and bits of the faults that name one (ubsecreg.h;
-# hifn7751reg.h; the same values as drivers/ubsec.py and drivers/hifn.py)
-UBS_CTRL, UBS_CTRL_RESET = 0x04, 0x8000_0000
-HIFN_PUCTRL, HIFN_PUCTRL_RESET = 0x04, 0x01
-HIFN_DMA_CSR, HIFN_CSR_ALL_DIS = 0x40, 0x4040_4040     # CTRL_DIS of the four rings
-HIFN_D_VALID = 0x8000_0000
-UBS_PKT_CTX = 4             # struct ubsec_mcr: u16 pkts, u16 flags, then ctx address
-UBS_PKT_IN = 8              # the first input particle {addr, next, len} in the MCR
+#: DMA_CSR value disabling the four Hifn rings (each x_ctrl = DIS)
+HIFN_CSR_ALL_DIS = hifnreg.DMA_CSR.bits(**{f"{x}_ctrl": hifnreg.RingCtrl.DIS.value
+                                           for x in "csrd"})
+#: byte offsets in a 5820 record (struct ubsec_mcr): the context address, the
+#: first input particle
+UBS_PKT_CTX = ubsecreg.Mcr.as_shape()["pkt"].offset // 8 + \
+    ubsecreg.McrPacket.as_shape()["ctxp"].offset // 8
+UBS_PKT_IN = ubsecreg.Mcr.as_shape()["pkt"].offset // 8 + \
+    ubsecreg.McrPacket.as_shape()["ipkt"].offset // 8
 
 
 class FaultError(ValueError):
@@ -284,12 +286,15 @@ class FaultPlan:
 
     async def reset(self, f, softc, card):
         if card == "bcm5820":
-            await self._poke(f, softc, 0, UBS_CTRL, UBS_CTRL_RESET)
+            reg = ubsecreg.CTRL
+            await self._poke(f, softc, reg.bar, reg.offset, reg.board_reset.mask)
         else:
-            await self._poke(f, softc, 0, HIFN_PUCTRL, HIFN_PUCTRL_RESET)
+            reg = hifnreg.PUCTRL
+            await self._poke(f, softc, reg.bar, reg.offset, reg.chip_reset.mask)
 
     async def rings_off(self, f, softc, card):
-        await self._poke(f, softc, 1, HIFN_DMA_CSR, HIFN_CSR_ALL_DIS)
+        reg = hifnreg.DMA_CSR
+        await self._poke(f, softc, reg.bar, reg.offset, HIFN_CSR_ALL_DIS)
 
     async def poke(self, f, softc, card):
         await self._poke(f, softc, f.param("bar"), f.param("reg"), f.param("value"))
@@ -297,14 +302,15 @@ class FaultPlan:
     async def command_off(self, f, softc, card):
         """Clear a PCI command-register bit for the fault's duration, then set it again."""
         host = self._system.host
-        bit = CMD_BUS_MASTER if f.kind == "bme-off" else CMD_MEMORY_SPACE
+        command = pcireg.COMMAND
+        bit = (command.bus_master if f.kind == "bme-off" else command.memory_space).mask
         slot = softc.dev.slot
-        cmd = await host.cfg_read(slot, PCI_COMMAND) & 0xFFFF
-        await host.cfg_write(slot, PCI_COMMAND, cmd & ~bit, be=0x3)    # status bits untouched
+        cmd = await host.cfg_read(slot, command.offset) & 0xFFFF
+        await host.cfg_write(slot, command.offset, cmd & ~bit, be=0x3)    # status bits untouched
         self._note(f, "inject", command=f"{cmd:#06x} -> {cmd & ~bit:#06x}")
         await host.sleep(f.duration_ps)
-        now = await host.cfg_read(slot, PCI_COMMAND) & 0xFFFF
-        await host.cfg_write(slot, PCI_COMMAND, now | bit, be=0x3)
+        now = await host.cfg_read(slot, command.offset) & 0xFFFF
+        await host.cfg_write(slot, command.offset, now | bit, be=0x3)
         self._note(f, "restore", command=f"{now:#06x} -> {now | bit:#06x}")
 
     async def lost_irq(self, f, softc, card):
@@ -371,21 +377,22 @@ def _master_abort(mem, addr: int, size: int, rng) -> dict:
 def _zero_particle(mem, addr: int, size: int, rng) -> dict:
     """The record's first input particle: length 0, next = itself."""
     part = addr + UBS_PKT_IN
-    (paddr,) = struct.unpack("<I", mem.read(part, 4))
-    mem.write(part, struct.pack("<III", paddr, part, 0))
+    paddr = unpack(ubsecreg.PktBuf, mem.read(part, ubsecreg.PKTBUF_BYTES))["addr"]
+    mem.write(part, pack(ubsecreg.PktBuf, addr=paddr, next=part, len=0))
     return {"particle": f"{part:#x} len 0 next {part:#x}"}
 
 
 def _res_novalid(mem, addr: int, size: int, rng) -> dict:
     (l,) = struct.unpack("<I", mem.read(addr, 4))
-    mem.write(addr, struct.pack("<I", l & ~HIFN_D_VALID))
-    return {"descriptor": f"{l:#010x} -> {l & ~HIFN_D_VALID:#010x}"}
+    mem.write(addr, struct.pack("<I", l & ~hifnreg.D_VALID))
+    return {"descriptor": f"{l:#010x} -> {l & ~hifnreg.D_VALID:#010x}"}
 
 
 def _bad_session(mem, addr: int, size: int, rng) -> dict:
     """Session word (the second u16 of the command buffer) = 0xFFFF."""
-    mem.write(addr + 2, struct.pack("<H", 0xFFFF))
-    return {"session_word": f"{addr + 2:#x} = 0xffff"}
+    word = addr + hifnreg.BaseCommand.as_shape()["session"].offset // 8
+    mem.write(word, struct.pack("<H", 0xFFFF))
+    return {"session_word": f"{word:#x} = 0xffff"}
 
 
 def _garbage(mem, addr: int, size: int, rng) -> dict:
