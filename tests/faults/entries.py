@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ocfsim.faults import PCI_COMMAND, FaultPlan
+from hw.pci.pcireg import COMMAND
+from ocfsim.faults import FaultPlan
 from ocfsim.system import boot
 
 
@@ -17,7 +18,7 @@ async def observe(host, faults: list[str], reads: list[list]) -> dict:
     for at_us, what, bar, reg in sorted(reads):
         await host.sleep(max(0, plan.t0 + int(at_us * 1e6) - host.now))
         if what == "command":
-            value = await host.cfg_read(dev.slot, PCI_COMMAND) & 0xFFFF
+            value = await host.cfg_read(dev.slot, COMMAND.offset) & 0xFFFF
         else:
             value = await host.mmio_read(dev.bar(bar).addr + reg)
         seen.append({"time_us": (host.now - plan.t0) / 1e6, "what": what, "value": value})
