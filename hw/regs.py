@@ -87,6 +87,11 @@ class Register:
         for f in self.fields:
             if f.name in by_name:
                 raise ValueError(f"register {self.name}: field {f.name} twice")
+            if f.name.startswith("_") or hasattr(type(self), f.name) or \
+                    f.name in self.__dataclass_fields__:
+                raise ValueError(f"register {self.name}: field name {f.name!r} is taken by "
+                                 f"the Register itself (it would not be reachable as "
+                                 f"an attribute)")
             if f.mask & used:
                 raise ValueError(f"register {self.name}: field {f.name} overlaps")
             if f.lsb + f.width > self.width:

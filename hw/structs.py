@@ -21,7 +21,7 @@ from functools import lru_cache
 from amaranth.hdl import Shape, ShapeCastable
 from amaranth.lib import data
 
-__all__ = ["size", "pack", "pack_int", "unpack", "unpack_int"]
+__all__ = ["size", "byte_offset", "pack", "pack_int", "unpack", "unpack_int"]
 
 
 def _layout(layout) -> data.Layout:
@@ -46,6 +46,20 @@ def _members(layout):
 def size(layout) -> int:
     """Bytes of a layout (its width rounded up to bytes)."""
     return (_layout(layout).size + 7) // 8
+
+
+def byte_offset(layout, *path) -> int:
+    """Byte offset of a (nested) field: ``byte_offset(Mcr, "pkt", "ipkt")``.
+    Array elements are given by index."""
+    off = 0
+    shape = layout
+    for p in path:
+        f = _layout(shape)[p]
+        off += f.offset
+        shape = f.shape
+    if off % 8:
+        raise ValueError(f"{path} is not byte aligned")
+    return off // 8
 
 
 def _encode(layout, value) -> int:

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from hw.cards import hifn7751reg as hifnreg, ubsecreg
 from hw.pci import pcireg
-from hw.structs import pack, unpack
+from hw.structs import byte_offset, pack, unpack
 
 __all__ = ["Fault", "FaultPlan", "FaultError", "KINDS", "parse_fault", "check_cards",
            "fault_arg", "report_lines", "UNDECODED"]
@@ -59,10 +59,8 @@ HIFN_CSR_ALL_DIS = hifnreg.DMA_CSR.bits(**{f"{x}_ctrl": hifnreg.RingCtrl.DIS.val
                                            for x in "csrd"})
 #: byte offsets in a 5820 record (struct ubsec_mcr): the context address, the
 #: first input particle
-UBS_PKT_CTX = ubsecreg.Mcr.as_shape()["pkt"].offset // 8 + \
-    ubsecreg.McrPacket.as_shape()["ctxp"].offset // 8
-UBS_PKT_IN = ubsecreg.Mcr.as_shape()["pkt"].offset // 8 + \
-    ubsecreg.McrPacket.as_shape()["ipkt"].offset // 8
+UBS_PKT_CTX = byte_offset(ubsecreg.Mcr, "pkt", "ctxp")
+UBS_PKT_IN = byte_offset(ubsecreg.Mcr, "pkt", "ipkt")
 
 
 class FaultError(ValueError):
@@ -390,7 +388,7 @@ def _res_novalid(mem, addr: int, size: int, rng) -> dict:
 
 def _bad_session(mem, addr: int, size: int, rng) -> dict:
     """Session word (the second u16 of the command buffer) = 0xFFFF."""
-    word = addr + hifnreg.BaseCommand.as_shape()["session"].offset // 8
+    word = addr + byte_offset(hifnreg.BaseCommand, "session")
     mem.write(word, struct.pack("<H", 0xFFFF))
     return {"session_word": f"{word:#x} = 0xffff"}
 

@@ -21,6 +21,7 @@ Pure Python: nothing here builds hardware.
 from amaranth.lib import data
 
 from ..regs import Access, Field, Register, RegisterBlock
+from ..structs import byte_offset
 
 __all__ = [
     # identity
@@ -216,20 +217,6 @@ assert Mcr.as_shape().size == 8 * MCR_BYTES
 assert McrPacket.as_shape().size == 8 * MCR_ADD_BYTES
 assert PktBuf.as_shape().size == 8 * PKTBUF_BYTES
 assert ContextLong.as_shape().size == 8 * CTX_LONG_BYTES
-
-
-def byte_offset(layout, *path) -> int:
-    """Byte offset of a (nested) field: ``byte_offset(Mcr, "pkt", "ipkt")`` = 8.
-    Array elements are given by index."""
-    off = 0
-    shape = layout
-    for p in path:
-        f = data.Layout.cast(shape)[p]
-        off += f.offset
-        shape = f.shape
-    if off % 8:
-        raise ValueError(f"{path} is not byte aligned")
-    return off // 8
 
 
 def _flag_mask(layout, name) -> int:

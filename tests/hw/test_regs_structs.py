@@ -88,3 +88,9 @@ def test_register_block_lookup():
     assert blk.STAT is STAT and blk.at(0x04).name == "CTRL" and blk.at(0x0C) is None
     with pytest.raises(ValueError):
         RegisterBlock("bar0", [STAT, Register("DUP", 0x08)])
+
+
+def test_field_names_may_not_hide_register_attributes():
+    for name in ("reset", "mask", "bits", "layout", "offset", "name", "fields", "_x"):
+        with pytest.raises(ValueError, match="taken by the Register"):
+            Register("X", 0, [Field(name, 0)])
