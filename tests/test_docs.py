@@ -69,7 +69,7 @@ def test_relative_links_resolve():
     assert not bad, "links to missing files:\n" + "\n".join(bad)
 
 
-#: a project file named in a code span: `hw/dma/rings.py`, `sim/profiles/x.toml`
+#: a project file named in a code span: `hw/dma/hifn_rings.py`, `sim/profiles/x.toml`
 CODE_PATH = re.compile(r"`((?:hw|sim|ocf|drivers|ocfsim|bench|tests|docs)/[\w./-]*\w)`")
 
 
