@@ -83,12 +83,13 @@ def _args(machine: str, workload: str, backend: str) -> dict:
     return args
 
 
-def _row(machine, workload, backend, ok, cycles, wall, fixed) -> dict:
-    # sim_cycles as in every bench's rows (README, JSON conventions); cycles
-    # is the same figure under this bench's first name, kept for old readers
+def _row(machine, workload, backend, ok, cycles, wall, fixed, wakeups=None) -> dict:
+    # sim_cycles as in every bench's rows (README, JSON conventions);
+    # wakeups: backend steps the host made (sim.host.Host.wakeups), None for raw
     return {"machine": machine, "workload": workload, "backend": backend, "ok": ok,
-            "sim_cycles": cycles, "cycles": cycles, "wall_s": wall, "fixed_s": fixed,
-            "cycles_per_s": cycles / wall if wall else 0.0, "ratio_to_raw": None}
+            "sim_cycles": cycles, "wall_s": wall, "fixed_s": fixed,
+            "cycles_per_s": cycles / wall if wall else 0.0, "ratio_to_raw": None,
+            "wakeups": wakeups}
 
 
 def measure(machine: str, workload: str, backend: str, record: str | None = None) -> dict:
@@ -100,7 +101,7 @@ def measure(machine: str, workload: str, backend: str, record: str | None = None
             backend=RUN_BACKEND[backend], record=record)
     total = time.perf_counter() - t0
     return _row(machine, workload, backend, bool(r.get("ok")), r["_cycles"], r["_wall_s"],
-                total - r["_wall_s"])
+                total - r["_wall_s"], r.get("_speed", {}).get("wakeups", {}).get("steps"))
 
 
 def measure_raw(machine: str, workload: str) -> list[dict]:

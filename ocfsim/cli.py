@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from . import layout_conflicts
+
 __all__ = ["main", "Parser", "UsageError", "int_range", "int_list", "name_list",
            "output_file", "unwritable", "plot_options", "plot_path", "save_plot", "profile_arg",
            "make_parent", "version", "provenance", "command_line", "out_folder", "out_options",
@@ -361,6 +363,7 @@ def cmd_dma(args) -> int:
     result = {
         "ok": bool(r["ok"]), "backend": args.backend, "cards": r["cards"],
         "bytes": r["bytes"], "burst": args.burst, "clock_mhz": args.clock,
+        "bus_period_ps": spec.period_ps,
         "sim_cycles": r["_cycles"], "dma_cycles": r["sim_cycles"], "sim_time_s": sim_s,
         "mbps": 8 * r["bytes"] / sim_s / 1e6 if sim_s else 0.0,
         "ref_pci_peak_mbps": 32 * args.clock,      # 32-bit bus, one dword per clock
@@ -370,6 +373,7 @@ def cmd_dma(args) -> int:
         "by_master": r["by_master"], "interrupts": r["interrupts"],
         "per_card": r["per_card"], "checker": r["checker"],
         "seed": args.seed, "vcd": args.vcd, "gtkw": r.get("_gtkw"),
+        "wakeups": r.get("_speed", {}).get("wakeups", {}),
     }
 
     def human(res):
@@ -426,10 +430,14 @@ def cmd_run(args) -> int:
     result = {k: v for k, v in r.items() if not k.startswith("_")}
     result.update(card=",".join(kinds) or "soft", cards=len(kinds), backend=args.backend,
                   ops_per_process=args.ops, seed=args.seed,
-                  clock_mhz=spec.clock_mhz, sim_cycles=r["_cycles"], wall_s=r["_wall_s"],
+                  clock_mhz=spec.clock_mhz, bus_period_ps=spec.period_ps,
+                  sim_cycles=r["_cycles"], wall_s=r["_wall_s"],
                   wall_total_s=time.perf_counter() - t0,
                   cycles_per_s=r["_cycles"] / r["_wall_s"] if r["_wall_s"] else 0.0,
-                  vcd=args.vcd, gtkw=r.get("_gtkw"))
+                  vcd=args.vcd, gtkw=r.get("_gtkw"),
+                  wakeups=r.get("_speed", {}).get("wakeups", {}))
+    steps = result["wakeups"].get("steps")
+    result["wakeups_per_op"] = steps / result["ops"] if steps and result.get("ops") else None
 
     def human(res):
         verdict = "every output matches cryptography" if res["ok"] else "FAILED"
@@ -600,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    clash = layout_conflicts()
+    if clash:
+        parser.exit(2, f"ocfsim: error: {clash[0]}\n")
     args = parser.parse_args(argv)
     args.command_line = command_line(parser, argv)
     if getattr(args, "out", None) and hasattr(args, "vcd") and args.vcd is None:

@@ -8,7 +8,8 @@ as the BIOS would (``drivers.pci``) and, for ``-v``, reads each device's
 
 from __future__ import annotations
 
-from drivers.pci import CFG, enumerate_bus
+from drivers.pci import enumerate_bus
+from hw.pci.pcireg import COMMAND, HEADER, STATUS
 from ocfsim.system import DRIVERS
 
 __all__ = ["lspci", "format_devices"]
@@ -22,12 +23,14 @@ NAMES = {
     (0x13A3, 0x0005): "Hifn 7751 Security Processor",
     (0x0CF5, 0xD0A1): "ocfsim DMA test card",
 }
-#: command register bits (PCI 2.3 §6.2.2)
-CMD_BITS = {1: "memory space", 2: "bus master"}
-#: status register (PCI 2.3 §6.2.3): DEVSEL timing in bits 10:9, error bits
+#: command register flags shown (PCI 2.3 §6.2.2)
+CMD_FLAGS = {COMMAND.memory_space: "memory space", COMMAND.bus_master: "bus master"}
+#: status register (PCI 2.3 §6.2.3): DEVSEL timing, error bits
 DEVSEL = ("fast", "medium", "slow", "reserved")
-STATUS_BITS = {3: "INTx# asserted", 11: "signalled target abort",
-               12: "received target abort", 13: "received master abort"}
+STATUS_FLAGS = {STATUS.interrupt_status: "INTx# asserted",
+                STATUS.signaled_target_abort: "signalled target abort",
+                STATUS.received_target_abort: "received target abort",
+                STATUS.received_master_abort: "received master abort"}
 
 
 async def lspci(host, config: bool = False) -> dict:
@@ -81,13 +84,14 @@ def _size(nbytes: int) -> str:
 
 def _flags(d: dict) -> list[str]:
     """The command, status and latency-timer fields, decoded."""
-    cmd_status = d["config"][CFG["COMMAND"] // 4]
-    command, status = cmd_status & 0xFFFF, cmd_status >> 16
-    latency = d["config"][CFG["CACHE_LAT"] // 4] >> 8 & 0xFF
-    flags = [n for bit, n in CMD_BITS.items() if command >> bit & 1]
-    flags.append(f"{DEVSEL[status >> 9 & 3]} devsel")
-    flags.append(f"latency {latency}")
-    flags += [n for bit, n in STATUS_BITS.items() if status >> bit & 1]
+    def reg(r):                       # a register's value from its header dword
+        return d["config"][r.offset // 4] >> 8 * (r.offset % 4) & ((1 << r.width) - 1)
+
+    command, status = reg(COMMAND), reg(STATUS)
+    flags = [n for f, n in CMD_FLAGS.items() if f.get(command)]
+    flags.append(f"{DEVSEL[STATUS.devsel_timing.get(status)]} devsel")
+    flags.append(f"latency {HEADER.latency_timer.get(reg(HEADER))}")
+    flags += [n for f, n in STATUS_FLAGS.items() if f.get(status)]
     return [f"\tFlags: {', '.join(flags)}"]
 
 

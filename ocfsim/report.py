@@ -22,9 +22,14 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 def bus_window_s(result: dict) -> float | None:
     """The simulated time the bus figures cover: the monitor's clocks in the
-    breakdown at the bus clock (None without ``clock_mhz``)."""
+    breakdown times the bus clock's period (``bus_period_ps``: 30 / 15 ns, so
+    "33" and "66" MHz are 33 1/3 and 66 2/3 MHz, hw/machine.py), else at
+    ``clock_mhz`` (None without either)."""
+    cycles = sum(result["breakdown"].values())
+    if result.get("bus_period_ps"):
+        return cycles * result["bus_period_ps"] / 1e12
     mhz = result.get("clock_mhz")
-    return sum(result["breakdown"].values()) / (mhz * 1e6) if mhz else None
+    return cycles / (mhz * 1e6) if mhz else None
 
 
 def bus_lines(result: dict) -> list[str]:

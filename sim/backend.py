@@ -129,7 +129,7 @@ class Backend:
 
 
 def speed_stats(backend: Backend) -> dict:
-    """How the host woke the RTL during a run, for a result dict's ``speed``
+    """How the host woke the RTL during a run, for a result dict's ``_speed``
     entry: the host's wake-up counters (``sim.host.Host.wakeups``), empty
     when no host drove the backend."""
     return {"wakeups": dict(backend.wakeups or {})}

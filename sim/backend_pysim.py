@@ -141,7 +141,7 @@ def run_pysim(top, period_ps: int, body, vcd: str | None = None,
         backend = PysimBackend(ctx, top, period_ps)
         result["value"] = await body(backend)
         if isinstance(result["value"], dict):
-            result["value"]["speed"] = speed_stats(backend)
+            result["value"]["_speed"] = speed_stats(backend)
 
     sim.add_testbench(host)
     if vcd:

@@ -23,7 +23,9 @@ opens on the first transactions (docs/waveforms.md).
 
 Either way the entry sees the same :class:`sim.host.Host` and returns a
 JSON-able dict; :func:`run` adds ``_wall_s`` (wall time of the simulation
-proper, excluding elaboration and compilation) and ``_cycles``. An entry
+proper, excluding elaboration and compilation) and ``_cycles``; every
+backend adds ``_speed`` (:func:`sim.backend.speed_stats`: the host's
+wake-up counters). An entry
 shows its progress with :func:`progress`, on either backend.
 """
 

@@ -4,8 +4,10 @@ An experiment entry (``sim.experiment``): boots the machine (``ocfsim.system``),
 forks ``threads`` user processes, each opens ``/dev/crypto``, takes a private
 descriptor, creates one session with random keys and encrypts random buffers
 of ``size`` bytes with a fresh explicit IV, checking each output (and MAC)
-against the ``cryptography`` package. Figures are measured over the window
-from the first request's start to the last request's end.
+against the ``cryptography`` package. Every figure — throughput, latency,
+interrupts, CPU and bus — is measured over one window, from the first
+request's start to the last request's end: the counters are read at those
+two instants.
 
 Every request is accounted (``requests`` in the result): dispatched,
 completed with a verified result, with a wrong one, with an errno (by name)
@@ -133,13 +135,37 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     failures: list[str] = []
     errnos: list[int] = []
     window = {"start": None, "end": 0}
+    edges = {}                     # the counters at the window's start, and over it
+    left = [0]                     # requests of forked processes not yet ended
     per_thread = [ops // threads + (1 if i < ops % threads else 0) for i in range(threads)]
     done_ops = [0]
     bar = progress_bar(ops, unit="op") if progress else None
     main, probe = Tally(), Tally()
     first_new_ok = [None]          # first verified completion dispatched after the faults
 
+    def counters():
+        return {"bus": host.bus_stats(), "cpu": kernel.accounting(),
+                "irq": sum(host.interrupt_edges), "kirq": _kernel_asserts(kernel)}
+
+    def request_ended(count=1):
+        left[0] -= count
+        if left[0] == 0 and "start" in edges:       # the window's end (so far)
+            start = edges["start"]
+            edges["over"] = {
+                "bus": host.bus_stats_since(start["bus"]),
+                "cpu": {k: v - start["cpu"].get(k, 0) for k, v in kernel.accounting().items()},
+                "irq": sum(host.interrupt_edges) - start["irq"],
+                "kirq": _kernel_asserts(kernel) - start["kirq"]}
+
     async def app(p, n, prng, tally):
+        ended = [0]
+        try:
+            await requests(p, n, prng, tally, ended)
+        finally:
+            if n - ended[0]:
+                request_ended(n - ended[0])      # requests this process never made
+
+    async def requests(p, n, prng, tally, ended):
         err, fd = await kernel.sys_open(p, "/dev/crypto")
         g = CrioGet()
         err = err or await kernel.sys_ioctl(p, fd, CRIOGET, g)
@@ -164,12 +190,15 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
             t0 = kernel.now
             if window["start"] is None:
                 window["start"] = t0
+                edges["start"] = counters()
                 if plan.faults:
                     plan.arm(system)
             tally.start()
             err = await kernel.sys_ioctl(p, g.fd, CIOCCRYPT, cop)
             t1 = kernel.now
             window["end"] = max(window["end"], t1)
+            ended[0] += 1
+            request_ended()
             correct = False
             if err:
                 errnos.append(err)
@@ -196,14 +225,12 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
         await kernel.sys_close(p, fd)
 
     def fork(name, counts, tally):
+        left[0] += sum(counts)
         return [kernel.fork(f"{name}{i}", app, n, random.Random(rng.getrandbits(64)), tally)
                 for i, n in enumerate(counts)]
 
     timeout_ps = int(timeout_us * 1e6)
-    before_bus = host.bus_stats()
-    before_cpu = kernel.accounting()
-    before_irq = sum(host.interrupt_edges)
-    before_kirq = _kernel_asserts(kernel)
+    edges["run"] = counters()      # no request at all: the figures cover the run
     procs = fork("app", per_thread, main)
     if plan.faults:
         # the plan is armed at the first request, a few µs from now
@@ -226,11 +253,14 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     start = window["start"] or kernel.now
     elapsed = max(1, window["end"] - start)
     secs = elapsed / 1e12
-    bus = host.bus_stats_since(before_bus)
-    cpu = {k: v - before_cpu.get(k, 0) for k, v in kernel.accounting().items()}
+    if "over" not in edges:        # no request started, or one still asleep (lost)
+        edges["start"] = edges.get("start", edges["run"])
+        left[0] = 1
+        request_ended()
+    over = edges["over"]
+    bus, cpu = over["bus"], over["cpu"]
     cpu_total = sum(cpu.values()) or 1
-    interrupts = sum(host.interrupt_edges) - before_irq
-    delivered = _kernel_asserts(kernel) - before_kirq
+    interrupts, delivered = over["irq"], over["kirq"]
     lat = sorted(latencies)
     drivers = {}
     for softc in system.softcs:

@@ -49,7 +49,7 @@ async def experiment(dut):
         result.setdefault("_wall_s", wall)      # sim.experiment.execute sets its own
         result["_sim_cycles"] = backend.sim_cycles
         from sim.backend import speed_stats
-        result["speed"] = speed_stats(backend)
+        result["_speed"] = speed_stats(backend)
         text = json.dumps({"ok": True, "result": result})
     except BaseException:  # noqa: BLE001 — every failure goes back to the parent
         text = json.dumps({"ok": False, "error": traceback.format_exc()})

@@ -538,7 +538,7 @@ def _child(cfg: dict) -> dict:
         result = dict(_run_sync(execute(backend, cfg["spec"], cfg["entry"], cfg["args"])))
         result.setdefault("_wall_s", time.perf_counter() - t0)
         result["_sim_cycles"] = backend.sim_cycles
-        result["speed"] = speed_stats(backend)
+        result["_speed"] = speed_stats(backend)
         if record:
             backend.save(record["path"], record["outputs"])
         return result

@@ -128,11 +128,12 @@ def test_human_bus_figures_say_their_window(capsys):
     assert re.search(r"over ([\d.]+) µs", line)
 
 
-@pytest.mark.xfail(strict=True, reason="ocfsim/workloads/devcrypto.py measures bus and CPU "
-                   "figures from before the processes start to after they exit, the "
-                   "throughput from the first request to the last (not this helper's file)")
 def test_run_figures_share_one_window(capsys):
     assert main(["run", "--ops", "2", "--size", "64", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    bus_s = sum(res["breakdown"].values()) / (res["clock_mhz"] * 1e6)
-    assert bus_s == pytest.approx(res["sim_time_s"], abs=2 / (res["clock_mhz"] * 1e6))
+    period_s = res["bus_period_ps"] / 1e12
+    assert res["bus_period_ps"] == 15_000            # a 5820 machine: 66 MHz PCI, 15 ns
+    bus_s = sum(res["breakdown"].values()) * period_s
+    # bus and CPU figures cover the throughput's window: first request to last
+    assert bus_s == pytest.approx(res["sim_time_s"], abs=2 * period_s)
+    assert res["mbps"] == pytest.approx(8 * res["bytes"] / res["sim_time_s"] / 1e6)

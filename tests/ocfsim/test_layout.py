@@ -25,3 +25,14 @@ def test_a_shadowing_package_is_reported(tmp_path):
                          check=True).stdout
     assert "package 'sim' is imported from" in out and str(shadow) in out
     assert "'hw'" not in out
+
+
+def test_cli_refuses_to_run_with_a_shadowed_layer(tmp_path):
+    (tmp_path / "drivers").mkdir()
+    (tmp_path / "drivers" / "__init__.py").write_text("")
+    r = subprocess.run([sys.executable, "-m", "ocfsim.cli", "lspci"], capture_output=True,
+                       text=True, cwd=tmp_path,
+                       env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("ocfsim: error: package 'drivers' is imported from")
+    assert len(r.stderr.splitlines()) == 1
