@@ -90,16 +90,7 @@ class PciInitiator(wiring.Component):
         pci, bus = self.pci, self.pci.bus
         depth = self.depth
 
-        m.submodules.wfifo = wfifo = ResetInserter(self.flush)(
-            fifo.SyncFIFOBuffered(width=32, depth=depth))
-        m.submodules.rfifo = rfifo = ResetInserter(self.flush)(
-            fifo.SyncFIFOBuffered(width=32, depth=depth))
-        m.d.comb += [
-            wfifo.w_data.eq(self.wdata.payload), wfifo.w_en.eq(self.wdata.valid),
-            self.wdata.ready.eq(wfifo.w_rdy),
-            self.rdata.payload.eq(rfifo.r_data), self.rdata.valid.eq(rfifo.r_rdy),
-            rfifo.r_en.eq(self.rdata.ready),
-        ]
+        wfifo, rfifo = self._fifos(m)
 
         state = self.state
         active = Signal()                 # a command is loaded
@@ -148,11 +139,8 @@ class PciInitiator(wiring.Component):
         m.d.comb += ready_to_go.eq(active & (remaining != 0) & Mux(
             cmd_is_read, (depth - rfifo.level) >= burst, wfifo.level >= burst))
 
-        # byte enables of the phase that moves dword number ``moved``
         def phase_be(moved_v, remaining_v):
-            first = Mux(moved_v == 0, c.first_be, 0xF)
-            last = Mux(remaining_v == 1, c.last_be, 0xF)
-            return ~(first & last) & 0xF
+            return self._phase_be(c, moved_v, remaining_v)
 
         finish = Signal()                 # report the command this clock
         refused = Signal()                # ... as GIVE_UP: bus mastering is disabled
@@ -248,6 +236,29 @@ class PciInitiator(wiring.Component):
                 with m.If((error != 0) | (remaining == 0)):
                     m.d.comb += finish.eq(1)
         return m
+
+    def _fifos(self, m):
+        """The write-data and read-data FIFOs between the user streams and the
+        bus, flushed by ``flush``."""
+        depth = self.depth
+        m.submodules.wfifo = wfifo = ResetInserter(self.flush)(
+            fifo.SyncFIFOBuffered(width=32, depth=depth))
+        m.submodules.rfifo = rfifo = ResetInserter(self.flush)(
+            fifo.SyncFIFOBuffered(width=32, depth=depth))
+        m.d.comb += [
+            wfifo.w_data.eq(self.wdata.payload), wfifo.w_en.eq(self.wdata.valid),
+            self.wdata.ready.eq(wfifo.w_rdy),
+            self.rdata.payload.eq(rfifo.r_data), self.rdata.valid.eq(rfifo.r_rdy),
+            rfifo.r_en.eq(self.rdata.ready),
+        ]
+        return wfifo, rfifo
+
+    @staticmethod
+    def _phase_be(c, moved_v, remaining_v):
+        """C/BE# (active low) of the phase that moves dword number ``moved_v``."""
+        first = Mux(moved_v == 0, c.first_be, 0xF)
+        last = Mux(remaining_v == 1, c.last_be, 0xF)
+        return ~(first & last) & 0xF
 
     @staticmethod
     def _retried(m, retries, backoff, error):

@@ -25,6 +25,7 @@ decodes a fixed window (the host bridge's DRAM target).
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, ResetInserter
 from amaranth.lib import data, enum, fifo, wiring
@@ -147,79 +148,13 @@ class PciTarget(wiring.Component):
         m = Module()
         pci, port, bus = self.pci, self.port, self.pci.bus
 
-        # ---------------------------------------------------------------
-        # Configuration registers
-        command = Signal(16)
-        status = Signal(16)
-        latency_timer = Signal(8)
-        cache_line = Signal(8)
-        int_line = Signal(8)
-        bars = [Signal(32, name=f"bar{i}") for i in range(len(self.bars))]
-        m.d.comb += [self.command.eq(command), self.latency_timer.eq(latency_timer)]
-        for i, b in enumerate(bars):
-            m.d.comb += self.bar_base[i].eq(b)
-        status_set = Signal(16)       # bits set this clock (comb, several sources)
-        status_clr = Signal(16)       # bits cleared by a config write of 1
-        m.d.sync += status.eq((status | status_set | (self.set_status & STATUS_W1C))
-                              & ~status_clr)
-
-        ids = self.ids
-        cfg_rdata = Signal(32)
-        cfg_reg = Signal(6)            # dword index within the 256-byte header
-        R = pcireg
-        with m.Switch(cfg_reg):
-            with m.Case(R.ID.offset >> 2):
-                m.d.comb += cfg_rdata.eq(R.ID.bits(vendor_id=ids["vendor_id"],
-                                                   device_id=ids["device_id"]))
-            with m.Case(R.COMMAND.offset >> 2):      # STATUS is the upper half
-                m.d.comb += cfg_rdata.eq(Cat(command, status | STATUS_DEVSEL
-                                             | Mux(self.int_status, STATUS_INT, 0)))
-            with m.Case(R.CLASS.offset >> 2):
-                m.d.comb += cfg_rdata.eq(R.CLASS.bits(class_code=ids["class_code"],
-                                                      revision_id=ids["revision"]))
-            with m.Case(R.HEADER.offset >> 2):       # header type 0, no BIST
-                m.d.comb += cfg_rdata.eq(Cat(cache_line, latency_timer, Const(0, 16)))
-            for i, spec in enumerate(self.bars):
-                with m.Case(R.bar(i).offset >> 2):
-                    flags = R.bar(i).bits(prefetchable=int(spec.prefetchable))
-                    m.d.comb += cfg_rdata.eq(bars[i] | flags)
-            with m.Case(R.SUBSYSTEM.offset >> 2):
-                m.d.comb += cfg_rdata.eq(ids["subsystem"])
-            with m.Case(R.INTERRUPT.offset >> 2):
-                m.d.comb += cfg_rdata.eq(Cat(int_line, Const(ids["int_pin"], 8), Const(0, 16)))
-
-        # ---------------------------------------------------------------
-        # Address decode
-        frame_prev = Signal()
-        m.d.sync += frame_prev.eq(bus.frame)
-        addr_phase = bus.frame & ~frame_prev
-        bus_cmd = bus.cbe_n
-        is_mem_cmd = Signal()
-        m.d.comb += is_mem_cmd.eq(
-            (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
-            | (bus_cmd == Cmd.MEM_READ_MULT) | (bus_cmd == Cmd.MEM_WRITE)
-            | (bus_cmd == Cmd.MEM_WRITE_INV))
-        is_read_cmd = Signal()
-        m.d.comb += is_read_cmd.eq(
-            (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
-            | (bus_cmd == Cmd.MEM_READ_MULT) | (bus_cmd == Cmd.CFG_READ))
-
-        hit_bar = Signal(3)
-        mem_hit = Signal()
-        for i, spec in reversed(list(enumerate(self.bars))):
-            mask = ~(spec.size - 1) & 0xFFFF_FFFF
-            if self.has_config:
-                base = bars[i]
-                enabled = command[COMMAND.memory_space.lsb] & (bars[i] != 0)
-            else:
-                base = Const(self.fixed_base, 32)
-                enabled = Const(1)
-            with m.If(enabled & ((bus.ad & mask) == (base & mask))):
-                m.d.comb += [mem_hit.eq(1), hit_bar.eq(i)]
-        cfg_hit = Signal()
-        if self.has_config:
-            m.d.comb += cfg_hit.eq(self.idsel & (bus.ad[0:2] == 0)
-                                   & ((bus_cmd == Cmd.CFG_READ) | (bus_cmd == Cmd.CFG_WRITE)))
+        c = self._config_space(m)
+        command, status_set, status_clr = c.command, c.status_set, c.status_clr
+        latency_timer, cache_line, int_line, bars = \
+            c.latency_timer, c.cache_line, c.int_line, c.bars
+        cfg_rdata, cfg_reg = c.rdata, c.reg
+        addr_phase, is_mem_cmd, is_read_cmd, hit_bar, mem_hit, cfg_hit = \
+            self._decode(m, bus, command, bars)
 
         # ---------------------------------------------------------------
         # Transaction state
@@ -359,6 +294,86 @@ class PciTarget(wiring.Component):
                 m.d.comb += flush.eq(1)
                 m.d.sync += [drop.eq(inflight - rsp_taken), inflight.eq(0)]
         return m
+
+    def _config_space(self, m) -> SimpleNamespace:
+        """The type-0 header's registers (PCI 2.3 §6.1) and the read mux of
+        the dword a configuration cycle addresses."""
+        command = Signal(16)
+        status = Signal(16)
+        latency_timer = Signal(8)
+        cache_line = Signal(8)
+        int_line = Signal(8)
+        bars = [Signal(32, name=f"bar{i}") for i in range(len(self.bars))]
+        m.d.comb += [self.command.eq(command), self.latency_timer.eq(latency_timer)]
+        for i, b in enumerate(bars):
+            m.d.comb += self.bar_base[i].eq(b)
+        status_set = Signal(16)       # bits set this clock (comb, several sources)
+        status_clr = Signal(16)       # bits cleared by a config write of 1
+        m.d.sync += status.eq((status | status_set | (self.set_status & STATUS_W1C))
+                              & ~status_clr)
+
+        ids = self.ids
+        cfg_rdata = Signal(32)
+        cfg_reg = Signal(6)            # dword index within the 256-byte header
+        R = pcireg
+        with m.Switch(cfg_reg):
+            with m.Case(R.ID.offset >> 2):
+                m.d.comb += cfg_rdata.eq(R.ID.bits(vendor_id=ids["vendor_id"],
+                                                   device_id=ids["device_id"]))
+            with m.Case(R.COMMAND.offset >> 2):      # STATUS is the upper half
+                m.d.comb += cfg_rdata.eq(Cat(command, status | STATUS_DEVSEL
+                                             | Mux(self.int_status, STATUS_INT, 0)))
+            with m.Case(R.CLASS.offset >> 2):
+                m.d.comb += cfg_rdata.eq(R.CLASS.bits(class_code=ids["class_code"],
+                                                      revision_id=ids["revision"]))
+            with m.Case(R.HEADER.offset >> 2):       # header type 0, no BIST
+                m.d.comb += cfg_rdata.eq(Cat(cache_line, latency_timer, Const(0, 16)))
+            for i, spec in enumerate(self.bars):
+                with m.Case(R.bar(i).offset >> 2):
+                    flags = R.bar(i).bits(prefetchable=int(spec.prefetchable))
+                    m.d.comb += cfg_rdata.eq(bars[i] | flags)
+            with m.Case(R.SUBSYSTEM.offset >> 2):
+                m.d.comb += cfg_rdata.eq(ids["subsystem"])
+            with m.Case(R.INTERRUPT.offset >> 2):
+                m.d.comb += cfg_rdata.eq(Cat(int_line, Const(ids["int_pin"], 8), Const(0, 16)))
+        return SimpleNamespace(command=command, status_set=status_set, status_clr=status_clr,
+                               latency_timer=latency_timer, cache_line=cache_line,
+                               int_line=int_line, bars=bars, rdata=cfg_rdata, reg=cfg_reg)
+
+    def _decode(self, m, bus, command, bars):
+        """The address phase: memory or configuration command, read or write,
+        which BAR (or IDSEL) it hits."""
+        frame_prev = Signal()
+        m.d.sync += frame_prev.eq(bus.frame)
+        addr_phase = bus.frame & ~frame_prev
+        bus_cmd = bus.cbe_n
+        is_mem_cmd = Signal()
+        m.d.comb += is_mem_cmd.eq(
+            (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
+            | (bus_cmd == Cmd.MEM_READ_MULT) | (bus_cmd == Cmd.MEM_WRITE)
+            | (bus_cmd == Cmd.MEM_WRITE_INV))
+        is_read_cmd = Signal()
+        m.d.comb += is_read_cmd.eq(
+            (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
+            | (bus_cmd == Cmd.MEM_READ_MULT) | (bus_cmd == Cmd.CFG_READ))
+
+        hit_bar = Signal(3)
+        mem_hit = Signal()
+        for i, spec in reversed(list(enumerate(self.bars))):
+            mask = ~(spec.size - 1) & 0xFFFF_FFFF
+            if self.has_config:
+                base = bars[i]
+                enabled = command[COMMAND.memory_space.lsb] & (bars[i] != 0)
+            else:
+                base = Const(self.fixed_base, 32)
+                enabled = Const(1)
+            with m.If(enabled & ((bus.ad & mask) == (base & mask))):
+                m.d.comb += [mem_hit.eq(1), hit_bar.eq(i)]
+        cfg_hit = Signal()
+        if self.has_config:
+            m.d.comb += cfg_hit.eq(self.idsel & (bus.ad[0:2] == 0)
+                                   & ((bus_cmd == Cmd.CFG_READ) | (bus_cmd == Cmd.CFG_WRITE)))
+        return addr_phase, is_mem_cmd, is_read_cmd, hit_bar, mem_hit, cfg_hit
 
     def _next_phase(self, m, is_cfg, is_read, prefetch, any_xfer, xfer, wait_count,
                     cfg_rdata, rfifo, wfifo, ad_o, trdy_o, stop_o, bus):
