@@ -777,36 +777,3 @@ async def attach(pa: PciAttachArgs, **options: Any) -> Optional[HifnSoftc]:
         return None
     return sc
 
-
-# ---------------------------------------------------------------- old names
-# The driver's former spellings of hifn7751reg.h, now taken from the header,
-# for tests/hw/cards (hifn_scenarios.py, test_hifn7751.py) until they import
-# hw.cards.hifn7751reg themselves. Nothing in the driver uses them.
-def _csr_bits(ring: Ring) -> dict:
-    f = {n: R.csr_field(ring, n.lower()).mask for n in ("ABORT", "DONE", "LAST", "WAIT")}
-    if ring in (Ring.RES, Ring.DST):
-        f["OVER"] = R.csr_field(ring, "over").mask
-    ctrl = R.csr_field(ring, "ctrl")
-    return dict(f, CTRL_ENA=ctrl.value(RingCtrl.ENA.value),
-                CTRL_DIS=ctrl.value(RingCtrl.DIS.value))
-
-
-CSR_C, CSR_S, CSR_R, CSR_D = (_csr_bits(r) for r in Ring)
-HIFN_0_PUCNFG, HIFN_0_PUCTRL, HIFN_0_PUISR, HIFN_0_PUSTAT = (
-    r.offset for r in (PUCNFG, PUCTRL, PUISR, PUSTAT))
-HIFN_1_DMA_CNFG, HIFN_1_DMA_CSR, HIFN_1_DMA_IER, HIFN_UNLOCK_SECRET2 = (
-    r.offset for r in (DMA_CNFG, DMA_CSR, DMA_IER, SECRET2))
-HIFN_1_DMA_CRAR, HIFN_1_DMA_SRAR, HIFN_1_DMA_RRAR, HIFN_1_DMA_DRAR = (
-    r.offset for r in (CRAR, SRAR, RRAR, DRAR))
-HIFN_DMACNFG_MSTRESET, HIFN_DMACNFG_DMARESET, HIFN_DMACNFG_MODE, HIFN_DMACNFG_UNLOCK = (
-    DMA_CNFG.mask(n) for n in ("mstreset", "dmareset", "mode", "unlock"))
-HIFN_DMACSR_ABORTS = R.DMACSR_ABORTS
-HIFN_PUCTRL_DMAENA = PUCTRL.mask("dmaena")
-HIFN_UNLOCK_KEY = R.UNLOCK_KEY
-HIFN_D_VALID, HIFN_D_JUMP, HIFN_D_LAST, HIFN_D_MASKDONEIRQ = (
-    R.D_VALID, R.D_JUMP, R.D_LAST, R.D_MASKDONEIRQ)
-HIFN_BASE_CMD_CRYPT, HIFN_BASE_CMD_DECODE = (
-    pack_int(R.BaseMasks, {n: 1}) for n in ("crypt", "decode"))
-HIFN_MAC_CMD_RESULT = pack_int(MacMasks, result=1)
-HIFN_CRYPT_CMD_ALG_3DES = pack_int(CryptMasks, alg=CryptAlg.TDES)
-HIFN_CRYPT_CMD_MODE_CBC = pack_int(CryptMasks, mode=CryptMode.CBC)
