@@ -19,7 +19,7 @@ REGS = RegisterBlock("T", (
     Register("EV", 0x08, (Field("a", 0, 1, W1C), Field("code", 4, 2, RO),
                           Field("b", 9, 2, W1C))),
     Register("GO", 0x0C, (Field("push", 0, 32, WO),)),
-    Register("CMD", 0x10, (Field("start", 0, 1, SC), Field("reset", 31, 1, SC))),
+    Register("CMD", 0x10, (Field("start", 0, 1, SC), Field("soft_reset", 31, 1, SC))),
     Register("CNT", 0x14, (Field("n", 4, 16, RW),)),
     Register("B1", 0x00, (Field("x", 0, 32, RW),), bar=1),
 ), size=256)
@@ -173,12 +173,12 @@ def test_wo_strobe_and_register_strobe():
 def test_sc_strobe_on_one_and_busy_readback():
     async def body(ctx, rf, bus):
         def stb(c):
-            return c.get(rf.CMD.start.w_stb), c.get(rf.CMD.reset.w_stb)
+            return c.get(rf.CMD.start.w_stb), c.get(rf.CMD.soft_reset.w_stb)
         assert await bus.write(0x10, 0, during=stb) == (0, 0)
         assert await bus.write(0x10, 1, during=stb) == (1, 0)
         assert await bus.write(0x10, 0x8000_0000, during=stb) == (0, 1)
         assert await bus.write(0x10, 0x8000_0001, be=0b0111, during=stb) == (1, 0)
-        ctx.set(rf.CMD.reset.busy, 1)
+        ctx.set(rf.CMD.soft_reset.busy, 1)
         assert await bus.read(0x10) == 0x8000_0000
     run(body)
 
