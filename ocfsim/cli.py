@@ -338,7 +338,14 @@ def cmd_lspci(args) -> int:
     return _emit(args, result, lambda res: format_devices(res["devices"], args.verbose))
 
 
+class _Default(int):
+    """An option's default, told apart from the same number given by the user."""
+
+
 def _kinds(cards, count, expand) -> list[str]:
+    if len(cards) > 1 and not isinstance(count, _Default):
+        raise UsageError(f"--cards {count} applies to one --card kind; with "
+                         f"{len(cards)} --card options each one names a card")
     try:
         return expand(cards, count)
     except ValueError as exc:
@@ -545,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--card", action="append", choices=CARD_KINDS + ("mixed",),
                     help="card kind (repeat for a mix; 'mixed' alternates both crypto "
                          "kinds); default: dmatest")
-    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=2,
+    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=_Default(2),
                     help="number of cards of the one --card kind")
     sp.add_argument("-v", "--verbose", action="store_true",
                     help="decode each device's configuration space, like lspci -v")
@@ -571,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--card", action="append", choices=CRYPTO_KINDS + ("mixed", "soft"),
                     help="card kind (repeat for a mix; 'mixed' alternates both kinds; "
                          "'soft' uses no card, only the software driver); default: bcm5820")
-    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=1,
+    sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=_Default(1),
                     help="number of cards of the one --card kind")
     sp.add_argument("--alg", choices=("3des", "3des-sha1", "des", "null"), default="3des",
                     help="transform of each session (3des-sha1: 3DES-CBC + HMAC-SHA1-96)")

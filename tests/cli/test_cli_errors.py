@@ -150,3 +150,10 @@ def test_closed_pipe_ends_quietly(tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(timeout=300) == 141, err
     assert err == ""
+
+
+@pytest.mark.parametrize("cmd", [["run", "--card", "bcm5820", "--card", "hifn7751"],
+                                 ["lspci", "--card", "dmatest", "--card", "hifn7751"]])
+def test_cards_with_several_card_options_is_refused_not_ignored(cmd, empty_cwd, capsys):
+    err = refused(cmd + ["--cards", "3"], capsys)
+    assert "--cards 3" in err and "2 --card options" in err
