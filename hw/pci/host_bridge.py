@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from .bus import AgentSignature, Cmd
 from .dram import HostDram
 from .initiator import PciInitiator, Status
-from .target import PciTarget
+from .target import PciTarget, FIFO_DEPTH
 
 __all__ = ["HostBridge", "CpuOp"]
 
@@ -69,11 +69,11 @@ class HostBridge(wiring.Component):
         wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
         m.d.comb += [self.req.eq(ini.req), ini.gnt.eq(self.gnt),
                      ini.master_enable.eq(1), ini.latency_timer.eq(0)]
-        self._cpu_side(m, ini)
+        self._cpu_side(m, ini, tgt)
         self._dram_side(m, tgt, dram)
         return m
 
-    def _cpu_side(self, m, ini):
+    def _cpu_side(self, m, ini, tgt):
         busy = Signal()
         op = self.cpu_op
         is_cfg = op[1]
@@ -83,6 +83,7 @@ class HostBridge(wiring.Component):
             | (self.cpu_addr[2:8] << 2)
         code = Mux(is_cfg, Mux(is_write, Cmd.CFG_WRITE, Cmd.CFG_READ),
                    Mux(is_write, Cmd.MEM_WRITE, Cmd.MEM_READ))
+        op_is_read = Signal()           # the operation under way is a read
         with m.If(~busy & (self.cpu_seq != self.cpu_ack)):
             m.d.comb += [
                 ini.cmd.valid.eq(1),
@@ -92,16 +93,36 @@ class HostBridge(wiring.Component):
                 ini.cmd.payload.last_be.eq(self.cpu_be),
                 ini.wdata.valid.eq(is_write), ini.wdata.payload.eq(self.cpu_wdata),
             ]
-            m.d.sync += busy.eq(1)
+            m.d.sync += [busy.eq(1), op_is_read.eq(~is_write)]
         m.d.comb += ini.rdata.ready.eq(1)
         with m.If(ini.rdata.valid):
             m.d.sync += self.cpu_rdata.eq(ini.rdata.payload)
+
+        # Ordering (PCI 2.3 §3.2.5, Appendix E: a read completion must not
+        # pass a posted write moving the same way): writes that masters
+        # posted into the DRAM target before the CPU's read completed reach
+        # DRAM before the CPU sees the read's data. A driver reads a device
+        # register (its DMA-done status) before it trusts DMA'd memory.
+        ordering = Signal()             # read done, earlier posted writes draining
+        older = Signal(range(FIFO_DEPTH + 1))
+        still_posted = tgt.posted - tgt.posted_done
+        ack = Signal()
         with m.If(ini.done):
-            m.d.sync += [busy.eq(0), self.cpu_ack.eq(self.cpu_seq),
-                         self.cpu_status.eq(ini.done_status)]
+            m.d.sync += self.cpu_status.eq(ini.done_status)
             with m.If(ini.done_status != Status.OK):
                 m.d.sync += self.cpu_rdata.eq(0xFFFF_FFFF)
                 m.d.comb += ini.flush.eq(1)
+            with m.If(op_is_read & (still_posted != 0)):
+                m.d.sync += [ordering.eq(1), older.eq(still_posted)]
+            with m.Else():
+                m.d.comb += ack.eq(1)
+        with m.If(ordering):
+            with m.If(older - tgt.posted_done == 0):
+                m.d.sync += ordering.eq(0)
+                m.d.comb += ack.eq(1)
+            m.d.sync += older.eq(older - tgt.posted_done)
+        with m.If(ack):
+            m.d.sync += [busy.eq(0), self.cpu_ack.eq(self.cpu_seq)]
 
     def _dram_side(self, m, tgt, dram):
         port = tgt.port

@@ -140,6 +140,11 @@ class PciTarget(wiring.Component):
             "set_status":    In(16),   # one-clock pulses OR-ed into status (W1C bits)
             "int_status":    In(1),    # status bit 3: the function's interrupt is pending
             "started":       Out(1),   # pulse: this target claimed a transaction
+            # posted writes accepted on the bus but not yet given to the user
+            # port, and a pulse per one handed over (oldest first): a bridge
+            # uses them to keep read completions behind posted writes
+            "posted":        Out(range(FIFO_DEPTH + 1)),
+            "posted_done":   Out(1),
         })
         #: the transaction FSM; ``state_name`` tells two targets apart in a VCD
         self.state = Signal(TargetState, name=state_name)
@@ -190,6 +195,7 @@ class PciTarget(wiring.Component):
         wfifo = fifo.SyncFIFO(width=32 + 32 + 3 + 4, depth=FIFO_DEPTH)
         m.submodules.rfifo = rfifo
         m.submodules.wfifo = wfifo
+        m.d.comb += self.posted.eq(wfifo.level)
 
         # responses: discard stale ones after a transaction ended early
         with m.If(port.rsp_valid):
@@ -214,6 +220,7 @@ class PciTarget(wiring.Component):
                 port.cmd.be.eq(wfifo.r_data[67:71]),
                 port.cmd.write.eq(1),
                 wfifo.r_en.eq(port.cmd_ready),
+                self.posted_done.eq(port.cmd_ready),
             ]
         with m.Elif(want_read):
             m.d.comb += [

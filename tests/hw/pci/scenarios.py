@@ -88,3 +88,21 @@ async def peer_read(host, nbytes=32):
     return {"status": st, "words": words, "expected": expected[:nbytes // 4],
             "aborts": after["breakdown"]["abort"] - before["breakdown"]["abort"],
             "checker": host.checker_errors()}
+
+
+async def copies_under_wait_states(host, nbytes=256, burst=256, sweep=()):
+    """One DMA copy per ``(wait_every, wait_len)`` in ``sweep``, on one machine.
+
+    After each copy the card's STATUS has been read (the driver's flush of
+    posted writes, PCI 2.3 §3.2.5) and host DRAM is compared with the
+    expected copy at once (``dma_copy``)."""
+    out = []
+    for wait_every, wait_len in sweep:
+        r = await dma_copy(host, nbytes, burst=burst, seed=wait_every * 100 + wait_len,
+                           dram_timing={"wait_every": wait_every, "wait_len": wait_len})
+        card = r["per_card"][0]
+        out.append({"wait_every": wait_every, "wait_len": wait_len, "ok": r["ok"],
+                    "copied": card["copied"], "tail_untouched": card["tail_untouched"],
+                    "error": card["error"], "aborts": r["breakdown"]["abort"]})
+    host.set_dram_timing()
+    return {"copies": out, "checker": host.checker_errors()}

@@ -145,3 +145,26 @@ def test_monitor_classes_add_up(backend):
     assert sum(r["breakdown"].values()) == r["sim_cycles"]
     per_master_data = sum(m.get("data", 0) for m in r["by_master"].values())
     assert per_master_data == r["breakdown"]["data"]
+
+
+#: (wait_every, wait_len) of the DRAM target: every Nth access stalls L clocks;
+#: L ≥ 7 makes the target disconnect without data (subsequent latency, §3.5.1.2)
+WAIT_SWEEP = [(every, length) for every in (1, 2, 3) for length in range(1, 11)]
+
+
+@pytest.mark.parametrize("burst", [256, pytest.param(5, marks=pytest.mark.slow)])
+def test_dma_copy_is_exact_under_every_dram_wait_state(backend, burst):
+    """Regression: with wait_len ≥ 6 the card's copy was still partly posted in
+    the DRAM target when the CPU's read of the card's STATUS completed, so the
+    driver compared DRAM too early (the bridge let a read completion pass
+    posted writes, PCI 2.3 §3.2.5). Every copy must be in DRAM, byte for byte,
+    when the driver has read DONE."""
+    r = run(dma_machine(1), f"{SC}:copies_under_wait_states",
+            {"nbytes": 256, "burst": burst, "sweep": WAIT_SWEEP}, backend=backend)
+    assert [(c["wait_every"], c["wait_len"]) for c in r["copies"]] == WAIT_SWEEP
+    for c in r["copies"]:
+        assert c["copied"] and c["tail_untouched"] and not c["error"], c
+        assert c["ok"], c
+    # the long stalls really take the disconnect-without-data path
+    assert all(c["aborts"] > 0 for c in r["copies"] if c["wait_len"] >= 9)
+    assert r["checker"] == []
