@@ -46,9 +46,10 @@ __all__ = ["Kernel", "Context", "IntrHandler", "File", "KernelError",
 PSWP, PVM, PINOD, PRIBIO, PVFS, PZERO, PSOCK, PWAIT, PLOCK, PPAUSE, PUSER = (
     0, 4, 8, 16, 20, 22, 24, 32, 36, 40, 50)
 
-#: kinds of CPU work the accounting distinguishes
+#: kinds of CPU work the accounting distinguishes (the network stack's:
+#: socket, tcp, ip, ether, checksum — see netinet/stack.py)
 KINDS = ("user", "syscall", "copy", "sched", "switch", "ocf", "crypto", "driver",
-         "intr", "stall", "idle")
+         "socket", "tcp", "ip", "ether", "checksum", "intr", "stall", "idle")
 
 
 class KernelError(RuntimeError):

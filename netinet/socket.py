@@ -1,0 +1,537 @@
+"""Sockets: the socket layer of 4.4BSD (``sys/kern/uipc_socket.c``,
+``uipc_socket2.c``) over TCP (``sys/netinet/tcp_usrreq.c``).
+
+A socket is a :class:`sim.kernel.File` in the process's descriptor table.
+Its send and receive buffers are :class:`netinet.mbuf.SockBuf` of
+``TCP_SENDSPACE`` = ``TCP_RECVSPACE`` = 16384 bytes (OpenBSD
+``tcp_usrreq.c`` rev 1.84), low water marks ``MCLBYTES`` (send) and 1
+(receive) as ``soreserve`` sets them.
+
+``send`` is ``sosend``: while bytes remain it waits (``sbwait``, a
+``tsleep`` on the buffer) until the free space reaches the low water mark
+or covers the rest, then takes one mbuf per pass — a cluster (up to
+MCLBYTES) when at least ``MINCLSIZE`` bytes remain and a cluster fits,
+else a plain mbuf — and ``uiomove``s the user's bytes into it (the one
+user→kernel copy, ``copyin`` at the profile's memory bandwidth). TCP is not
+an atomic protocol, so each mbuf goes to the protocol by itself
+(``PRU_SEND``: ``sbappendstream`` + ``tcp_output``). With
+``write_quantum`` set the stack instead models the socket-crypto paper's
+observation (Burnside & Keromytis §IV-A, §IV-C: "OpenBSD fragments large
+write() operations into 4088 byte chunks"): the write is handed to the
+protocol in pieces of at most that many bytes, each piece appended whole and
+followed by one ``tcp_output``.
+
+``recv`` is ``soreceive``: it waits until data, EOF or an error, copies out
+what is there (up to the request) mbuf by mbuf, drops it from the buffer and
+tells TCP (``PRU_RCVD``, which may send a window update).
+
+Errors as 4.4BSD/OpenBSD: sending after ``shutdown(SHUT_WR)`` or on a
+connection that was reset → EPIPE (SIGPIPE is not modelled); a pending
+``so_error`` (ECONNRESET, ETIMEDOUT) is returned once; ``connect`` to a port
+nobody listens on → ECONNREFUSED (the peer's RST); ``accept`` on a socket
+that is not listening → EINVAL; a second ``bind`` → EINVAL (``in_pcbbind``);
+``listen`` on a connected socket → EINVAL (POSIX ``listen()``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Optional
+
+from sim.kernel import PSOCK, Context, File
+from sim.kernel.errno import (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EALREADY, ECONNABORTED,
+                              ECONNRESET, EFAULT,
+                              EINVAL, EISCONN, ENOBUFS, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP,
+                              EPIPE, EWOULDBLOCK)
+
+from .mbuf import MCLBYTES, MINCLSIZE, MLEN, SockBuf
+from .proto import IPPROTO_TCP, ip_aton
+from .tcp import (TCP_MAX_WINSHIFT, TCP_MAXWIN, TCPS_ESTABLISHED, TCPS_LISTEN, TCPS_SYN_SENT,
+                  TCPT_KEEP, TCPTV_KEEP_INIT, TF_NODELAY, TcpCb)
+
+if TYPE_CHECKING:
+    from .stack import NetStack
+
+__all__ = ["Socket", "AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_SNDBUF", "SO_RCVBUF",
+           "SO_SNDLOWAT", "SO_RCVLOWAT", "SO_ERROR", "SO_TYPE", "TCP_NODELAY", "TCP_MAXSEG",
+           "MSG_PEEK", "MSG_WAITALL", "MSG_DONTWAIT", "SHUT_RD", "SHUT_WR", "SHUT_RDWR",
+           "SOMAXCONN", "SB_MAX", "TCP_SENDSPACE", "TCP_RECVSPACE"]
+
+# sys/socket.h (OpenBSD 3.x)
+AF_INET = 2
+SOCK_STREAM = 1
+SOL_SOCKET = 0xFFFF
+SO_ACCEPTCONN = 0x0002
+SO_SNDBUF, SO_RCVBUF, SO_SNDLOWAT, SO_RCVLOWAT = 0x1001, 0x1002, 0x1003, 0x1004
+SO_ERROR, SO_TYPE = 0x1007, 0x1008
+MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT = 0x2, 0x40, 0x80
+SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+SOMAXCONN = 128
+# netinet/tcp.h
+TCP_NODELAY, TCP_MAXSEG = 0x01, 0x02
+# sys/socketvar.h so_state
+SS_NOFDREF, SS_ISCONNECTED, SS_ISCONNECTING, SS_ISDISCONNECTING = 0x001, 0x002, 0x004, 0x008
+SS_CANTSENDMORE, SS_CANTRCVMORE = 0x010, 0x020
+SB_MAX = 256 * 1024          # uipc_socket2.c sb_max
+TCP_SENDSPACE = TCP_RECVSPACE = 16384
+
+
+def _sockaddr(addr: Any) -> Optional[tuple[bytes, int]]:
+    """A ``sockaddr_in`` given as ("a.b.c.d", port), or None."""
+    if type(addr) is not tuple or len(addr) != 2:
+        return None
+    host, port = addr
+    if type(host) is not str or type(port) is not int or not 0 <= port <= 0xFFFF:
+        return None
+    try:
+        return ip_aton(host), port
+    except ValueError:
+        return None
+
+
+class Socket(File):
+    """A TCP socket (``struct socket`` with its inpcb/tcpcb)."""
+
+    def __init__(self, stack: "NetStack"):
+        self.stack = stack
+        self.state = 0
+        self.options = 0
+        self.error = 0
+        self.snd = SockBuf(stack.pool, stack.sendspace, MCLBYTES)
+        self.rcv = SockBuf(stack.pool, stack.recvspace, 1)
+        self.tp: Optional[TcpCb] = TcpCb(self, stack)
+        self.bound = False
+        self.head: Optional[Socket] = None
+        self.q0: list[Socket] = []
+        self.q: deque[Socket] = deque()
+        self.qlimit = 0
+
+    # ------------------------------------------------------- state helpers
+    @property
+    def nofdref(self) -> bool:
+        return bool(self.state & SS_NOFDREF)
+
+    @property
+    def cantrcvmore(self) -> bool:
+        return bool(self.state & SS_CANTRCVMORE)
+
+    def cantrcvmore_set(self) -> None:
+        self.state |= SS_CANTRCVMORE
+        self.rwakeup()
+
+    def rwakeup(self) -> None:
+        self.stack.kernel.wakeup(self.rcv)
+
+    def wwakeup(self) -> None:
+        self.stack.kernel.wakeup(self.snd)
+
+    def isconnected(self) -> None:
+        self.state = (self.state & ~(SS_ISCONNECTING | SS_ISDISCONNECTING)) | SS_ISCONNECTED
+        head = self.head
+        if head is not None and self in head.q0:
+            head.q0.remove(self)
+            head.q.append(self)
+            self.stack.kernel.wakeup(head.q)
+        self.stack.kernel.wakeup(self)
+        self.rwakeup()
+        self.wwakeup()
+
+    def isdisconnected(self) -> None:
+        self.state &= ~(SS_ISCONNECTING | SS_ISCONNECTED | SS_ISDISCONNECTING)
+        self.state |= SS_CANTRCVMORE | SS_CANTSENDMORE
+        self.stack.kernel.wakeup(self)
+        self.rwakeup()
+        self.wwakeup()
+
+    def free(self) -> None:
+        """``sofree``: a socket with no descriptor and no protocol state goes."""
+        if not self.nofdref or self.tp is not None:
+            return
+        head = self.head
+        if head is not None:
+            if self in head.q0:
+                head.q0.remove(self)
+            if self in head.q:
+                head.q.remove(self)
+            self.head = None
+        self.snd.flush()
+        self.rcv.flush()
+
+    async def rcv_append(self, data: bytes) -> bool:
+        """Put received bytes in the receive buffer, in clusters (the
+        interface's receive buffers, filled by its DMA: no CPU copy)."""
+        pool = self.stack.pool
+        for i in range(0, len(data), MCLBYTES):
+            m = pool.get()
+            if m is None or not pool.clget(m):
+                if m is not None:
+                    pool.free(m)
+                return False
+            pool.write(m, data[i:i + MCLBYTES])
+            self.rcv.append(m)
+        return True
+
+    def sonewconn(self, laddr: bytes, lport: int, faddr: bytes, fport: int) -> Optional[TcpCb]:
+        """An embryonic connection on a listening socket (``sonewconn``)."""
+        if len(self.q) + len(self.q0) > 3 * self.qlimit // 2:
+            return None
+        so = Socket(self.stack)
+        so.head = self
+        so.bound = True
+        tp = so.tp
+        tp.laddr, tp.lport, tp.faddr, tp.fport = laddr, lport, faddr, fport
+        tp.flags = (tp.flags & ~TF_NODELAY) | (self.tp.flags & TF_NODELAY)
+        _request_scale(tp, so)
+        self.q0.append(so)
+        self.stack.tcp.attach(tp)
+        return tp
+
+    # -------------------------------------------------- user requests
+    def bind(self, addr: Any) -> int:
+        sa = _sockaddr(addr)
+        if sa is None:
+            return EINVAL
+        if self.bound or self.tp is None:
+            return EINVAL
+        ip, port = sa
+        st = self.stack
+        if ip != b"\0\0\0\0" and ip != st.addr:
+            return EADDRNOTAVAIL
+        if port == 0:
+            port = st.ephemeral_port()
+        elif port in st.ports_in_use():
+            return EADDRINUSE
+        self.tp.laddr, self.tp.lport = st.addr, port
+        self.bound = True
+        return 0
+
+    def listen(self, backlog: Any) -> int:
+        if type(backlog) is not int:
+            return EINVAL
+        if self.tp is None or self.state & (SS_ISCONNECTED | SS_ISCONNECTING):
+            return EINVAL
+        if not self.bound:
+            err = self.bind(("0.0.0.0", 0))
+            if err:
+                return err
+        if backlog < 0 or backlog > SOMAXCONN:
+            backlog = SOMAXCONN
+        self.qlimit = backlog
+        self.options |= SO_ACCEPTCONN
+        self.tp.state = TCPS_LISTEN
+        self.stack.tcp.listeners[self.tp.lport] = self
+        return 0
+
+    async def connect(self, p: Context, addr: Any) -> int:
+        st, k = self.stack, self.stack.kernel
+        if self.options & SO_ACCEPTCONN:
+            return EOPNOTSUPP
+        if self.state & SS_ISCONNECTED:
+            return EISCONN
+        if self.state & SS_ISCONNECTING:
+            return EALREADY
+        if self.tp is None:
+            return EINVAL
+        sa = _sockaddr(addr)
+        if sa is None:
+            return EAFNOSUPPORT if type(addr) is not tuple else EINVAL
+        faddr, fport = sa
+        if fport == 0 or faddr == b"\0\0\0\0":
+            return EADDRNOTAVAIL
+        if not self.bound:
+            self.bind(("0.0.0.0", 0))
+        tp = self.tp
+        tp.faddr, tp.fport = faddr, fport
+        if tp.key() in st.tcp.pcbs:
+            return EADDRINUSE
+        s = k.splraise()
+        try:
+            st.tcp.attach(tp)
+            self.state |= SS_ISCONNECTING
+            _request_scale(tp, self)
+            tp.state = TCPS_SYN_SENT
+            tp.timer[TCPT_KEEP] = TCPTV_KEEP_INIT
+            tp.iss = st.tcp.new_iss()
+            tp.snd_una = tp.snd_nxt = tp.snd_max = tp.iss
+            st.tcp.stat("connattempt")
+            await st.tcp.output(tp)
+            while self.state & SS_ISCONNECTING and not self.error:
+                await k.tsleep(self, PSOCK, "netcon")
+        finally:
+            k.splx(s)
+        err, self.error = self.error, 0
+        return err
+
+    async def accept(self, p: Context, nonblock: bool = False) -> tuple[int, Optional["Socket"]]:
+        k = self.stack.kernel
+        if not self.options & SO_ACCEPTCONN:
+            return EINVAL, None
+        while not self.q:
+            if self.error:
+                err, self.error = self.error, 0
+                return err, None
+            if nonblock:
+                return EWOULDBLOCK, None
+            await k.tsleep(self.q, PSOCK, "netcon")
+        so = self.q.popleft()
+        so.head = None
+        return 0, so
+
+    async def send(self, p: Context, buf: Any, n: int, flags: int = 0) -> tuple[int, int]:
+        """``sosend``; (errno, bytes sent). A partial count comes with the errno
+        that stopped it, as ``write(2)`` reports the bytes moved."""
+        st, k = self.stack, self.stack.kernel
+        if k.user_buffer(buf, n) is None:
+            return EFAULT, 0
+        nonblock = bool(flags & MSG_DONTWAIT)
+        quantum = st.write_quantum
+        sent = 0
+        while sent < n or n == 0:
+            piece = n - sent if not quantum else min(quantum, n - sent)
+            err, moved = await self._sosend(buf, sent, piece, nonblock, whole=bool(quantum))
+            sent += moved
+            if err or n == 0:
+                return (err if not sent or err != EWOULDBLOCK else 0), sent
+        return 0, sent
+
+    async def _sosend(self, buf: Any, start: int, resid: int, nonblock: bool,
+                      whole: bool) -> tuple[int, int]:
+        st, k = self.stack, self.stack.kernel
+        pool, sb = st.pool, self.snd
+        done = 0
+        while True:
+            if self.state & SS_CANTSENDMORE:
+                return EPIPE, done
+            if self.error:
+                err, self.error = self.error, 0
+                return err, done
+            if not self.state & SS_ISCONNECTED:
+                return ENOTCONN, done
+            if resid == 0:
+                return 0, done
+            space = sb.space()
+            if space < resid and space < sb.lowat:
+                if nonblock:
+                    return EWOULDBLOCK, done
+                s = k.splraise()
+                await k.tsleep(sb, PSOCK, "netio")
+                k.splx(s)
+                continue
+            top = []
+            while space > 0 and resid > 0:
+                await st.charge("socket", st.c_sosend)
+                m = pool.get()
+                if m is None:
+                    return ENOBUFS, done
+                if resid >= MINCLSIZE and space >= MCLBYTES and pool.clget(m):
+                    length = min(MCLBYTES, resid)
+                else:
+                    length = min(MLEN, resid, space)
+                view = memoryview(buf).cast("B")[start + done:start + done + length]
+                err = await k.copyin(view, m.data, length)
+                view.release()
+                if err:
+                    pool.free(m)
+                    self._pru_send_nowait(top)
+                    return err, done
+                m.len = length
+                top.append(m)
+                done += length
+                resid -= length
+                space -= length
+                if not whole:
+                    break                    # non-atomic: one mbuf per PRU_SEND
+            await self._pru_send(top)
+
+    def _pru_send_nowait(self, top: list) -> None:
+        for m in top:
+            self.snd.append(m)
+
+    async def _pru_send(self, top: list) -> None:
+        k = self.stack.kernel
+        s = k.splraise()
+        try:
+            for m in top:
+                self.snd.append(m)
+            if self.tp is not None:
+                await self.stack.tcp.output(self.tp)
+        finally:
+            k.splx(s)
+
+    async def recv(self, p: Context, buf: Any, n: int, flags: int = 0) -> tuple[int, int]:
+        """``soreceive``; (errno, bytes received); (0, 0) at EOF."""
+        st, k = self.stack, self.stack.kernel
+        if k.user_buffer(buf, n, writable=True) is None:
+            return EFAULT, 0
+        nonblock = bool(flags & MSG_DONTWAIT)
+        got = 0
+        while True:
+            sb = self.rcv
+            if sb.cc == 0 or (flags & MSG_WAITALL and sb.cc < n - got and not (
+                    self.error or self.cantrcvmore)):
+                if got and not flags & MSG_WAITALL:
+                    return 0, got
+                if self.error:
+                    if got:
+                        return 0, got
+                    err, self.error = self.error, 0
+                    return err, 0
+                if self.cantrcvmore:
+                    if sb.cc == 0:
+                        return 0, got
+                elif not self.state & (SS_ISCONNECTED | SS_ISCONNECTING):
+                    return ENOTCONN, got
+                elif n == 0:
+                    return 0, 0
+                elif nonblock:
+                    return EWOULDBLOCK, got
+                else:
+                    s = k.splraise()
+                    await k.tsleep(sb, PSOCK, "netio")
+                    k.splx(s)
+                    continue
+            await st.charge("socket", st.c_soreceive)
+            moved = 0
+            while sb.chain and got < n:
+                m = sb.chain[0]
+                take = min(m.len, n - got)
+                view = memoryview(buf).cast("B")[got:got + take]
+                err = await k.copyout(m.data, view, take)
+                view.release()
+                if err:
+                    return err, got
+                got += take
+                moved += take
+                if flags & MSG_PEEK:
+                    break
+                freed = sb.drop(take)
+                if freed:
+                    await st.charge("socket", freed * st.c_mbuf)
+            if moved and not flags & MSG_PEEK and self.tp is not None:
+                s = k.splraise()
+                try:
+                    await st.tcp.output(self.tp)       # PRU_RCVD: maybe a window update
+                finally:
+                    k.splx(s)
+            if got >= n or flags & MSG_PEEK or not flags & MSG_WAITALL:
+                return 0, got
+
+    async def shutdown(self, how: Any) -> int:
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR) or type(how) is not int:
+            return EINVAL
+        if not self.state & SS_ISCONNECTED:
+            return ENOTCONN
+        k = self.stack.kernel
+        if how in (SHUT_RD, SHUT_RDWR):
+            self.state |= SS_CANTRCVMORE
+            self.rcv.flush()
+        if how in (SHUT_WR, SHUT_RDWR):
+            self.state |= SS_CANTSENDMORE
+            tp = self.tp
+            if tp is not None:
+                s = k.splraise()
+                try:
+                    tp = self.stack.tcp.usrclosed(tp)
+                    if tp is not None:
+                        await self.stack.tcp.output(tp)
+                finally:
+                    k.splx(s)
+        return 0
+
+    def setsockopt(self, level: Any, name: Any, value: Any) -> int:
+        """``sosetopt`` / ``tcp_ctloutput``; values are ints (an ``int`` optval)."""
+        if type(level) is not int or type(name) is not int:
+            return EINVAL
+        if type(value) is not int:
+            return EINVAL                       # optval shorter than an int
+        if level == SOL_SOCKET:
+            cnt = max(1, value)
+            if name in (SO_SNDBUF, SO_RCVBUF):
+                if cnt > SB_MAX * MCLBYTES // (256 + MCLBYTES):
+                    return ENOBUFS              # sbreserve refuses
+                sb = self.snd if name == SO_SNDBUF else self.rcv
+                sb.hiwat, sb.mbmax = cnt, min(2 * cnt, SB_MAX)
+                sb.lowat = min(sb.lowat, cnt)
+                return 0
+            if name in (SO_SNDLOWAT, SO_RCVLOWAT):
+                sb = self.snd if name == SO_SNDLOWAT else self.rcv
+                sb.lowat = min(cnt, sb.hiwat)
+                return 0
+            return ENOPROTOOPT
+        if level == IPPROTO_TCP:
+            tp = self.tp
+            if tp is None:
+                return ECONNRESET
+            if name == TCP_NODELAY:
+                tp.flags = tp.flags | TF_NODELAY if value else tp.flags & ~TF_NODELAY
+                return 0
+            if name == TCP_MAXSEG:
+                if value <= 0 or value > tp.t_maxseg:
+                    return EINVAL
+                tp.t_maxseg = value
+                return 0
+            return ENOPROTOOPT
+        return ENOPROTOOPT
+
+    def getsockopt(self, level: Any, name: Any) -> tuple[int, int]:
+        if level == SOL_SOCKET:
+            if name == SO_SNDBUF:
+                return 0, self.snd.hiwat
+            if name == SO_RCVBUF:
+                return 0, self.rcv.hiwat
+            if name == SO_SNDLOWAT:
+                return 0, self.snd.lowat
+            if name == SO_RCVLOWAT:
+                return 0, self.rcv.lowat
+            if name == SO_ERROR:
+                err, self.error = self.error, 0
+                return 0, err
+            if name == SO_TYPE:
+                return 0, SOCK_STREAM
+        if level == IPPROTO_TCP and self.tp is not None:
+            if name == TCP_NODELAY:
+                return 0, int(bool(self.tp.flags & TF_NODELAY))
+            if name == TCP_MAXSEG:
+                return 0, self.tp.t_maxseg
+        return ENOPROTOOPT, 0
+
+    async def close(self, p: Context) -> int:
+        """``soclose``: abort pending connections of a listener; otherwise a
+        graceful close (FIN after the queued data) that outlives the descriptor."""
+        st, k = self.stack, self.stack.kernel
+        s = k.splraise()
+        try:
+            if self.options & SO_ACCEPTCONN:
+                if self.tp is not None:
+                    st.tcp.listeners.pop(self.tp.lport, None)
+                for so in list(self.q0) + list(self.q):
+                    so.state |= SS_NOFDREF
+                    if so.tp is not None:
+                        await st.tcp.drop(so.tp, ECONNABORTED)
+                    so.free()
+                if self.tp is not None:
+                    st.tcp.close(self.tp)
+            elif self.tp is not None:
+                tp = self.tp
+                if tp.state < TCPS_ESTABLISHED:
+                    st.tcp.close(tp)
+                else:
+                    self.state |= SS_ISDISCONNECTING
+                    tp = st.tcp.usrclosed(tp)
+                    if tp is not None:
+                        await st.tcp.output(tp)
+            self.state |= SS_NOFDREF
+            self.free()
+        finally:
+            k.splx(s)
+        return 0
+
+
+def _request_scale(tp: TcpCb, so: Socket) -> None:
+    """The window-scale shift asked for on the SYN: the least that covers the
+    receive buffer (4.4BSD ``tcp_usrreq`` PRU_CONNECT, ``tcp_input`` LISTEN)."""
+    r = 0
+    while r < TCP_MAX_WINSHIFT and (TCP_MAXWIN << r) < so.rcv.hiwat:
+        r += 1
+    tp.request_r_scale = r
+
