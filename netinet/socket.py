@@ -101,6 +101,7 @@ class Socket(File):
         self.rcv = SockBuf(stack.pool, stack.recvspace, 1)
         self.tp: Optional[TcpCb] = TcpCb(self, stack)
         self.bound = False
+        self.port_held: Optional[int] = None
         self.head: Optional[Socket] = None
         self.q0: list[Socket] = []
         self.q: deque[Socket] = deque()
@@ -156,6 +157,12 @@ class Socket(File):
             self.head = None
         self.snd.flush()
         self.rcv.flush()
+        port, self.port_held = self.port_held, None
+        if port is not None:
+            bp = self.stack.bound_ports
+            bp[port] -= 1
+            if not bp[port]:
+                del bp[port]
 
     async def rcv_append(self, data: bytes) -> bool:
         """Put received bytes in the receive buffer, in clusters (the
@@ -203,6 +210,8 @@ class Socket(File):
             return EADDRINUSE
         self.tp.laddr, self.tp.lport = st.addr, port
         self.bound = True
+        self.port_held = port
+        st.bound_ports[port] = st.bound_ports.get(port, 0) + 1
         return 0
 
     def listen(self, backlog: Any) -> int:

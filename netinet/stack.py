@@ -109,6 +109,8 @@ class NetStack:
         self.pool = MbufPool(kernel.memory)
         self.ifp: Optional[IfNet] = None
         self.arp: dict[bytes, bytes] = {}
+        #: local ports bound by sockets that still exist (in_pcbbind's check)
+        self.bound_ports: dict[int, int] = {}
         self.stats: dict[str, int] = {}
         self._ip_id = kernel.random.getrandbits(16)
         self._next_port = 1024 + kernel.random.randrange(48128)
@@ -172,7 +174,7 @@ class NetStack:
         return 0
 
     def ports_in_use(self) -> set[int]:
-        return {k[1] for k in self.tcp.pcbs} | set(self.tcp.listeners)
+        return {k[1] for k in self.tcp.pcbs} | set(self.tcp.listeners) | set(self.bound_ports)
 
     # ------------------------------------------------------------ timers
     def arm_timers(self) -> None:

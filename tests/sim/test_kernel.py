@@ -341,3 +341,32 @@ def test_wakeup_from_an_interrupt_during_tsleeps_own_cost_is_not_lost():
     loop.spawn(device())
     loop.run(t.task)
     assert t.retval < start + ms(1)
+
+
+def test_descriptor_and_syscall_code_lives_in_syscalls_and_is_importable_as_before():
+    """The split of core.py: files, descriptors and copies are in sim.kernel.syscalls,
+    still reachable where callers import them, and sockets find a File to be."""
+    import sim.kernel as sk
+    import sim.kernel.core as core
+    import sim.kernel.syscalls as sc
+    assert core.File is sc.File is sk.File
+    assert issubclass(core.Kernel, sc.FileSyscalls)
+    for name in ("user_buffer", "copy_cost", "copyin", "copyout", "syscall", "register_device",
+                 "fdalloc", "fd_get", "sys_open", "sys_ioctl", "sys_close", "fdcloseall"):
+        assert getattr(core.Kernel, name) is getattr(sc.FileSyscalls, name), name
+    assert {"socket", "tcp", "ip", "ether", "checksum"} <= set(sk.KINDS)
+    loop, k = make()
+    closed = []
+
+    class F(sc.File):
+        async def close(self, p):
+            closed.append(p.name)
+            return 0
+
+    async def proc(p):
+        assert k.fdalloc(p, F()) == 3 and k.fdalloc(p, F()) == 4
+        assert k.fd_get(p, 3) is not None and k.fd_get(p, "3") is None
+        assert await k.sys_close(p, 3) == 0 and await k.sys_close(p, 3) == 9   # EBADF
+    ctx = k.fork("p", proc)
+    loop.run(ctx.task)
+    assert closed == ["p", "p"]          # one by close(), one at exit (fdcloseall)
