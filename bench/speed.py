@@ -25,6 +25,8 @@ speed over the DMA machine's raw speed on the same workload.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -83,44 +85,69 @@ def _args(machine: str, workload: str, backend: str) -> dict:
     return args
 
 
-def _row(machine, workload, backend, ok, cycles, wall, fixed, wakeups=None) -> dict:
+def _row(machine, workload, backend, ok, cycles, wall, fixed, wakeups=None, skip=False,
+         skipped=None) -> dict:
     # sim_cycles as in every bench's rows (README, JSON conventions);
-    # wakeups: backend steps the host made (sim.host.Host.wakeups), None for raw
+    # wakeups: backend steps the host made (sim.host.Host.wakeups), None for raw;
+    # skip: exact idle skipping on; skipped_share: the clocks it skipped
     return {"machine": machine, "workload": workload, "backend": backend, "ok": ok,
-            "sim_cycles": cycles, "wall_s": wall, "fixed_s": fixed,
+            "skip": skip, "sim_cycles": cycles, "wall_s": wall, "fixed_s": fixed,
             "cycles_per_s": cycles / wall if wall else 0.0, "ratio_to_raw": None,
-            "wakeups": wakeups}
+            "wakeups": wakeups,
+            "skipped_share": skipped / cycles if skipped is not None and cycles else None}
 
 
-def measure(machine: str, workload: str, backend: str, record: str | None = None) -> dict:
+@contextlib.contextmanager
+def _skipping(on: bool):
+    """Exact idle skipping on or off for the runs inside (``$OCFSIM_SKIP``,
+    which the Verilator child process inherits)."""
+    from sim.host import SKIP_ENV
+    before = os.environ.get(SKIP_ENV)
+    os.environ[SKIP_ENV] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SKIP_ENV]
+        else:
+            os.environ[SKIP_ENV] = before
+
+
+def measure(machine: str, workload: str, backend: str, record: str | None = None,
+            skip: bool = False) -> dict:
     """One row: run the workload once; cycles per wall second and fixed cost."""
     from sim.experiment import run
     entry = WORKLOADS[workload][1]
     t0 = time.perf_counter()
-    r = run(MACHINES[machine](), entry, _args(machine, workload, backend),
-            backend=RUN_BACKEND[backend], record=record)
+    with _skipping(skip):
+        r = run(MACHINES[machine](), entry, _args(machine, workload, backend),
+                backend=RUN_BACKEND[backend], record=record)
     total = time.perf_counter() - t0
+    speed = r.get("_speed", {})
     return _row(machine, workload, backend, bool(r.get("ok")), r["_cycles"], r["_wall_s"],
-                total - r["_wall_s"], r.get("_speed", {}).get("wakeups", {}).get("steps"))
+                total - r["_wall_s"], speed.get("wakeups", {}).get("steps"), skip,
+                speed.get("skipped"))
 
 
-def measure_raw(machine: str, workload: str) -> list[dict]:
-    """The recorded Verilator row and the raw harness's replay of it."""
+def measure_raw(machine: str, workload: str, skip: bool = False) -> list[dict]:
+    """The recorded Verilator row and the raw harness's replay of it (the
+    harness skipping idle clocks when the recorded run did)."""
     from sim.experiment import direct_build
     from sim.verilator.raw import ReplayMismatch, raw_harness, replay
     spec = MACHINES[machine]()
     with tempfile.TemporaryDirectory(prefix="ocfsim-speed-") as tmp:
         record = str(Path(tmp) / "run.rec")
-        row = measure(machine, workload, "verilator", record=record)
+        row = measure(machine, workload, "verilator", record=record, skip=skip)
         t0 = time.perf_counter()
         exe = raw_harness(direct_build(spec), spec.ports())
         try:
-            r, ok = replay(exe, Path(record)), True
+            r, ok = replay(exe, Path(record), skip=skip), True
         except ReplayMismatch as exc:
             print(f"ocfsim bench speed: {machine}/{workload}: {exc}", file=sys.stderr)
             r, ok = {"cycles": 0, "wall_s": 0.0}, False
         fixed = time.perf_counter() - t0 - r["wall_s"]
-    return [row, _row(machine, workload, "raw", ok, r["cycles"], r["wall_s"], fixed)]
+    return [row, _row(machine, workload, "raw", ok, r["cycles"], r["wall_s"], fixed,
+                      skip=skip)]
 
 
 def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
@@ -129,44 +156,63 @@ def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
             if m in WORKLOADS[w][0]]
 
 
+#: --skip choices → the skip settings each cell runs with
+SKIP_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
 def run_bench(machines=tuple(MACHINES), workloads=tuple(WORKLOADS), backends=DEFAULT_BACKENDS,
-              progress=None) -> dict:
+              progress=None, skip: str = "off") -> dict:
     """Every row; a ``raw`` cell runs Verilator with a record (its row is kept
-    only if ``verilator`` was asked for), then the replay."""
+    only if ``verilator`` was asked for), then the replay. ``skip``: exact
+    idle skipping ``off``, ``on`` or ``both`` (each cell twice)."""
     rows = []
     for machine, workload, backend in cells(machines, workloads, backends):
         if backend == "verilator" and "raw" in backends:
             continue                                   # made by the raw cell
-        new = (measure_raw(machine, workload) if backend == "raw"
-               else [measure(machine, workload, backend)])
-        new = [r for r in new if r["backend"] in backends]
-        rows += new
-        for r in new:
-            if progress:
-                progress(r)
+        for on in SKIP_CHOICES[skip]:
+            new = (measure_raw(machine, workload, on) if backend == "raw"
+                   else [measure(machine, workload, backend, skip=on)])
+            new = [r for r in new if r["backend"] in backends]
+            rows += new
+            for r in new:
+                if progress:
+                    progress(r)
     _ratios(rows)
     return {"bench": "speed", "rows": rows}
 
 
 def _ratios(rows: list[dict]) -> None:
-    """Fill ``ratio_to_raw`` and, on raw rows, ``ratio_to_dma_raw``."""
-    raw = {(r["machine"], r["workload"]): r["cycles_per_s"] for r in rows
+    """Fill ``ratio_to_raw`` and, on raw rows, ``ratio_to_dma_raw`` (against
+    rows with the same skip setting); with both settings, ``skip_speedup`` on
+    the skipping rows (their speed over the same row's without)."""
+    raw = {(r["machine"], r["workload"], r["skip"]): r["cycles_per_s"] for r in rows
            if r["backend"] == "raw" and r["ok"] and r["cycles_per_s"]}
+    plain = {(r["machine"], r["workload"], r["backend"]): r["cycles_per_s"] for r in rows
+             if not r["skip"] and r["ok"] and r["cycles_per_s"]}
     for r in rows:
-        ref = raw.get((r["machine"], r["workload"]))
+        ref = raw.get((r["machine"], r["workload"], r["skip"]))
         r["ratio_to_raw"] = r["cycles_per_s"] / ref if ref else None
         if r["backend"] == "raw":
-            dma = raw.get(("dma", r["workload"]))
+            dma = raw.get(("dma", r["workload"], r["skip"]))
             r["ratio_to_dma_raw"] = r["cycles_per_s"] / dma if dma else None
+        if r["skip"]:
+            base = plain.get((r["machine"], r["workload"], r["backend"]))
+            r["skip_speedup"] = r["cycles_per_s"] / base if base else None
 
 
 def format_row(r: dict) -> str:
     ratio = "" if r.get("ratio_to_raw") is None else f"  {r['ratio_to_raw']:.2f} of raw"
     dma = ("" if r.get("ratio_to_dma_raw") is None
            else f"  {r['ratio_to_dma_raw']:.2f} of the DMA machine's raw")
+    skip = ""
+    if r.get("skip"):
+        share = r.get("skipped_share")
+        skip = "  skip" + ("" if share is None else f" {share:.0%} skipped")
+        if r.get("skip_speedup"):
+            skip += f" ({r['skip_speedup']:.1f}x)"
     return (f"  {r['machine']:9} {r['workload']:10} {r['backend']:9} "
             f"{r['cycles_per_s']:12,.0f} cycles/s  {r['sim_cycles']:11,} cycles "
-            f"in {r['wall_s']:7.2f} s, fixed cost {r['fixed_s']:5.2f} s{ratio}{dma}"
+            f"in {r['wall_s']:7.2f} s, fixed cost {r['fixed_s']:5.2f} s{ratio}{dma}{skip}"
             + ("" if r["ok"] else "  FAILED"))
 
 
@@ -184,13 +230,16 @@ def main(argv=None) -> int:
                    default=",".join(WORKLOADS), help="workloads, comma-separated")
     p.add_argument("--backends", type=name_list(BACKENDS), default=",".join(DEFAULT_BACKENDS),
                    help="backends, comma-separated")
+    p.add_argument("--skip", choices=tuple(SKIP_CHOICES), default="off",
+                   help="exact idle skipping: off (default; the RTL's own speed), on, or "
+                        "both (each cell twice, with the speed-up)")
     out_options(p, "nothing else")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
     if not cells(args.machines, args.workloads, args.backends):
         p.error("no workload of --workloads runs on --machines")
     progress = None if args.json else (lambda r: print(format_row(r), file=sys.stderr))
-    result = run_bench(args.machines, args.workloads, args.backends, progress)
+    result = run_bench(args.machines, args.workloads, args.backends, progress, args.skip)
     print_result(p, argv, args, "speed", result, format_table)
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
 
-from amaranth.hdl import Module, Signal, Cat
+from amaranth.hdl import Module, Signal, Cat, Const, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +29,7 @@ from .pci.arbiter import Arbiter
 from .pci.bus import Resolver
 from .pci.host_bridge import HostBridge
 from .pci.monitor import Monitor, Checker, CLASSES, RULES
+from .cards.slot import quiet_of
 import importlib
 
 __all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class"]
@@ -121,6 +122,11 @@ def _port_list(spec: MachineSpec):
         ("irq", "out", 4), ("attn", "out", 16), ("cycle", "out", 64),
         ("chk_error", "out", len(RULES)), ("chk_first_cycle", "out", 64),
         ("mon_total", "out", Monitor.WIDTH),
+        # exact idle skipping (docs/simulation.md): the machine is quiet (the
+        # next clock edge would change nothing but free-running counters and
+        # timers) for ``quiet_for`` more edges; a backend may then make one edge
+        # with ``skip`` = k - 1 (k <= quiet_for) that counts as k clocks
+        ("skip", "in", 32), ("quiet", "out", 1), ("quiet_for", "out", 32),
     ]
     ports += [(f"arb_wait_max{i}", "out", 16) for i in range(len(spec.master_names()))]
     ports += [(f"mon_{c}", "out", Monitor.WIDTH) for c in CLASSES]
@@ -175,7 +181,16 @@ class Machine(wiring.Component):
         m.submodules.resolver = res = self.resolver
         m.submodules.arbiter = arb = self.arbiter
         mon = Monitor(n_agents, spec.master_agents(), spec.target_agents())
-        mon.bind_outputs(lambda name: getattr(self, name))
+        # skipped clocks are idle clocks: the monitor's total and idle counts
+        # are its own counts plus the clocks skipped (one adder each, here)
+        own = {"mon_total": Signal(Monitor.WIDTH, name="mon_own_total"),
+               "mon_idle": Signal(Monitor.WIDTH, name="mon_own_idle")}
+        mon.bind_outputs(lambda name: own[name] if name in own else getattr(self, name))
+        skipped = Signal(Monitor.WIDTH)
+        with m.If(self.skip != 0):
+            m.d.sync += skipped.eq(skipped + self.skip)
+        m.d.comb += [self.mon_total.eq(own["mon_total"] + skipped),
+                     self.mon_idle.eq(own["mon_idle"] + skipped)]
         chk = Checker(n_agents, n_masters)
         chk.bind_outputs(self.chk_error, self.chk_first_cycle, self.cycle)
         m.submodules.monitor = mon
@@ -224,14 +239,40 @@ class Machine(wiring.Component):
         ]
 
         # cycle counter and attention counter
-        m.d.sync += self.cycle.eq(self.cycle + 1)
+        m.d.sync += self.cycle.eq(self.cycle + 1 + self.skip)
         prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(RULES))
         m.d.sync += [prev_ack.eq(self.cpu_ack), prev_irq.eq(self.irq),
                      prev_err.eq(chk.error)]
-        with m.If((prev_ack != self.cpu_ack) | (prev_irq != self.irq)
-                  | (prev_err != chk.error)):
+        attn_due = (prev_ack != self.cpu_ack) | (prev_irq != self.irq) | (prev_err != chk.error)
+        with m.If(attn_due):
             m.d.sync += self.attn.eq(self.attn + 1)
+        self._quiet(m, arb, bridge, attn_due)
         return m
+
+    def _quiet(self, m, arb, bridge, attn_due) -> None:
+        """``quiet``: every agent at rest, the bus idle, no attention due;
+        ``quiet_for``: the least of the cards' (a card with no timer running
+        gives all ones). A block without a ``quiet`` output is never quiet,
+        so a machine with one is never skipped."""
+        cards = self.cards
+        # the monitor and checker track the bus one clock back, and the
+        # checker the grants: at rest once the bus has been idle for a clock
+        # and the grants have not moved
+        bus = self.resolver.bus
+        bus_idle = ~(bus.frame | bus.irdy | bus.trdy | bus.stop | bus.devsel)
+        was_idle, gnt_was = Signal(), Signal.like(arb.gnt)
+        m.d.sync += [was_idle.eq(bus_idle), gnt_was.eq(arb.gnt)]
+        parts = [quiet_of(bridge), quiet_of(arb), bus_idle, was_idle, gnt_was == arb.gnt,
+                 ~attn_due]
+        parts += [quiet_of(card) for card in cards]
+        m.d.comb += self.quiet.eq(Cat(*parts).all())
+        bound = Const(2**32 - 1, 32)
+        for card in cards:
+            nxt = Signal(32)
+            m.d.comb += [card.skip.eq(self.skip),
+                         nxt.eq(Mux(card.quiet_for < bound, card.quiet_for, bound))]
+            bound = nxt
+        m.d.comb += self.quiet_for.eq(bound)
 
     @staticmethod
     def _join(m, agent, port):

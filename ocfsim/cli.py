@@ -381,6 +381,7 @@ def cmd_dma(args) -> int:
         "per_card": r["per_card"], "checker": r["checker"],
         "seed": args.seed, "vcd": args.vcd, "gtkw": r.get("_gtkw"),
         "wakeups": r.get("_speed", {}).get("wakeups", {}),
+        "skipped_share": skipped_share(r),
     }
 
     def human(res):
@@ -394,7 +395,8 @@ def cmd_dma(args) -> int:
                  f"(PCI peak {res['ref_pci_peak_mbps']:.0f} Mbit/s; each byte crosses the bus twice)"]
         lines += bus_lines(res)
         lines.append(f"  simulation speed {res['cycles_per_s']:.0f} bus cycles/s "
-                     f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all)")
+                     f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all"
+                     f"{skip_note(res)})")
         if res["vcd"]:
             lines.append(f"  waveform         {res['vcd']}"
                          + (f" (GTKWave: gtkwave {res['gtkw']})" if res.get("gtkw") else ""))
@@ -442,7 +444,8 @@ def cmd_run(args) -> int:
                   wall_total_s=time.perf_counter() - t0,
                   cycles_per_s=r["_cycles"] / r["_wall_s"] if r["_wall_s"] else 0.0,
                   vcd=args.vcd, gtkw=r.get("_gtkw"),
-                  wakeups=r.get("_speed", {}).get("wakeups", {}))
+                  wakeups=r.get("_speed", {}).get("wakeups", {}),
+                  skipped_share=skipped_share(r))
     steps = result["wakeups"].get("steps")
     result["wakeups_per_op"] = steps / result["ops"] if steps and result.get("ops") else None
 
@@ -464,7 +467,8 @@ def cmd_run(args) -> int:
             f"{k} {100 * v:.1f} %" for k, v in res["cpu_by_kind"].items() if k != "idle"))
         lines += bus_lines(res)
         lines.append(f"  simulation speed {res['cycles_per_s']:.0f} bus cycles/s "
-                     f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all)")
+                     f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all"
+                     f"{skip_note(res)})")
         if res["vcd"]:
             lines.append(f"  waveform         {res['vcd']}"
                          + (f" (GTKWave: gtkwave {res['gtkw']})" if res.get("gtkw") else ""))
@@ -611,6 +615,18 @@ def build_parser() -> argparse.ArgumentParser:
     from .vcd import add_parser as vcd_parser
     vcd_parser(sub)
     return p
+
+
+def skipped_share(r: dict):
+    """The share of a run's bus cycles that exact idle skipping skipped
+    (None when the backend does not skip)."""
+    skipped, cycles = r.get("_speed", {}).get("skipped"), r.get("_cycles")
+    return skipped / cycles if skipped is not None and cycles else None
+
+
+def skip_note(res: dict) -> str:
+    share = res.get("skipped_share")
+    return "" if not share else f"; {100 * share:.0f} % of cycles skipped idle"
 
 
 def main(argv=None) -> int:

@@ -110,6 +110,17 @@ class Backend:
             set_("cpu_seq", seq)
         return ran, statuses, attn, tail
 
+    #: clocks the backend skipped (exact idle skipping, :meth:`set_skip`)
+    skipped: int = 0
+
+    def set_skip(self, on: bool) -> None:
+        """Let :meth:`step` skip idle clocks: where the machine says it is at
+        rest (``quiet``) for ``quiet_for`` more clocks, make them one clock
+        edge with ``skip`` = clocks − 1, which the RTL's counters and timers
+        count as that many (docs/simulation.md). Exact: everything the host
+        sees is the same cycle for cycle. A backend that cannot skip ignores
+        it (the cocotb one)."""
+
     @property
     def cycle(self) -> int:
         raise NotImplementedError
@@ -131,5 +142,5 @@ class Backend:
 def speed_stats(backend: Backend) -> dict:
     """How the host woke the RTL during a run, for a result dict's ``_speed``
     entry: the host's wake-up counters (``sim.host.Host.wakeups``), empty
-    when no host drove the backend."""
-    return {"wakeups": dict(backend.wakeups or {})}
+    when no host drove the backend, and the clocks skipped."""
+    return {"wakeups": dict(backend.wakeups or {}), "skipped": backend.skipped}

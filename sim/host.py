@@ -47,11 +47,22 @@ from .loop import Deadlock, Future, HardwarePort, SimLoop
 from .memory import HostMemory
 
 __all__ = ["Host", "DramMemory", "BusError", "POSTED_WRITES", "COALESCE_ENV",
-           "coalesce_default"]
+           "coalesce_default", "SKIP_ENV", "skip_default"]
 
 #: environment variable: ``0`` turns quiet-timer run-ahead and posted-write
 #: batches off for every :class:`Host` made without ``coalesce=``
 COALESCE_ENV = "OCFSIM_COALESCE"
+
+
+#: environment variable: ``0`` turns exact idle skipping off for every
+#: :class:`Host` made without ``skip=``
+SKIP_ENV = "OCFSIM_SKIP"
+
+
+def skip_default() -> bool:
+    """Whether a :class:`Host` lets its backend skip idle clocks unless told
+    (``$OCFSIM_SKIP``)."""
+    return os.environ.get(SKIP_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
 
 
 def coalesce_default() -> bool:
@@ -104,7 +115,7 @@ class Host(HardwarePort):
     """One simulated machine as host software sees it."""
 
     def __init__(self, backend: Backend, spec: MachineSpec, loop: SimLoop | None = None,
-                 coalesce: bool | None = None):
+                 coalesce: bool | None = None, skip: bool | None = None):
         self.backend = backend
         self.spec = spec
         self.loop = loop or SimLoop()
@@ -113,6 +124,9 @@ class Host(HardwarePort):
         self.memory = DramMemory(backend, spec.dram_bytes, self._current)
         #: quiet-timer run-ahead and posted-write batches (module doc)
         self.coalesce = coalesce_default() if coalesce is None else bool(coalesce)
+        #: exact idle skipping in the backend's steps (:meth:`Backend.set_skip`)
+        self.skip = skip_default() if skip is None else bool(skip)
+        backend.set_skip(self.skip)
         #: ``steps``: backend steps (wake-ups of the RTL), of which ``timer``
         #: ended at a host timer and ``attention`` on attention;
         #: ``coalesced``: host events reached without a step because a step

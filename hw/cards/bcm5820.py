@@ -41,13 +41,13 @@ the register logic is a :class:`hw.cards.regfile.RegisterFile` built from
 it. The record engine: :mod:`hw.dma.mcr`.
 """
 
-from amaranth.hdl import Module, Signal, ResetInserter
+from amaranth.hdl import Module, Mux, Signal, ResetInserter
 from amaranth.lib import wiring
 
 from ..crypto.params import card_engine_params
 from ..dma.mcr import McrEngine
 from .regfile import RegisterFile
-from .slot import CardSignature, connect_slot, drive_inta, report_aborts
+from .slot import CardSignature, connect_slot, drive_inta, drive_quiet, report_aborts
 from .ubsecreg import (VENDOR_ID, DEVICE_ID, CLASS_CODE, REVISION, BAR_SIZE, MAX_PARTICLES,
                        CTRL, ERR, IMOD, STAT, UBSEC_REGS)
 from ..regs import Access
@@ -137,10 +137,17 @@ class Bcm5820(wiring.Component):
             with m.If(timer + 1 >= imod_t):
                 m.d.comb += raise_done.eq(1)
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
+                m.d.sync += timer.eq(timer + 1 + self.skip)
         m.d.comb += stat.mcr1_done.set.eq(raise_done)
         with m.If(raise_done):
             m.d.sync += [pend.eq(0), timer.eq(0)]
+
+        # ---- at rest: no record, no request; the moderation timer may run
+        # (``imod_t - 1 - timer`` more edges before it raises MCR1_DONE)
+        timing = (pend != 0) & (imod_t != 0)
+        drive_quiet(m, self, tgt, ini, mcr, ~self.reset_pending,
+                    (pend == 0) | (timing & (timer + 1 < imod_t)),
+                    quiet_for=Mux(timing, imod_t - 1 - timer, 2**32 - 1))
 
         # ---- DMA errors ----------------------------------------------------
         m.d.comb += stat.dmaerr.set.eq(mcr.dma_error)

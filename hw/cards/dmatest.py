@@ -32,7 +32,7 @@ from amaranth.hdl import Module, Signal, Mux
 from amaranth.lib import enum, wiring
 
 from .regfile import RegisterFile
-from .slot import CardSignature, connect_slot, drive_inta, report_aborts
+from .slot import CardSignature, connect_slot, drive_inta, drive_quiet, report_aborts
 from ..pci.bus import Cmd
 from ..pci.initiator import PciInitiator, Status
 from ..pci.target import PciTarget, BarSpec
@@ -202,4 +202,5 @@ class DmaTestCard(wiring.Component):
                             m.d.comb += done_f.set.eq(1)
                         with m.Else():
                             m.d.sync += state.eq(S_NEXT)
+        drive_quiet(m, self, tgt, ini, ~busy)     # no timers
         return m

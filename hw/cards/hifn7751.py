@@ -94,7 +94,7 @@ from .hifn7751_ctx import ContextRam
 from .hifn7751_regs import HifnRegisters
 from .hifn7751_seq import (BURST, CMD_MAX_WORDS, DMA_DEPTH, OUT_DEPTH, SLACK, CardState,
                            PacketSequencer, ResultFormatter, SourceFeeder)
-from .slot import CardSignature, connect_slot, drive_inta, report_aborts
+from .slot import CardSignature, connect_slot, drive_inta, report_aborts, drive_quiet
 
 __all__ = ["Hifn7751", "VENDOR_ID", "DEVICE_ID", "REG0", "REG1", "UNLOCK_KEY",
            "BaseCommand", "BaseResult", "engine_params_for", "CardState",
@@ -277,4 +277,9 @@ class Hifn7751(wiring.Component):
                      fmt.session.eq(parser.base.session), fmt.src_count.eq(dec.length),
                      fmt.dst_count.eq(seq.res_dst_count), fmt.mac.eq(eres.mac),
                      seq.res_word.eq(fmt.word)]
+
+        # ---- at rest: waiting on a sleeping ring fetch, all else idle ------
+        m.d.comb += [rings.skip.eq(self.skip)]
+        drive_quiet(m, self, tgt, ini, rings, seq, eng, ~regs.card_reset,
+                    feeder.pending == 0, outf.level == 0, quiet_for=rings.quiet_for)
         return m

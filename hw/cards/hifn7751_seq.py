@@ -196,6 +196,7 @@ class PacketSequencer(wiring.Component):
             "res_index": Out(4), "res_word": In(32), "res_cmdinval": Out(1),
             "res_dataerr": Out(1), "res_dstover": Out(1), "res_dst_count": Out(18),
             "state": Out(CardState),
+            "quiet": Out(1),                 # waiting on a ring fetch, nothing else moving
         })
 
     def elaborate(self, platform):
@@ -203,6 +204,12 @@ class PacketSequencer(wiring.Component):
         S = CardState
         state = self.state
         r = self._registers(m)
+        # at rest only while a descriptor fetch is out to the ring engine (the
+        # engine sleeping on an invalid descriptor): the FSM waits for its answer
+        fetching = ((state == S.CMD_FETCH) | (state == S.RES_FETCH)
+                    | (state == S.DST_FETCH) | (state == S.SRC_FETCH))
+        m.d.comb += self.quiet.eq(fetching & r.req_sent & ~self.ring_rsp_valid
+                                  & ~self.card_reset)
 
         # ---- burst sizes -------------------------------------------------
         out_level = self.out_level

@@ -12,6 +12,8 @@ Shared wiring a card's ``elaborate`` calls:
 - :func:`report_aborts` — the initiator's master/target aborts into the
   target's configuration status (Received Master Abort / Received Target
   Abort, PCI 2.3 §6.2.3);
+- :func:`drive_quiet` — the card's ``quiet``/``quiet_for`` from its blocks'
+  (exact idle skipping);
 - :func:`drive_inta` — INTA# gated by the command register's Interrupt
   Disable, and the status register's Interrupt Status (§6.2.2, §6.2.3).
 
@@ -19,6 +21,7 @@ The register read pipeline (one clock from request to ``rsp_valid``) is
 :class:`hw.cards.regfile.RegisterFile`'s.
 """
 
+from amaranth.hdl import Cat, Const, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,7 +29,8 @@ from ..pci.bus import AgentSignature
 from ..pci.initiator import Status
 from ..pci.pcireg import COMMAND, STATUS
 
-__all__ = ["CardSignature", "connect_slot", "report_aborts", "drive_inta"]
+__all__ = ["CardSignature", "connect_slot", "report_aborts", "drive_inta", "quiet_of",
+           "drive_quiet"]
 
 CardSignature = wiring.Signature({
     "pci_t": Out(AgentSignature),
@@ -35,6 +39,10 @@ CardSignature = wiring.Signature({
     "gnt":   In(1),
     "idsel": In(1),
     "inta":  Out(1),
+    # exact idle skipping (hw.machine, docs/simulation.md)
+    "quiet":     Out(1),    # the next edge changes nothing but the card's timers
+    "quiet_for": Out(32),   # ... for this many edges (all ones: no timer running)
+    "skip":      In(32),    # this edge counts as skip + 1 clocks for those timers
 })
 
 
@@ -70,3 +78,22 @@ def drive_inta(m, card, target, pending, *, status=None) -> None:
     ``status`` (default ``pending``), whatever Interrupt Disable says (§6.2.3)."""
     m.d.comb += [card.inta.eq(pending & ~target.command[COMMAND.intx_disable.lsb]),
                  target.int_status.eq(pending if status is None else status)]
+
+
+def quiet_of(block):
+    """``block.quiet`` (or its ``idle``), or a constant 0 — never at rest —
+    for a block that does not say: a machine holding one is never skipped."""
+    for name in ("quiet", "idle"):
+        q = getattr(block, name, None)
+        if q is not None:
+            return q
+    return Const(0, 1)
+
+
+def drive_quiet(m, card, *parts, quiet_for=None) -> None:
+    """``card.quiet`` = every one of ``parts`` (blocks or 1-bit values) at
+    rest; ``card.quiet_for`` = ``quiet_for`` (edges until the card's next
+    timer event), all ones when no timer runs."""
+    bits = [p if isinstance(p, Value) else quiet_of(p) for p in parts]
+    m.d.comb += card.quiet.eq(Cat(*bits).all())
+    m.d.comb += card.quiet_for.eq(2**32 - 1 if quiet_for is None else quiet_for)

@@ -39,7 +39,7 @@ gives the engine the initiator while an operation is under way); a DMA error
 ends it with ``rsp_error`` and the card halts.
 """
 
-from amaranth.hdl import Module, Signal, Mux
+from amaranth.hdl import Module, Signal, Mux, Cat
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -104,6 +104,12 @@ class RingEngine(wiring.Component):
             "dma_done": In(1),
             "dma_status": In(2),
             "state": Out(RingState),
+            # exact idle skipping (hw.machine): at rest, the next
+            # ``quiet_for`` edges only count the poll timer down; an edge
+            # with ``skip`` = k - 1 counts it down by k
+            "quiet": Out(1),
+            "quiet_for": Out(24),
+            "skip": In(32),
         })
 
     def elaborate(self, platform):
@@ -193,7 +199,7 @@ class RingEngine(wiring.Component):
                         m.d.comb += self.wait.eq(1 << ring)
                         m.d.sync += [timer.eq(self.poll_period), state.eq(RingState.SLEEP)]
             with m.Case(RingState.SLEEP):
-                m.d.sync += timer.eq(Mux(timer != 0, timer - 1, 0))
+                m.d.sync += timer.eq(Mux(timer > self.skip + 1, timer - 1 - self.skip, 0))
                 with m.If((timer <= 1) & enabled):
                     m.d.sync += state.eq(RingState.RD_ISSUE)
             with m.Case(RingState.WR_PUSH):
@@ -223,4 +229,16 @@ class RingEngine(wiring.Component):
             m.d.sync += state.eq(RingState.IDLE)
             for r in range(N):
                 m.d.sync += cur[r].eq(base[r])
+        self._quiet(m, state, timer, enabled, done_seen, cur, base)
         return m
+
+    def _quiet(self, m, state, timer, enabled, done_seen, cur, base) -> None:
+        """At rest: idle with no request (held in reset only once the
+        positions are back at the bases), or asleep on an invalid descriptor
+        with the poll timer the only thing moving — ``timer - 1`` more edges
+        before it wakes the engine; for ever while the ring is disabled."""
+        at_base = Cat(*[cur[r] == base[r] for r in range(self.N)]).all()
+        idle = (state == RingState.IDLE) & ~self.req_valid & (~self.reset | at_base)
+        asleep = (state == RingState.SLEEP) & ~self.reset & ~done_seen
+        m.d.comb += self.quiet.eq(idle | (asleep & (~enabled | (timer >= 2))))
+        m.d.comb += self.quiet_for.eq(Mux(asleep & enabled, timer - 1, 2**24 - 1))

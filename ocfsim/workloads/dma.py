@@ -48,9 +48,9 @@ async def dma_copy(host, nbytes: int, burst: int = 256, seed: int = 1,
     for dev in devices:
         src = mem.alloc(max(nbytes, 4))
         dst = mem.alloc(max(nbytes, 4) + 8)
-        payload = bytes(rng.getrandbits(8) for _ in range(nbytes))
+        payload = rng.randbytes(nbytes)
         mem.write(src, payload)
-        guard = bytes(rng.getrandbits(8) for _ in range(nbytes + 8))
+        guard = rng.randbytes(nbytes + 8)
         mem.write(dst, guard)               # so a short copy is visible
         jobs.append(dict(dev=dev, src=src, dst=dst, payload=payload, guard=guard,
                          done=loop.create_future(f"slot{dev.slot} done")))

@@ -26,7 +26,7 @@ from .runner import (_BASE_ARGS, _CXX_STD, MACHINE_MODULE, RESET_CYCLES, _digest
 __all__ = ["raw_harness", "replay", "main_cpp", "ReplayMismatch"]
 
 #: Bump when the harness recipe below changes; part of its cache key.
-RAW_RECIPE = 1
+RAW_RECIPE = 2
 
 _MAIN = "raw_main.cpp"
 
@@ -68,7 +68,7 @@ static void apply(Vraw *top, const Event &e) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { std::fprintf(stderr, "usage: %s RECORD DRAM_OUT\n", argv[0]); return 2; }
+    if (argc != 3 && argc != 4) { std::fprintf(stderr, "usage: %s RECORD DRAM_OUT [skip]\n", argv[0]); return 2; }
     FILE *f = std::fopen(argv[1], "rb");
     if (!f) { std::perror(argv[1]); return 2; }
     std::vector<char> buf;
@@ -95,15 +95,35 @@ int main(int argc, char **argv) {
     top->rst = 1;
     top->eval();
     size_t next = 0;
+    const bool skip = argc > 3;            // exact idle skipping, as the backends do it
     auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t k = 0; k < end; k++) {
+    for (uint64_t k = 0; k < end;) {
         if (k == @RESET_CYCLES@) top->rst = 0;
-        for (; next < events.size() && events[next].cycle == k; next++) apply(top, events[next]);
+        bool wrote = false;
+        for (; next < events.size() && events[next].cycle == k; next++, wrote = true) apply(top, events[next]);
+        uint64_t j = 1;
+#ifdef RAW_SKIP
+        if (skip && k > @RESET_CYCLES@) {
+            if (wrote) top->eval();        // inputs into ``quiet``
+            if (top->quiet) {
+                uint64_t until = next < events.size() ? events[next].cycle : end;
+                j = top->quiet_for < until - k ? top->quiet_for : until - k;
+                if (j < 1) j = 1;
+            }
+        }
+        top->skip = static_cast<uint32_t>(j - 1);
+#else
+        (void)skip; (void)wrote;
+#endif
         top->clk = 1;
         top->eval();
         top->clk = 0;
         top->eval();
+        k += j;
     }
+#ifdef RAW_SKIP
+    top->skip = 0;
+#endif
     auto t1 = std::chrono::steady_clock::now();
     for (; next < events.size(); next++) apply(top, events[next]);   // written after the last step
     top->eval();
@@ -137,7 +157,10 @@ def main_cpp(ports: Sequence[tuple[str, str, int]]) -> str:
     sets = "\n".join(f"    case {i}: top->{n} = v; break;" for i, n in enumerate(inputs))
     prints = "\n".join(f'    std::printf("out {n} %llu\\n", (unsigned long long)top->{n});'
                        for n in outputs)
-    return (_MAIN_TEMPLATE.replace("@RESET_CYCLES@", str(RESET_CYCLES))
+    text = _MAIN_TEMPLATE
+    if {"quiet", "quiet_for", "skip"} <= {n for n, _, _ in ports}:
+        text = "#define RAW_SKIP 1\n" + text     # a machine that can skip idle clocks
+    return (text.replace("@RESET_CYCLES@", str(RESET_CYCLES))
             .replace("@SET_INPUT@", sets).replace("@PRINT_OUTPUTS@", prints))
 
 
@@ -171,15 +194,17 @@ def raw_harness(build_dir: Path, ports: Sequence[tuple[str, str, int]]) -> Path:
     return cached_dir(_digest(key), "the raw harness", make) / "obj" / "Vraw"
 
 
-def replay(exe: Path, record: Path) -> dict:
+def replay(exe: Path, record: Path, skip: bool = False) -> dict:
     """Run the harness on ``record``; check it against the recorded run.
+    With ``skip`` it skips idle clocks as the backends do (exact, so the
+    same check holds).
 
     Returns ``cycles``, ``wall_s`` (the clock loop, event replay included)
     and ``cycles_per_s``; raises :class:`ReplayMismatch` naming what differs.
     """
     dram_out = Path(f"{record}.raw-dram")
     try:
-        done = subprocess.run([str(exe), str(record), str(dram_out)],
+        done = subprocess.run([str(exe), str(record), str(dram_out), *(["skip"] if skip else [])],
                               capture_output=True, text=True)
         if done.returncode:
             raise ReplayMismatch(f"raw harness failed ({done.returncode}): "
