@@ -13,7 +13,7 @@ Rules followed (PCI 2.3 §3.4):
   its grant (PCI 2.3 §3.4.1 allows the arbiter to ignore it).
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Cat
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,6 +36,9 @@ class Arbiter(wiring.Component):
             # drop REQ# when their transaction starts, so this is the longest
             # wait for the bus, GNT# plus bus idle
             "wait_max": Out(16).array(n_masters),
+            # exact idle skipping: no REQ#, bus idle, the grant parked and
+            # settled: the next edge changes none of the arbiter's registers
+            "quiet": Out(1),
         })
         #: index of the master that holds (or last held) the grant
         self.owner = Signal(range(max(n_masters, 2)))
@@ -63,13 +66,16 @@ class Arbiter(wiring.Component):
                         m.d.comb += [nxt.eq(cand), nxt_valid.eq(1)]
         other_req = nxt_valid & (nxt != self.owner)
 
+        owner_req = self.req.bit_select(self.owner, 1)
         with m.If(granted):
             with m.If(addr_phase):
                 m.d.sync += started.eq(1)
-            with m.If(idle & ~started):
+            # the start timeout runs only while the owner asks for the bus: a
+            # grant parked on a master with no REQ# is not a master failing
+            # to start (§3.4.1, §3.4.3)
+            with m.If(idle & ~started & owner_req):
                 m.d.sync += idle_count.eq(idle_count + 1)
             timed_out = idle_count == START_TIMEOUT
-            owner_req = self.req.bit_select(self.owner, 1)
             move = (started | addr_phase | ~owner_req | timed_out) & other_req
             with m.If(move):
                 m.d.sync += [started.eq(0), idle_count.eq(0)]
@@ -91,8 +97,10 @@ class Arbiter(wiring.Component):
             m.d.comb += self.gnt[i].eq(granted & (self.owner == i))
 
         # fairness measurement: clocks each master has been requesting
+        waits = []
         for i in range(n):
             waiting = Signal(16, name=f"wait{i}")
+            waits.append(waiting)
             with m.If(self.req[i]):
                 with m.If(waiting != 0xFFFF):
                     m.d.sync += waiting.eq(waiting + 1)
@@ -100,4 +108,8 @@ class Arbiter(wiring.Component):
                     m.d.sync += self.wait_max[i].eq(waiting + 1)
             with m.Else():
                 m.d.sync += waiting.eq(0)
+
+        m.d.comb += self.quiet.eq(
+            idle & ~frame_prev & (self.req == 0) & granted & (idle_count != START_TIMEOUT)
+            & ~Cat(*waits).any())
         return m

@@ -53,6 +53,11 @@ class HostBridge(wiring.Component):
             "cpu_ack": Out(1), "cpu_rdata": Out(32), "cpu_status": Out(2),
             "dram_latency": In(4), "dram_wait_every": In(8), "dram_wait_len": In(5),
             "dram_retry_every": In(8), "dram_abort_every": In(8),
+            # exact idle skipping: no CPU operation under way or offered, the
+            # CPU's initiator, the DRAM target and the DRAM at rest, no DRAM
+            # latency or stall being counted down: with these inputs held and
+            # the bus idle the next edge changes none of the bridge's registers
+            "quiet": Out(1),
         })
         self.dram = HostDram(dram_bytes, blackbox=blackbox_dram)
         #: the CPU's initiator and the DRAM target; their FSMs are named apart
@@ -69,8 +74,9 @@ class HostBridge(wiring.Component):
         wiring.connect(m, wiring.flipped(self.pci_t), tgt.pci)
         m.d.comb += [self.req.eq(ini.req), ini.gnt.eq(self.gnt),
                      ini.master_enable.eq(1), ini.latency_timer.eq(0)]
-        self._cpu_side(m, ini, tgt)
-        self._dram_side(m, tgt, dram)
+        cpu_quiet = self._cpu_side(m, ini, tgt)
+        dram_quiet = self._dram_side(m, tgt, dram)
+        m.d.comb += self.quiet.eq(cpu_quiet & dram_quiet & ini.quiet & tgt.quiet & dram.quiet)
         return m
 
     def _cpu_side(self, m, ini, tgt):
@@ -123,6 +129,7 @@ class HostBridge(wiring.Component):
             m.d.sync += older.eq(older - tgt.posted_done)
         with m.If(ack):
             m.d.sync += [busy.eq(0), self.cpu_ack.eq(self.cpu_seq)]
+        return ~busy & ~ordering & (self.cpu_seq == self.cpu_ack) & ~ini.rdata.valid
 
     def _dram_side(self, m, tgt, dram):
         port = tgt.port
@@ -179,3 +186,7 @@ class HostBridge(wiring.Component):
         m.d.sync += rsp_pending.eq(accept & ~port.cmd.write)
         m.d.comb += [port.rsp_valid.eq(rsp_pending), port.rsp_data.eq(dram.rd_data),
                      port.abort.eq(abort_this)]
+        # (txns, aborts, accesses, retry_this, abort_this move only when the
+        # target claims a transaction or an access is accepted)
+        return ~page_open & (latency_left == 0) & (stall_left == 0) & ~rsp_pending \
+            & ~port.cmd_valid

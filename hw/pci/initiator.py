@@ -81,6 +81,10 @@ class PciInitiator(wiring.Component):
             "done_count":  Out(16),      # dwords transferred for that command
             "flush": In(1),              # empty both FIFOs (after an error)
             "busy":  Out(1),
+            # exact idle skipping: with these inputs held and the bus idle, the
+            # next edge changes none of this core's registers (no command
+            # loaded or offered, FIFOs empty and not written, no back-off)
+            "quiet": Out(1),
         })
         #: the transaction FSM; ``state_name`` tells two initiators apart in a VCD
         self.state = Signal(InitiatorState, name=state_name)
@@ -154,6 +158,12 @@ class PciInitiator(wiring.Component):
             m.d.sync += backoff.eq(backoff - 1)
         m.d.comb += self.req.eq((state == S_IDLE) & ready_to_go & (backoff == 0)
                                 & self.master_enable)
+
+        m.d.comb += self.quiet.eq(
+            ~bus.frame & ~bus.irdy & (state == S_IDLE) & ~active & ~self.cmd.valid
+            & (backoff == 0)
+            & ~drive & ~drive_irdy & ~frame_o & ~irdy_o
+            & (wfifo.level == 0) & ~self.wdata.valid & (rfifo.level == 0) & ~self.flush)
 
         xfer = irdy_o & bus.trdy
         with m.Switch(state):

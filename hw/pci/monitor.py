@@ -89,6 +89,12 @@ class _BusTracker:
             & (self.since_addr >= DEVSEL_WINDOW)
         self.mabort_end = self.mabort & ~bus.frame & self.prev_irdy & ~bus.irdy
 
+        #: the bus idle and this bookkeeping settled: the next edge changes none
+        #: of these registers
+        self.steady = ~bus.frame & ~bus.irdy & ~bus.trdy & ~bus.stop & ~self.in_txn \
+            & ~self.prev_frame & ~self.prev_irdy & ~self.prev_trdy & ~self.prev_stop \
+            & ~self.prev_ended
+
         m.d.sync += [self.prev_frame.eq(bus.frame), self.prev_irdy.eq(bus.irdy),
                      self.prev_trdy.eq(bus.trdy), self.prev_stop.eq(bus.stop),
                      self.prev_ended.eq(0)]
@@ -134,6 +140,9 @@ class Monitor(Elaboratable):
                           for a in self.masters}
         self.target_data = {a: Signal(self.WIDTH, name=f"mon_t{a}_data")
                             for a in self.targets}
+        #: exact idle skipping: the next edge advances ``total`` and the idle
+        #: counter (``by_class[0]``) by one and changes nothing else
+        self.quiet = Signal()
 
     def bind_outputs(self, lookup) -> None:
         """Count straight into the owner's signals: ``lookup(name)`` returns the
@@ -163,6 +172,7 @@ class Monitor(Elaboratable):
         with m.Else():
             m.d.comb += self.cls.eq(C_IDLE)
 
+        m.d.comb += self.quiet.eq(t.steady & (self.cls == C_IDLE))
         m.d.sync += self.total.eq(self.total + 1)
         for k, ctr in enumerate(self.by_class):
             with m.If(self.cls == k):
@@ -191,6 +201,9 @@ class Checker(Elaboratable):
         self.first_cycle = Signal(64)                   # clock of first violation
         self.cycle = Signal(64)                         # from the machine
         self.violation = Signal(len(RULES))             # this clock
+        #: exact idle skipping: the next edge changes none of the checker's
+        #: registers (``cycle`` is the machine's)
+        self.quiet = Signal()
 
     def bind_outputs(self, error, first_cycle, cycle) -> None:
         """Drive the owner's signals directly (no comb copy in simulation)."""
@@ -221,6 +234,8 @@ class Checker(Elaboratable):
             v[11].eq(bus.irdy & bus.trdy & ~t.in_txn),
         ]
         m.d.comb += self.violation.eq(Cat(*v))
+        m.d.comb += self.quiet.eq(t.steady & (gnt_prev_agent == self.gnt_of_agent)
+                                  & ~self.violation.any())
         with m.If(self.violation.any() & ~self.error.any()):
             m.d.sync += self.first_cycle.eq(self.cycle)
         m.d.sync += self.error.eq(self.error | self.violation)

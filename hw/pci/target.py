@@ -145,6 +145,9 @@ class PciTarget(wiring.Component):
             # uses them to keep read completions behind posted writes
             "posted":        Out(range(FIFO_DEPTH + 1)),
             "posted_done":   Out(1),
+            # exact idle skipping: with these inputs held and the bus idle, the
+            # next edge changes none of this core's registers
+            "quiet":         Out(1),
         })
         #: the transaction FSM; ``state_name`` tells two targets apart in a VCD
         self.state = Signal(TargetState, name=state_name)
@@ -158,7 +161,7 @@ class PciTarget(wiring.Component):
         latency_timer, cache_line, int_line, bars = \
             c.latency_timer, c.cache_line, c.int_line, c.bars
         cfg_rdata, cfg_reg = c.rdata, c.reg
-        addr_phase, is_mem_cmd, is_read_cmd, hit_bar, mem_hit, cfg_hit = \
+        addr_phase, frame_prev, is_mem_cmd, is_read_cmd, hit_bar, mem_hit, cfg_hit = \
             self._decode(m, bus, command, bars)
 
         # ---------------------------------------------------------------
@@ -236,6 +239,12 @@ class PciTarget(wiring.Component):
 
         xfer = trdy_o & bus.irdy
         be = ~bus.cbe_n & 0xF
+
+        m.d.comb += self.quiet.eq(
+            ~bus.frame & ~bus.irdy & (state == S_IDLE) & ~frame_prev
+            & ~drive_ctl & ~drive_ad & ~trdy_o & ~stop_o & ~devsel_o
+            & (wfifo.level == 0) & (rfifo.level == 0) & (inflight == 0) & (drop == 0)
+            & ~port.rsp_valid & ~(self.set_status & STATUS_W1C & ~c.status).any())
 
         with m.Switch(state):
             with m.Case(S_IDLE):
@@ -343,7 +352,8 @@ class PciTarget(wiring.Component):
                 m.d.comb += cfg_rdata.eq(ids["subsystem"])
             with m.Case(R.INTERRUPT.offset >> 2):
                 m.d.comb += cfg_rdata.eq(Cat(int_line, Const(ids["int_pin"], 8), Const(0, 16)))
-        return SimpleNamespace(command=command, status_set=status_set, status_clr=status_clr,
+        return SimpleNamespace(command=command, status=status, status_set=status_set,
+                               status_clr=status_clr,
                                latency_timer=latency_timer, cache_line=cache_line,
                                int_line=int_line, bars=bars, rdata=cfg_rdata, reg=cfg_reg)
 
@@ -380,7 +390,7 @@ class PciTarget(wiring.Component):
         if self.has_config:
             m.d.comb += cfg_hit.eq(self.idsel & (bus.ad[0:2] == 0)
                                    & ((bus_cmd == Cmd.CFG_READ) | (bus_cmd == Cmd.CFG_WRITE)))
-        return addr_phase, is_mem_cmd, is_read_cmd, hit_bar, mem_hit, cfg_hit
+        return addr_phase, frame_prev, is_mem_cmd, is_read_cmd, hit_bar, mem_hit, cfg_hit
 
     def _next_phase(self, m, is_cfg, is_read, prefetch, any_xfer, xfer, wait_count,
                     cfg_rdata, rfifo, wfifo, ad_o, trdy_o, stop_o, bus):
