@@ -376,7 +376,10 @@ class Socket(File):
         got = 0
         while True:
             sb = self.rcv
-            if sb.cc == 0 or (flags & MSG_WAITALL and sb.cc < n - got and not (
+            want = n - got
+            # soreceive waits while nothing is there, or with MSG_WAITALL
+            # while less than the rest is there and the rest fits the buffer
+            if sb.cc == 0 or (flags & MSG_WAITALL and sb.cc < want <= sb.hiwat and not (
                     self.error or self.cantrcvmore)):
                 if got and not flags & MSG_WAITALL:
                     return 0, got
@@ -401,8 +404,10 @@ class Socket(File):
                     continue
             await st.charge("socket", st.c_soreceive)
             moved = 0
-            while sb.chain and got < n:
-                m = sb.chain[0]
+            peek = bool(flags & MSG_PEEK)
+            i = 0
+            while i < len(sb.chain) and got < n:
+                m = sb.chain[i]
                 take = min(m.len, n - got)
                 view = memoryview(buf).cast("B")[got:got + take]
                 err = await k.copyout(m.data, view, take)
@@ -411,18 +416,19 @@ class Socket(File):
                     return err, got
                 got += take
                 moved += take
-                if flags & MSG_PEEK:
-                    break
+                if peek:
+                    i += 1                    # MSG_PEEK: copy, leave it in the buffer
+                    continue
                 freed = sb.drop(take)
                 if freed:
                     await st.charge("socket", freed * st.c_mbuf)
-            if moved and not flags & MSG_PEEK and self.tp is not None:
+            if moved and not peek and self.tp is not None:
                 s = k.splraise()
                 try:
                     await st.tcp.output(self.tp)       # PRU_RCVD: maybe a window update
                 finally:
                     k.splx(s)
-            if got >= n or flags & MSG_PEEK or not flags & MSG_WAITALL:
+            if got >= n or peek or not flags & MSG_WAITALL:
                 return 0, got
 
     async def shutdown(self, how: Any) -> int:

@@ -296,6 +296,8 @@ class Tcp:
                     tp.timer[TCPT_PERSIST] = 0
                     tp.t_rxtshift = 0
             length = min(so.snd.cc, win) - off
+            if flags & TH_RST:
+                length = 0                         # a reset carries no data
             if length < 0:
                 length = 0
                 if win == 0:

@@ -61,12 +61,10 @@ def test_data_to_a_peer_that_closed_draws_a_reset_then_epipe(tmp_path):
 
     def serve(pt):
         t = pt.sink(5001)
-        orig = pt.stack.sys_recv
 
-        async def closing_recv(p, fd, buf, n=None, flags=0):   # the server reads nothing
+        async def eof_at_once(p, fd, buf, n=None, flags=0):   # the server reads nothing
             return 0, 0
-        pt.stack.sys_recv = closing_recv
-        t._orig = orig
+        pt.stack.sys_recv = eof_at_once                       # so it closes after accept
         return t
     r = run(tmp_path, _client(body), serve=serve)
     assert r.result["eof"] == (0, 0)

@@ -2,7 +2,7 @@
 1 MB transfer each way checked byte for byte at the other end, and the
 capture read back by dpkt with every checksum verified independently."""
 
-from netinet.proto import TH_ACK, TH_FIN, TH_PUSH, TH_RST, TH_SYN
+from netinet.proto import TH_ACK, TH_FIN, TH_RST, TH_SYN
 from netinet.wire import wire_time
 from sim.kernel.errno import errorname
 
