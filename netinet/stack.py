@@ -59,6 +59,9 @@ TCP_MSSDFLT = 512            # tcp_var.h tcp_mssdflt
 FASTTICK = ms(200)           # PR_FASTHZ 5 (sys/protosw.h)
 SLOWTICK = ms(500)           # PR_SLOWHZ 2
 BROADCAST = b"\xff" * ETHER_ADDR_LEN
+_NET_KEYS = ("net.sosend", "net.soreceive", "net.tcp_output", "net.tcp_input", "net.tcp_timer",
+             "net.ip_output", "net.ip_input", "net.ether_output", "net.ether_input",
+             "net.cksum_op", "net.cksum_byte", "net.mbuf", "net.swif_frame")
 
 
 class IfNet:
@@ -115,6 +118,10 @@ class NetStack:
         self._ip_id = kernel.random.getrandbits(16)
         self._next_port = 1024 + kernel.random.randrange(48128)
         p = kernel.profile
+        missing = [k for k in _NET_KEYS if not p.has(k)]
+        if missing:
+            raise ValueError(f"host profile {p.name!r} lacks {', '.join(missing)} "
+                             "(netinet's [net] constants; see sim/profiles/p3-1400-openbsd.toml)")
         self.c_sosend = p.cost("net.sosend")
         self.c_soreceive = p.cost("net.soreceive")
         self.c_tcp_output = p.cost("net.tcp_output")

@@ -533,6 +533,7 @@ class Tcp:
                 await self.respond(dst, src, th, tlen)
                 return
             tp.state = TCPS_ESTABLISHED
+            tp.timer[TCPT_KEEP] = 0              # no keep-alive: the set-up timer ends
             so.isconnected()
             tp.snd_wl1 = _add(seq, -1)
         needoutput = False

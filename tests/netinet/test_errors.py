@@ -140,3 +140,9 @@ def test_stack_parameters_are_checked():
         NetStack(k, "10.0.0")
     with pytest.raises(ValueError, match="sendspace"):
         NetStack(k, sendspace=-1)
+    # a host profile without the network constants is refused in one line
+    from sim.kernel.profile import Profile
+    bare = Profile("bare", "", k.profile.hz, {key: c for key, c in k.profile.constants.items()
+                                              if not key.startswith("net.")})
+    with pytest.raises(ValueError, match="lacks net.sosend"):
+        NetStack(Kernel(SimLoop(), ByteMemory(1 << 20), bare))

@@ -79,6 +79,19 @@ def test_handshake_options_and_one_megabyte_verified_at_the_partner(tmp_path):
                           + (1 if s.has(TH_FIN) else 0))
         elif s.has(TH_ACK) and not s.has(TH_SYN):
             assert (s.ack - base) & 0xFFFFFFFF <= sent_hi
+    # timestamps: TSval never goes back, TSecr echoes a TSval the other end sent
+    sent_ts = {LOCAL: set(), PARTNER: set()}
+    last = {LOCAL: 0, PARTNER: 0}
+    for s in segs:
+        val, ecr = s.opts["ts"]
+        assert val >= last[s.src]
+        last[s.src] = val
+        other = PARTNER if s.src == LOCAL else LOCAL
+        assert ecr == 0 and s.has(TH_SYN) and not s.has(TH_ACK) or ecr in sent_ts[other]
+        sent_ts[s.src].add(val)
+    # the partner's cumulative ACKs never go back
+    acks = [(s.ack - base) & 0xFFFFFFFF for s in segs[1:] if s.src == PARTNER]
+    assert acks == sorted(acks) and acks[-1] == MB + 1
     # both FINs, no RST
     assert any(s.src == LOCAL and s.has(TH_FIN) for s in segs)
     assert any(s.src == PARTNER and s.has(TH_FIN) for s in segs)
