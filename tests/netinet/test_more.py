@@ -1,8 +1,11 @@
 """Window scaling with a large buffer, the persist timer against a closed
 window, two connections at once, non-blocking and peeking calls, and a
-partner with a real CPU."""
+partner with a real CPU, sequence numbers wrapping."""
+
+import pytest
 
 from netinet.socket import MSG_DONTWAIT, MSG_PEEK, MSG_WAITALL, SO_RCVBUF, SO_SNDBUF, SOL_SOCKET
+from netinet.wire import Faults
 from sim.kernel import PPAUSE
 from sim.kernel.errno import EWOULDBLOCK
 from sim.loop import ms
@@ -171,3 +174,16 @@ def test_partner_profile_argument(tmp_path):
     # the receiver copies every byte out once
     assert acct["copy"] >= partner.kernel.profile.per_byte("copy.bandwidth") * len(data)
     link.close()
+
+
+@pytest.mark.parametrize("faulty", [False, True])
+def test_sequence_numbers_wrap_around_2_to_the_32(tmp_path, monkeypatch, faulty):
+    from netinet.tcp import Tcp
+    # both ends start just below 2^32: every comparison must be modular (RFC 793 §3.3)
+    monkeypatch.setattr(Tcp, "new_iss", lambda self: 0xFFFFFFFF - 20_000)
+    data = payload(300_000, seed=30)
+    faults = Faults(drop=0.02, reorder=0.02, seed=5) if faulty else None
+    r = run(tmp_path, _client_send(data), serve=lambda pt: pt.sink(5001), faults_ab=faults)
+    assert bytes(r.result["service"].data) == data
+    seqs = [s.seq for s in r.segs() if s.src == LOCAL and s.data]
+    assert max(seqs) > 0xFFFF0000 and min(seqs) < 0x10000       # it did wrap
