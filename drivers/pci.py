@@ -5,7 +5,9 @@ cycles only:
 
 1. read the vendor ID of every slot (all ones: nobody answered, master abort);
 2. size each BAR by writing all ones and reading back (PCI 2.3 §6.2.5.1),
-   then place it, naturally aligned, in the host's MMIO window;
+   then place it, naturally aligned, in the host's MMIO window; a 64-bit
+   memory BAR (type 10b) is sized over both of its registers and its upper
+   dword programmed (0: the window is below 4 GiB);
 3. set the latency timer, enable memory space and bus mastering;
 4. look up the slot's interrupt pin in the board's routing table and write
    the line to the Interrupt Line register.
@@ -29,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from drivers.bus_space import BusSpace, ConfigSpace
-from hw.pci.pcireg import (BAR_MEM_MASK, CLASS, COMMAND, HEADER, ID, INTERRUPT,
-                           INTERRUPT_PIN_INTA, SUBSYSTEM, bar)
+from hw.pci.pcireg import (BAR_MEM_64, BAR_MEM_MASK, CLASS, COMMAND, HEADER, ID, INTERRUPT,
+                           INTERRUPT_PIN_INTA, SUBSYSTEM, bar, bar_upper)
 from sim.kernel import PWAIT
 from sim.kernel.errno import EIO, ETIMEDOUT, EWOULDBLOCK
 
@@ -66,6 +68,7 @@ class Bar:
     addr: int
     size: int
     prefetchable: bool
+    wide: bool = False                 # a 64-bit BAR (type 10b): ``index`` and the next
 
 
 @dataclass
@@ -150,19 +153,35 @@ async def enumerate_bus(host, *, latency_timer: int = DEFAULT_LATENCY_TIMER,
                         irq=host.interrupt_route(slot, pin) if pin in INTERRUPT_PINS else None)
         # keep decoders off while BARs move (the whole dword: STATUS gets 0, no W1C)
         await cfg.write(COMMAND, 0)
-        for i in range(6):
+        i = 0
+        while i < 6:
             reg = bar(i)
             await cfg.write(reg, ALL_ONES)
             probe = await cfg.read(reg)
             if probe == 0 or probe & reg.mask("io_space"):   # unimplemented, or I/O BAR
+                i += 1
                 continue
-            size = (~(probe & BAR_MEM_MASK) & ALL_ONES) + 1
+            wide = reg.decode(probe)["type"] == BAR_MEM_64
+            if wide and i == 5:
+                raise RuntimeError(f"slot {slot}: 64-bit BAR5 has no upper register")
+            addr_bits = probe & BAR_MEM_MASK
+            span = ALL_ONES
+            if wide:
+                # §6.2.5.1: a 64-bit BAR is sized over both dwords
+                await cfg.write(bar_upper(i + 1), ALL_ONES)
+                addr_bits |= await cfg.read(bar_upper(i + 1)) << 32
+                span = (1 << 64) - 1
+            size = (~addr_bits & span) + 1
             addr = (next_addr + size - 1) & ~(size - 1)
             if addr + size > limit:
                 raise RuntimeError(f"MMIO window exhausted at slot {slot} BAR{i}")
-            await cfg.write(reg, addr)
-            dev.bars.append(Bar(i, addr, size, bool(probe & reg.mask("prefetchable"))))
+            await cfg.write(reg, addr & ALL_ONES)
+            if wide:                    # the window is below 4 GiB: upper dword 0
+                await cfg.write(bar_upper(i + 1), addr >> 32)
+            dev.bars.append(Bar(i, addr, size, bool(probe & reg.mask("prefetchable")),
+                                wide=wide))
             next_addr = addr + size
+            i += 2 if wide else 1
         await cfg.write(HEADER, HEADER.bits(latency_timer=latency_timer), be=0b0010)
         if dev.irq is not None:
             await cfg.write(INTERRUPT, INTERRUPT.bits(interrupt_line=dev.irq), be=0b0001)

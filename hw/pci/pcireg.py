@@ -30,7 +30,7 @@ from .bus import Cmd
 __all__ = [
     "Cmd",
     # type 0
-    "ID", "COMMAND", "STATUS", "CLASS", "HEADER", "BARS", "bar", "CARDBUS_CIS",
+    "ID", "COMMAND", "STATUS", "CLASS", "HEADER", "BARS", "bar", "bar_upper", "CARDBUS_CIS",
     "SUBSYSTEM", "EXPANSION_ROM", "CAPABILITIES", "INTERRUPT", "TYPE0_HEADER",
     "HEADER_SIZE", "DEVSEL_FAST", "DEVSEL_MEDIUM", "DEVSEL_SLOW",
     "HEADER_TYPE_NORMAL", "HEADER_TYPE_BRIDGE", "BAR_MEM_32", "BAR_MEM_64",
@@ -125,6 +125,23 @@ BARS = tuple(_bar(i) for i in range(6))
 def bar(i: int) -> Register:
     """Base Address Register ``i`` (0..5)."""
     return BARS[i]
+
+
+def _bar_upper(i: int) -> Register:
+    return Register(f"BAR{i}_UPPER", 0x10 + 4 * i, (
+        Field("base_hi", 0, 32, RW, doc="address bits 63:32 of the 64-bit BAR "
+                                        "below; sizing writes all ones here too"),
+    ), doc=f"BAR{i} as the upper dword of the 64-bit memory BAR in BAR{i - 1} "
+           "(type BAR_MEM_64, §6.2.5.1)")
+
+
+#: BAR1 .. BAR5 read as the upper halves of 64-bit BARs (index = register)
+BARS_UPPER = {i: _bar_upper(i) for i in range(1, 6)}
+
+
+def bar_upper(i: int) -> Register:
+    """Register ``i`` (1..5) as the upper dword of a 64-bit BAR in ``i - 1``."""
+    return BARS_UPPER[i]
 
 
 CARDBUS_CIS = Register("CARDBUS_CIS", 0x28, (

@@ -58,10 +58,21 @@ FIFO_DEPTH = 4
 class BarSpec:
     size: int                 # bytes, a power of two ≥ 16 (PCI 2.3 §6.2.5.1)
     prefetchable: bool = False
+    #: a 64-bit memory BAR (type 10b, §6.2.5.1): it takes this register and
+    #: the next, which holds address bits 63:32. The target decodes single
+    #: address cycles only, so it answers while the upper dword is 0.
+    wide: bool = False
 
     def __post_init__(self):
         if self.size < 16 or self.size & (self.size - 1):
             raise ValueError(f"BAR size {self.size} is not a power of two ≥ 16")
+        if self.size > 1 << 31:
+            raise ValueError(f"BAR size {self.size} does not fit below 4 GiB")
+
+    @property
+    def registers(self) -> int:
+        """Configuration registers the BAR takes (2 for a 64-bit BAR)."""
+        return 2 if self.wide else 1
 
 
 class TargetCommand(data.Struct):
@@ -123,9 +134,14 @@ class PciTarget(wiring.Component):
         self.has_config = fixed_base is None
         if not self.has_config:
             bars = (BarSpec(fixed_size, prefetchable=True),)
-        if len(bars) > 6:
-            raise ValueError("at most six BARs")
         self.bars = tuple(bars)
+        #: BAR register index (0..5) of each BarSpec's (lower) dword
+        self.bar_index = []
+        for spec in self.bars:
+            self.bar_index.append(sum(b.registers for b in self.bars[:len(self.bar_index)]))
+        if sum(b.registers for b in self.bars) > 6:
+            self._MustUse__silence = True          # never built: no unused warning
+            raise ValueError("at most six BAR registers")
         self.ids = dict(vendor_id=vendor_id, device_id=device_id, class_code=class_code,
                         revision=revision, subsystem=subsystem, int_pin=int_pin)
         self.fixed_base = fixed_base
@@ -265,7 +281,7 @@ class PciTarget(wiring.Component):
                         m.d.sync += [cfg_reg.eq(bus.ad[2:8]), phase_addr.eq(0)]
                     with m.Else():
                         for i, spec in enumerate(self.bars):
-                            with m.If(hit_bar == i):
+                            with m.If(hit_bar == self.bar_index[i]):
                                 off = bus.ad & (spec.size - 1) & ~3
                                 m.d.sync += [phase_addr.eq(off), issue_addr.eq(off),
                                              prefetch.eq(int(spec.prefetchable))]
@@ -319,7 +335,11 @@ class PciTarget(wiring.Component):
         latency_timer = Signal(8)
         cache_line = Signal(8)
         int_line = Signal(8)
-        bars = [Signal(32, name=f"bar{i}") for i in range(len(self.bars))]
+        bars = [Signal(32, name=f"bar{self.bar_index[i]}") for i in range(len(self.bars))]
+        #: the upper dwords of the 64-bit BARs, by BarSpec index
+        bars_hi = {i: Signal(32, name=f"bar{self.bar_index[i] + 1}")
+                   for i, spec in enumerate(self.bars) if spec.wide}
+        self._bars_hi = bars_hi
         m.d.comb += [self.command.eq(command), self.latency_timer.eq(latency_timer)]
         for i, b in enumerate(bars):
             m.d.comb += self.bar_base[i].eq(b)
@@ -345,9 +365,17 @@ class PciTarget(wiring.Component):
             with m.Case(R.HEADER.offset >> 2):       # header type 0, no BIST
                 m.d.comb += cfg_rdata.eq(Cat(cache_line, latency_timer, Const(0, 16)))
             for i, spec in enumerate(self.bars):
-                with m.Case(R.bar(i).offset >> 2):
-                    flags = R.bar(i).bits(prefetchable=int(spec.prefetchable))
+                reg = R.bar(self.bar_index[i])
+                with m.Case(reg.offset >> 2):
+                    if spec.wide:
+                        flags = reg.bits(prefetchable=int(spec.prefetchable),
+                                         type=R.BAR_MEM_64)
+                    else:
+                        flags = reg.bits(prefetchable=int(spec.prefetchable))
                     m.d.comb += cfg_rdata.eq(bars[i] | flags)
+                if spec.wide:
+                    with m.Case(R.bar(self.bar_index[i] + 1).offset >> 2):
+                        m.d.comb += cfg_rdata.eq(bars_hi[i])
             with m.Case(R.SUBSYSTEM.offset >> 2):
                 m.d.comb += cfg_rdata.eq(ids["subsystem"])
             with m.Case(R.INTERRUPT.offset >> 2):
@@ -381,11 +409,13 @@ class PciTarget(wiring.Component):
             if self.has_config:
                 base = bars[i]
                 enabled = command[COMMAND.memory_space.lsb] & (bars[i] != 0)
+                if spec.wide:            # above 4 GiB: only a DAC could reach it
+                    enabled = enabled & (self._bars_hi[i] == 0)
             else:
                 base = Const(self.fixed_base, 32)
                 enabled = Const(1)
             with m.If(enabled & ((bus.ad & mask) == (base & mask))):
-                m.d.comb += [mem_hit.eq(1), hit_bar.eq(i)]
+                m.d.comb += [mem_hit.eq(1), hit_bar.eq(self.bar_index[i])]
         cfg_hit = Signal()
         if self.has_config:
             m.d.comb += cfg_hit.eq(self.idsel & (bus.ad[0:2] == 0)
@@ -443,8 +473,12 @@ class PciTarget(wiring.Component):
                     cache_line.eq(merged(cache_line, R.HEADER.cache_line_size.lsb // 8, 8)),
                     latency_timer.eq(merged(latency_timer, R.HEADER.latency_timer.lsb // 8, 8))]
             for i, spec in enumerate(self.bars):
-                with m.Case(R.bar(i).offset >> 2):
+                with m.Case(R.bar(self.bar_index[i]).offset >> 2):
                     mask = ~(spec.size - 1) & R.BAR_MEM_MASK
                     m.d.sync += bars[i].eq(merged(bars[i], 0, 32) & mask)
+                if spec.wide:            # every upper address bit is writable
+                    hi = self._bars_hi[i]
+                    with m.Case(R.bar(self.bar_index[i] + 1).offset >> 2):
+                        m.d.sync += hi.eq(merged(hi, 0, 32))
             with m.Case(R.INTERRUPT.offset >> 2):
                 m.d.sync += int_line.eq(merged(int_line, R.INTERRUPT.interrupt_line.lsb // 8, 8))

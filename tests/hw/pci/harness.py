@@ -55,11 +55,11 @@ class CardMemory(Elaboratable):
 
 
 class Segment(Elaboratable):
-    def __init__(self, dram_bytes=16 << 10, depth=16):
+    def __init__(self, dram_bytes=16 << 10, depth=16, bars=None):
         self.bridge = HostBridge(dram_bytes)
         self.initiator = PciInitiator(depth=depth, state_name="card_ini_state")
         self.target = PciTarget(vendor_id=0x0CF5, device_id=0x7E57, class_code=0x058000,
-                                bars=[BarSpec(CARD_BAR_SIZE, prefetchable=True)],
+                                bars=bars or [BarSpec(CARD_BAR_SIZE, prefetchable=True)],
                                 state_name="card_tgt_state")
         self.card_mem = CardMemory(self.target)
         self.resolver = Resolver(4)
@@ -124,6 +124,12 @@ class Bench:
     async def cfg_read(self, reg):
         return (await self.cpu(CpuOp.CFG_READ, CARD_DEVICE << 11 | reg))[0]
 
+    async def mem_read(self, addr):
+        return await self.cpu(CpuOp.MEM_READ, addr)
+
+    async def mem_write(self, addr, value):
+        return await self.cpu(CpuOp.MEM_WRITE, addr, value)
+
     async def dma(self, addr, count, code, words=(), limit=2000):
         """One card-initiator command; write ``words`` or collect read data.
         Returns (status, dwords moved, data read)."""
@@ -157,6 +163,27 @@ class Bench:
             raise AssertionError("DMA command not reported")
         ctx.set(ini.wdata.valid, 0)
         return done[0], done[1], got
+
+
+class DriverHost:
+    """What drivers.pci.enumerate_bus needs of a host, over a :class:`Bench`:
+    configuration cycles through the bridge RTL, the board's routing and an
+    MMIO window."""
+
+    mmio_window = (0x8000_0000, 0x1_0000_0000)
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    async def cfg_read(self, slot, reg, func=0):
+        return (await self.bench.cpu(CpuOp.CFG_READ, slot << 11 | func << 8 | reg))[0]
+
+    async def cfg_write(self, slot, reg, value, func=0, be=0xF):
+        await self.bench.cpu(CpuOp.CFG_WRITE, slot << 11 | func << 8 | reg, value, be)
+
+    @staticmethod
+    def interrupt_route(slot, pin):
+        return (slot - 1 + pin - 1) % 4
 
 
 def find_fragment(fragment, component):
@@ -197,5 +224,5 @@ def sync_state(fragment):
     return list(signals.values()), memories
 
 
-__all__ = ["Segment", "Bench", "sync_state", "find_fragment", "CardMemory",
+__all__ = ["Segment", "Bench", "DriverHost", "sync_state", "find_fragment", "CardMemory",
            "CARD_DEVICE", "CARD_BAR_SIZE", "CpuOp"]
