@@ -246,24 +246,17 @@ class Machine(wiring.Component):
         attn_due = (prev_ack != self.cpu_ack) | (prev_irq != self.irq) | (prev_err != chk.error)
         with m.If(attn_due):
             m.d.sync += self.attn.eq(self.attn + 1)
-        self._quiet(m, arb, bridge, attn_due)
+        self._quiet(m, bridge, arb, mon, chk, attn_due)
         return m
 
-    def _quiet(self, m, arb, bridge, attn_due) -> None:
-        """``quiet``: every agent at rest, the bus idle, no attention due;
+    def _quiet(self, m, bridge, arb, mon, chk, attn_due) -> None:
+        """``quiet``: every block at rest (bridge, arbiter, monitor, checker,
+        cards), no attention due;
         ``quiet_for``: the least of the cards' (a card with no timer running
         gives all ones). A block without a ``quiet`` output is never quiet,
         so a machine with one is never skipped."""
         cards = self.cards
-        # the monitor and checker track the bus one clock back, and the
-        # checker the grants: at rest once the bus has been idle for a clock
-        # and the grants have not moved
-        bus = self.resolver.bus
-        bus_idle = ~(bus.frame | bus.irdy | bus.trdy | bus.stop | bus.devsel)
-        was_idle, gnt_was = Signal(), Signal.like(arb.gnt)
-        m.d.sync += [was_idle.eq(bus_idle), gnt_was.eq(arb.gnt)]
-        parts = [quiet_of(bridge), quiet_of(arb), bus_idle, was_idle, gnt_was == arb.gnt,
-                 ~attn_due]
+        parts = [quiet_of(b) for b in (bridge, arb, mon, chk)] + [~attn_due]
         parts += [quiet_of(card) for card in cards]
         m.d.comb += self.quiet.eq(Cat(*parts).all())
         bound = Const(2**32 - 1, 32)
