@@ -26,7 +26,7 @@ from amaranth.hdl import Module, Signal, Mux, Const
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .bus import AgentSignature, Cmd
+from .bus import AgentSignature, Cmd, agent_signature
 from .dram import HostDram
 from .initiator import PciInitiator, Status
 from .target import PciTarget, FIFO_DEPTH
@@ -42,11 +42,17 @@ class CpuOp:
 
 
 class HostBridge(wiring.Component):
-    def __init__(self, dram_bytes: int = 4 << 20, *, blackbox_dram: bool = False):
+    def __init__(self, dram_bytes: int = 4 << 20, *, blackbox_dram: bool = False,
+                 width: int = 32):
+        """``width=64``: a 64-bit bridge (PCI 2.3 §3.8): its DRAM target
+        answers REQ64# with ACK64# and moves a quadword a clock to and from
+        a 64-bit DRAM port; the CPU's initiator (single dwords) is a 64-bit
+        agent that never needs REQ64#."""
         self.dram_bytes = dram_bytes
+        self.width = width
         super().__init__({
-            "pci_m": Out(AgentSignature),     # the CPU's initiator
-            "pci_t": Out(AgentSignature),     # the DRAM target
+            "pci_m": Out(agent_signature(width)),     # the CPU's initiator
+            "pci_t": Out(agent_signature(width)),     # the DRAM target
             "req": Out(1), "gnt": In(1),
             "cpu_seq": In(1), "cpu_op": In(2), "cpu_addr": In(32),
             "cpu_wdata": In(32), "cpu_be": In(4),
@@ -59,11 +65,12 @@ class HostBridge(wiring.Component):
             # the bus idle the next edge changes none of the bridge's registers
             "quiet": Out(1),
         })
-        self.dram = HostDram(dram_bytes, blackbox=blackbox_dram)
+        self.dram = HostDram(dram_bytes, blackbox=blackbox_dram, width=width)
         #: the CPU's initiator and the DRAM target; their FSMs are named apart
         #: (``cpu_state``, ``dram_state``) for waveform viewers
-        self.initiator = PciInitiator(depth=2, state_name="cpu_state")
-        self.target = PciTarget(fixed_base=0, fixed_size=dram_bytes, state_name="dram_state")
+        self.initiator = PciInitiator(depth=2, state_name="cpu_state", width=width)
+        self.target = PciTarget(fixed_base=0, fixed_size=dram_bytes, state_name="dram_state",
+                                width=width)
 
     def elaborate(self, platform):
         m = Module()
@@ -176,7 +183,9 @@ class HostBridge(wiring.Component):
                 m.d.sync += [accesses.eq(0), stall_left.eq(self.dram_wait_len)]
             with m.Else():
                 m.d.sync += accesses.eq(nxt)
-        word = port.cmd.addr[2:2 + dram.addr_width]
+        # the dword (or, 64-bit, the quadword) the access addresses
+        lsb = 3 if self.width == 64 else 2
+        word = port.cmd.addr[lsb:lsb + dram.addr_width]
         m.d.comb += [
             dram.rd_en.eq(accept & ~port.cmd.write), dram.rd_addr.eq(word),
             dram.wr_en.eq(accept & port.cmd.write), dram.wr_addr.eq(word),

@@ -17,13 +17,27 @@ deasserted inside a burst. It ends on the last dword, when the latency timer
 has expired and GNT# is gone (§3.5.4), or on target retry/disconnect; the core
 resumes where the data stopped. After a retry REQ# is dropped for two clocks
 (§3.3.3.2.2).
+
+``width=64`` (PCI 2.3 §3.8): for a memory command from a quadword-aligned
+address with at least two dwords to move, the core asserts REQ64# with
+FRAME# and drives both halves (AD[63:0], C/BE[7:0]#; the upper half of the
+last phase has its byte enables off when one dword is left). Each data
+phase in which the target answers with ACK64# moves two dwords; a target
+without ACK64# takes the lower dword only, and the next phase carries the
+next dword on AD[31:0] (the 32-bit fall-back). Other commands (I/O,
+configuration) and odd starting addresses use 32-bit phases. PAR64 follows
+AD[63:32] by one clock. The owner's streams stay 32 bits wide; the FIFOs
+behind them are two dword lanes, so the bus side takes or gives two
+dwords a clock.
 """
 
-from amaranth.hdl import Module, Signal, Mux, ResetInserter
+from types import SimpleNamespace
+
+from amaranth.hdl import Module, Signal, Mux, ResetInserter, Cat
 from amaranth.lib import data, enum, fifo, wiring, stream
 from amaranth.lib.wiring import In, Out
 
-from .bus import AgentSignature, Cmd
+from .bus import AgentSignature, Cmd, MEMORY_COMMANDS, agent_signature, lines
 
 __all__ = ["PciInitiator", "InitiatorCommand", "InitiatorState", "Status", "RETRY_LIMIT"]
 
@@ -63,12 +77,14 @@ S_IDLE, S_ADDR, S_DATA, S_STOPPING, S_TURN = InitiatorState
 
 
 class PciInitiator(wiring.Component):
-    def __init__(self, depth: int = 16, *, state_name: str = "state"):
+    def __init__(self, depth: int = 16, *, state_name: str = "state", width: int = 32):
         if depth < 1 or depth > 65535:
             raise ValueError("FIFO depth out of range")
+        lines(width)                       # ValueError unless 32 or 64
         self.depth = depth
+        self.width = width
         super().__init__({
-            "pci":   Out(AgentSignature),
+            "pci":   Out(agent_signature(width)),
             "req":   Out(1),
             "gnt":   In(1),
             "latency_timer": In(8),
@@ -94,7 +110,11 @@ class PciInitiator(wiring.Component):
         pci, bus = self.pci, self.pci.bus
         depth = self.depth
 
-        wfifo, rfifo = self._fifos(m)
+        w64 = self.width == 64
+        if w64:
+            wfifo, rfifo = self._lanes(m)
+        else:
+            wfifo, rfifo = self._fifos(m)
 
         state = self.state
         active = Signal()                 # a command is loaded
@@ -117,14 +137,36 @@ class PciInitiator(wiring.Component):
         cbe_o = Signal(4)
         drive = Signal()                  # AD (writes/address), C/BE#, FRAME#
         drive_irdy = Signal()
-        m.d.comb += [
-            pci.o.frame.eq(frame_o), pci.oe.frame.eq(drive),
-            pci.o.irdy.eq(irdy_o), pci.oe.irdy.eq(drive_irdy),
-            pci.o.cbe_n.eq(cbe_o), pci.oe.cbe_n.eq(Mux(drive, 0xF, 0)),
-            pci.o.ad.eq(Mux(state == S_ADDR, addr, wfifo.r_data)),
-            pci.oe.ad.eq(Mux(drive & ((state == S_ADDR) | ~is_read), 0xFFFF_FFFF, 0)),
-            self.busy.eq(active),
-        ]
+        if w64:
+            cbe_o = Signal(8)
+            wide_req = Signal()           # this transaction asserts REQ64#
+            ad_lo = Mux(drive & ((state == S_ADDR) | ~is_read), 0xFFFF_FFFF, 0)
+            ad_hi = Mux(drive & wide_req & (state != S_ADDR) & ~is_read, 0xFFFF_FFFF, 0)
+            par64_o, par64_oe = Signal(), Signal()
+            # PAR64: even parity over the AD[63:32] and C/BE[7:4]# of the
+            # clock before, from the agent that drove AD[63:32] (§3.8, §3.7.1)
+            m.d.sync += par64_oe.eq(ad_hi[0])
+            with m.If(ad_hi[0]):
+                m.d.sync += par64_o.eq(pci.o.ad[32:].xor() ^ bus.cbe_n[4:].xor())
+            m.d.comb += [
+                pci.o.frame.eq(frame_o), pci.oe.frame.eq(drive),
+                pci.o.req64.eq(frame_o & wide_req), pci.oe.req64.eq(drive),
+                pci.o.irdy.eq(irdy_o), pci.oe.irdy.eq(drive_irdy),
+                pci.o.cbe_n.eq(cbe_o), pci.oe.cbe_n.eq(Mux(drive, Mux(wide_req, 0xFF, 0x0F), 0)),
+                pci.o.ad.eq(Mux(state == S_ADDR, addr, Cat(wfifo.r_data, wfifo.r_data2))),
+                pci.oe.ad.eq(Cat(ad_lo, ad_hi)),
+                pci.o.par64.eq(par64_o), pci.oe.par64.eq(par64_oe),
+                self.busy.eq(active),
+            ]
+        else:
+            m.d.comb += [
+                pci.o.frame.eq(frame_o), pci.oe.frame.eq(drive),
+                pci.o.irdy.eq(irdy_o), pci.oe.irdy.eq(drive_irdy),
+                pci.o.cbe_n.eq(cbe_o), pci.oe.cbe_n.eq(Mux(drive, 0xF, 0)),
+                pci.o.ad.eq(Mux(state == S_ADDR, addr, wfifo.r_data)),
+                pci.oe.ad.eq(Mux(drive & ((state == S_ADDR) | ~is_read), 0xFFFF_FFFF, 0)),
+                self.busy.eq(active),
+            ]
 
         # load the next command
         m.d.comb += self.cmd.ready.eq(~active)
@@ -144,7 +186,12 @@ class PciInitiator(wiring.Component):
             cmd_is_read, (depth - rfifo.level) >= burst, wfifo.level >= burst))
 
         def phase_be(moved_v, remaining_v):
-            return self._phase_be(c, moved_v, remaining_v)
+            lo = self._phase_be(c, moved_v, remaining_v)
+            if not w64:
+                return lo
+            # the upper half: the next dword, or no bytes when none is left
+            hi = Mux(remaining_v >= 2, self._phase_be(c, moved_v + 1, remaining_v - 1), 0xF)
+            return Cat(lo, hi)
 
         finish = Signal()                 # report the command this clock
         refused = Signal()                # ... as GIVE_UP: bus mastering is disabled
@@ -159,11 +206,11 @@ class PciInitiator(wiring.Component):
         m.d.comb += self.req.eq((state == S_IDLE) & ready_to_go & (backoff == 0)
                                 & self.master_enable)
 
-        m.d.comb += self.quiet.eq(
-            ~bus.frame & ~bus.irdy & (state == S_IDLE) & ~active & ~self.cmd.valid
-            & (backoff == 0)
-            & ~drive & ~drive_irdy & ~frame_o & ~irdy_o
-            & (wfifo.level == 0) & ~self.wdata.valid & (rfifo.level == 0) & ~self.flush)
+        quiet = ~bus.frame & ~bus.irdy & (state == S_IDLE) & ~active & ~self.cmd.valid \
+            & (backoff == 0) \
+            & ~drive & ~drive_irdy & ~frame_o & ~irdy_o \
+            & (wfifo.level == 0) & ~self.wdata.valid & (rfifo.level == 0) & ~self.flush
+        m.d.comb += self.quiet.eq(quiet & ~par64_oe if w64 else quiet)
 
         xfer = irdy_o & bus.trdy
         with m.Switch(state):
@@ -176,6 +223,10 @@ class PciInitiator(wiring.Component):
                 with m.Elif(active & (remaining == 0)):
                     m.d.comb += finish.eq(1)        # a command of no dwords: nothing to move
                 with m.Elif(self.req & self.gnt & ~bus.frame & ~bus.irdy & (backoff == 0)):
+                    if w64:
+                        m.d.sync += wide_req.eq(
+                            Cat(*(c.code == k for k in MEMORY_COMMANDS)).any()
+                            & ~addr[2] & (burst >= 2))
                     m.d.sync += [state.eq(S_ADDR), drive.eq(1), drive_irdy.eq(1),
                                  frame_o.eq(1), irdy_o.eq(0), cbe_o.eq(c.code),
                                  left.eq(burst), is_read.eq(cmd_is_read),
@@ -185,6 +236,12 @@ class PciInitiator(wiring.Component):
             with m.Case(S_ADDR):
                 m.d.sync += [state.eq(S_DATA), irdy_o.eq(1),
                              frame_o.eq(left > 1), cbe_o.eq(phase_be(moved, remaining))]
+                if w64:
+                    # with REQ64# the first phase is the last when it can carry
+                    # all (two) dwords; a 32-bit target then takes one and the
+                    # core moves the other in a new transaction
+                    with m.If(wide_req):
+                        m.d.sync += frame_o.eq(left > 2)
                 m.d.sync += lt_count.eq(Mux(lt_count != 0, lt_count - 1, 0))
 
             with m.Case(S_DATA):
@@ -193,17 +250,34 @@ class PciInitiator(wiring.Component):
                                               since_addr, since_addr + 1))
                 devsel_now = devsel_seen | bus.devsel
                 m.d.sync += devsel_seen.eq(devsel_now)
-                moved_n = moved + xfer
-                remaining_n = remaining - xfer
-                left_n = left - xfer
+                if w64:
+                    # dwords this phase moves: two when the target took 64 bits
+                    n = Signal(2)
+                    m.d.comb += n.eq(Mux(xfer, Mux(wide_req & bus.ack64 & (remaining >= 2),
+                                                   2, 1), 0))
+                    moved_n = moved + n
+                    remaining_n = remaining - n
+                    left_n = left - n
+                else:
+                    moved_n = moved + xfer
+                    remaining_n = remaining - xfer
+                    left_n = left - xfer
                 with m.If(xfer):
-                    m.d.sync += [addr.eq(addr + 4), moved.eq(moved_n),
+                    m.d.sync += [addr.eq(addr + (n << 2 if w64 else 4)), moved.eq(moved_n),
                                  remaining.eq(remaining_n), left.eq(left_n),
                                  any_xfer.eq(1), retries.eq(0)]
-                    with m.If(is_read):
-                        m.d.comb += [rfifo.w_en.eq(1), rfifo.w_data.eq(bus.ad)]
-                    with m.Else():
-                        m.d.comb += wfifo.r_en.eq(1)
+                    if w64:
+                        with m.If(is_read):
+                            m.d.comb += [rfifo.w_en.eq(1), rfifo.w_two.eq(n == 2),
+                                         rfifo.w_data.eq(bus.ad[:32]),
+                                         rfifo.w_data2.eq(bus.ad[32:])]
+                        with m.Else():
+                            m.d.comb += [wfifo.r_en.eq(1), wfifo.r_two.eq(n == 2)]
+                    else:
+                        with m.If(is_read):
+                            m.d.comb += [rfifo.w_en.eq(1), rfifo.w_data.eq(bus.ad)]
+                        with m.Else():
+                            m.d.comb += wfifo.r_en.eq(1)
                     m.d.sync += cbe_o.eq(phase_be(moved_n, remaining_n))
 
                 master_abort = ~devsel_now & (since_addr >= DEVSEL_TIMEOUT - 1)
@@ -227,6 +301,12 @@ class PciInitiator(wiring.Component):
                         self._retried(m, retries, backoff, error)
                 with m.Elif(xfer & ((left_n <= 1) | lt_out)):
                     m.d.sync += frame_o.eq(0)
+                if w64:
+                    # 64-bit phases: the next phase is the last when it can
+                    # carry the two (or one) dwords left
+                    with m.If(~master_abort & ~target_abort & ~(~frame_o & (xfer | bus.stop))
+                              & ~bus.stop & xfer & wide_req & bus.ack64 & (left_n <= 2)):
+                        m.d.sync += frame_o.eq(0)
 
             with m.Case(S_STOPPING):
                 # FRAME# off with IRDY# on; the target ends the phase at this edge
@@ -246,6 +326,62 @@ class PciInitiator(wiring.Component):
                 with m.If((error != 0) | (remaining == 0)):
                     m.d.comb += finish.eq(1)
         return m
+
+    def _lanes(self, m):
+        """64-bit bus: each FIFO is two dword lanes taken in turn, so the bus
+        side can take or give two dwords in one clock and the owner one."""
+        depth = self.depth
+        out = {}
+        for name in ("w", "r"):
+            lanes = []
+            for k in range(2):
+                f = ResetInserter(self.flush)(fifo.SyncFIFOBuffered(width=32, depth=depth))
+                m.submodules[f"{name}fifo{k}"] = f
+                lanes.append(f)
+            out[name] = lanes
+        (w0, w1), (r0, r1) = out["w"], out["r"]
+        # write data: the owner fills lane in_w, the bus empties from lane out_w
+        in_w, out_w, in_r, out_r = Signal(), Signal(), Signal(), Signal()
+        with m.If(self.flush):
+            m.d.sync += [in_w.eq(0), out_w.eq(0), in_r.eq(0), out_r.eq(0)]
+        wf = SimpleNamespace(level=Signal(range(2 * depth + 1)), r_data=Signal(32),
+                             r_data2=Signal(32), r_en=Signal(), r_two=Signal())
+        rf = SimpleNamespace(level=Signal(range(2 * depth + 1)), w_data=Signal(32),
+                             w_data2=Signal(32), w_en=Signal(), w_two=Signal())
+        full_w = wf.level >= depth
+        m.d.comb += [
+            wf.level.eq(w0.level + w1.level), rf.level.eq(r0.level + r1.level),
+            # owner → lanes
+            w0.w_data.eq(self.wdata.payload), w1.w_data.eq(self.wdata.payload),
+            w0.w_en.eq(self.wdata.valid & ~full_w & ~in_w),
+            w1.w_en.eq(self.wdata.valid & ~full_w & in_w),
+            self.wdata.ready.eq(~full_w & Mux(in_w, w1.w_rdy, w0.w_rdy)),
+            # lanes → bus: the older dword first
+            wf.r_data.eq(Mux(out_w, w1.r_data, w0.r_data)),
+            wf.r_data2.eq(Mux(out_w, w0.r_data, w1.r_data)),
+            w0.r_en.eq(wf.r_en & (wf.r_two | ~out_w)),
+            w1.r_en.eq(wf.r_en & (wf.r_two | out_w)),
+            # bus → lanes
+            r0.w_data.eq(Mux(in_r, rf.w_data2, rf.w_data)),
+            r1.w_data.eq(Mux(in_r, rf.w_data, rf.w_data2)),
+            r0.w_en.eq(rf.w_en & (rf.w_two | ~in_r)),
+            r1.w_en.eq(rf.w_en & (rf.w_two | in_r)),
+            # lanes → owner
+            self.rdata.payload.eq(Mux(out_r, r1.r_data, r0.r_data)),
+            self.rdata.valid.eq(Mux(out_r, r1.r_rdy, r0.r_rdy)),
+            r0.r_en.eq(self.rdata.ready & ~out_r), r1.r_en.eq(self.rdata.ready & out_r),
+        ]
+        with m.If(~self.flush):
+            with m.If(self.wdata.valid & self.wdata.ready):
+                m.d.sync += in_w.eq(~in_w)
+            with m.If(wf.r_en & ~wf.r_two):
+                m.d.sync += out_w.eq(~out_w)
+            with m.If(rf.w_en & ~rf.w_two):
+                m.d.sync += in_r.eq(~in_r)
+            with m.If(self.rdata.valid & self.rdata.ready):
+                m.d.sync += out_r.eq(~out_r)
+        self._lane_state = (in_w, out_w, in_r, out_r)
+        return wf, rf
 
     def _fifos(self, m):
         """The write-data and read-data FIFOs between the user streams and the

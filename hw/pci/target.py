@@ -32,7 +32,7 @@ from amaranth.lib import data, enum, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pcireg
-from .bus import AgentSignature, Cmd
+from .bus import AgentSignature, Cmd, agent_signature, lines
 from .pcireg import COMMAND, STATUS
 
 __all__ = ["PciTarget", "BarSpec", "TargetPort", "TargetCommand", "TargetState",
@@ -93,6 +93,28 @@ TargetPort = wiring.Signature({
     "abort":     In(1),
 })
 
+
+class TargetCommand64(data.Struct):
+    """A 64-bit target's user command: the quadword at ``addr`` (8-byte
+    aligned), byte enables for its eight bytes (a 32-bit data phase enables
+    one half)."""
+    addr:  32
+    bar:   3
+    write: 1
+    data:  64
+    be:    8
+
+
+TargetPort64 = wiring.Signature({
+    "cmd_valid": Out(1),
+    "cmd_ready": In(1),
+    "cmd":       Out(TargetCommand64),
+    "rsp_valid": In(1),
+    "rsp_data":  In(64),
+    "retry":     In(1),
+    "abort":     In(1),
+})
+
 #: the COMMAND bits this target implements (the rest read 0, PCI 2.3 §6.2.2)
 COMMAND_WRITABLE = COMMAND.mask("memory_space", "bus_master", "parity_error_response",
                                 "intx_disable")
@@ -130,7 +152,7 @@ class PciTarget(wiring.Component):
 
     def __init__(self, *, vendor_id=0, device_id=0, class_code=0, revision=0,
                  subsystem=0, int_pin=0, bars=(), fixed_base=None, fixed_size=None,
-                 state_name="state"):
+                 state_name="state", width=32):
         self.has_config = fixed_base is None
         if not self.has_config:
             bars = (BarSpec(fixed_size, prefetchable=True),)
@@ -145,10 +167,12 @@ class PciTarget(wiring.Component):
         self.ids = dict(vendor_id=vendor_id, device_id=device_id, class_code=class_code,
                         revision=revision, subsystem=subsystem, int_pin=int_pin)
         self.fixed_base = fixed_base
+        lines(width)                                   # ValueError unless 32 or 64
+        self.width = width
         super().__init__({
-            "pci":   Out(AgentSignature),
+            "pci":   Out(agent_signature(width)),
             "idsel": In(1),
-            "port":  Out(TargetPort),
+            "port":  Out(TargetPort if width == 32 else TargetPort64),
             # configuration state for the rest of the card
             "command":       Out(16),
             "latency_timer": Out(8),
@@ -183,11 +207,13 @@ class PciTarget(wiring.Component):
         # ---------------------------------------------------------------
         # Transaction state
         state = self.state
+        self._wide = None
         is_cfg = Signal()
         is_read = Signal()
         cur_bar = Signal(3)
         prefetch = Signal()           # this transaction may read ahead
         phase_addr = Signal(32)       # byte offset of the current data phase
+        self._phase_addr = phase_addr
         issue_addr = Signal(32)       # byte offset of the next read request
         issued = Signal(range(1 << 16))
         inflight = Signal(range(FIFO_DEPTH + 1))
@@ -195,14 +221,32 @@ class PciTarget(wiring.Component):
         any_xfer = Signal()           # a data phase completed in this transaction
         wait_count = Signal(range(INITIAL_LIMIT + 2))
 
-        ad_o = Signal(32)
+        w64 = self.width == 64
+        dw = self.width               # data bits per entry (a phase, or a quadword)
+        ad_o = Signal(dw)
         trdy_o = Signal()
         stop_o = Signal()
         devsel_o = Signal()
         drive_ctl = Signal()          # DEVSEL#/TRDY#/STOP# enabled
         drive_ad = Signal()
+        if w64:
+            wide = Signal()           # this transaction has 64-bit phases (ACK64#)
+            self._wide = wide
+            ad_hi = Mux(drive_ad & wide, 0xFFFF_FFFF, 0)
+            par64_o, par64_oe = Signal(), Signal()
+            # PAR64: even parity over the AD[63:32] and C/BE[7:4]# of the
+            # clock before, from the agent that drove AD[63:32] (§3.8, §3.7.1)
+            m.d.sync += par64_oe.eq(ad_hi[0])
+            with m.If(ad_hi[0]):
+                m.d.sync += par64_o.eq(ad_o[32:].xor() ^ bus.cbe_n[4:].xor())
+            m.d.comb += [
+                pci.o.ad.eq(ad_o), pci.oe.ad.eq(Cat(Mux(drive_ad, 0xFFFF_FFFF, 0), ad_hi)),
+                pci.o.ack64.eq(devsel_o & wide), pci.oe.ack64.eq(drive_ctl),
+                pci.o.par64.eq(par64_o), pci.oe.par64.eq(par64_oe),
+            ]
+        else:
+            m.d.comb += [pci.o.ad.eq(ad_o), pci.oe.ad.eq(Mux(drive_ad, 0xFFFF_FFFF, 0))]
         m.d.comb += [
-            pci.o.ad.eq(ad_o), pci.oe.ad.eq(Mux(drive_ad, 0xFFFF_FFFF, 0)),
             pci.o.trdy.eq(trdy_o), pci.oe.trdy.eq(drive_ctl),
             pci.o.stop.eq(stop_o), pci.oe.stop.eq(drive_ctl),
             pci.o.devsel.eq(devsel_o), pci.oe.devsel.eq(drive_ctl),
@@ -210,8 +254,8 @@ class PciTarget(wiring.Component):
 
         # Read FIFO (prefetch) and posted-write FIFO, both flushed per transaction
         flush = Signal()
-        rfifo = ResetInserter(flush)(fifo.SyncFIFO(width=32, depth=FIFO_DEPTH))
-        wfifo = fifo.SyncFIFO(width=32 + 32 + 3 + 4, depth=FIFO_DEPTH)
+        rfifo = ResetInserter(flush)(fifo.SyncFIFO(width=dw, depth=FIFO_DEPTH))
+        wfifo = fifo.SyncFIFO(width=32 + dw + 3 + dw // 8, depth=FIFO_DEPTH)
         m.submodules.rfifo = rfifo
         m.submodules.wfifo = wfifo
         m.d.comb += self.posted.eq(wfifo.level)
@@ -234,9 +278,9 @@ class PciTarget(wiring.Component):
             m.d.comb += [
                 port.cmd_valid.eq(1),
                 port.cmd.addr.eq(wfifo.r_data[0:32]),
-                port.cmd.data.eq(wfifo.r_data[32:64]),
-                port.cmd.bar.eq(wfifo.r_data[64:67]),
-                port.cmd.be.eq(wfifo.r_data[67:71]),
+                port.cmd.data.eq(wfifo.r_data[32:32 + dw]),
+                port.cmd.bar.eq(wfifo.r_data[32 + dw:35 + dw]),
+                port.cmd.be.eq(wfifo.r_data[35 + dw:35 + dw + dw // 8]),
                 port.cmd.write.eq(1),
                 wfifo.r_en.eq(port.cmd_ready),
                 self.posted_done.eq(port.cmd_ready),
@@ -244,23 +288,26 @@ class PciTarget(wiring.Component):
         with m.Elif(want_read):
             m.d.comb += [
                 port.cmd_valid.eq(1),
-                port.cmd.addr.eq(issue_addr), port.cmd.bar.eq(cur_bar),
-                port.cmd.write.eq(0), port.cmd.be.eq(0xF),
+                port.cmd.addr.eq(Cat(Const(0, 3), issue_addr[3:]) if w64 else issue_addr),
+                port.cmd.bar.eq(cur_bar),
+                port.cmd.write.eq(0), port.cmd.be.eq(0xFF if w64 else 0xF),
                 read_issue.eq(port.cmd_ready),
             ]
         rsp_taken = port.rsp_valid & (drop == 0)
         m.d.sync += inflight.eq(inflight + read_issue - rsp_taken)
         with m.If(read_issue):
-            m.d.sync += [issue_addr.eq(issue_addr + 4), issued.eq(issued + 1)]
+            m.d.sync += [issue_addr.eq(issue_addr + (Mux(wide, 8, 4) if w64 else 4)),
+                         issued.eq(issued + 1)]
 
         xfer = trdy_o & bus.irdy
-        be = ~bus.cbe_n & 0xF
+        ad32 = bus.ad[:32] if w64 else bus.ad
+        be = ~bus.cbe_n[:4] & 0xF if w64 else ~bus.cbe_n & 0xF
 
-        m.d.comb += self.quiet.eq(
-            ~bus.frame & ~bus.irdy & (state == S_IDLE) & ~frame_prev
-            & ~drive_ctl & ~drive_ad & ~trdy_o & ~stop_o & ~devsel_o
-            & (wfifo.level == 0) & (rfifo.level == 0) & (inflight == 0) & (drop == 0)
-            & ~port.rsp_valid & ~(self.set_status & STATUS_W1C & ~c.status).any())
+        quiet = ~bus.frame & ~bus.irdy & (state == S_IDLE) & ~frame_prev \
+            & ~drive_ctl & ~drive_ad & ~trdy_o & ~stop_o & ~devsel_o \
+            & (wfifo.level == 0) & (rfifo.level == 0) & (inflight == 0) & (drop == 0) \
+            & ~port.rsp_valid & ~(self.set_status & STATUS_W1C & ~c.status).any()
+        m.d.comb += self.quiet.eq(quiet & ~par64_oe if w64 else quiet)
 
         with m.Switch(state):
             with m.Case(S_IDLE):
@@ -279,12 +326,18 @@ class PciTarget(wiring.Component):
                     ]
                     with m.If(cfg_hit):
                         m.d.sync += [cfg_reg.eq(bus.ad[2:8]), phase_addr.eq(0)]
+                        if w64:
+                            m.d.sync += wide.eq(0)
                     with m.Else():
                         for i, spec in enumerate(self.bars):
                             with m.If(hit_bar == self.bar_index[i]):
-                                off = bus.ad & (spec.size - 1) & ~3
+                                off = ad32 & (spec.size - 1) & ~3
                                 m.d.sync += [phase_addr.eq(off), issue_addr.eq(off),
                                              prefetch.eq(int(spec.prefetchable))]
+                                if w64:
+                                    # ACK64# for a quadword-aligned memory cycle with
+                                    # REQ64# (PCI 2.3 §3.8); else 32-bit phases
+                                    m.d.sync += wide.eq(bus.req64 & ~ad32[2])
 
             with m.Case(S_DEVSEL):
                 # clock A+1: decode done; DEVSEL# goes out at A+2 (medium)
@@ -295,14 +348,26 @@ class PciTarget(wiring.Component):
             with m.Case(S_DATA):
                 m.d.sync += wait_count.eq(wait_count + 1)
                 with m.If(xfer):
-                    m.d.sync += [any_xfer.eq(1), phase_addr.eq(phase_addr + 4),
-                                 wait_count.eq(0)]
+                    m.d.sync += [any_xfer.eq(1), wait_count.eq(0),
+                                 phase_addr.eq(phase_addr + (Mux(wide, 8, 4) if w64 else 4))]
                     with m.If(is_cfg & ~is_read):
-                        self._config_write(m, cfg_reg, bus.ad, be, command, status_clr,
+                        self._config_write(m, cfg_reg, ad32, be, command, status_clr,
                                            latency_timer, cache_line, int_line, bars)
                     with m.If(~is_cfg & ~is_read):
-                        m.d.comb += [wfifo.w_en.eq(1),
-                                     wfifo.w_data.eq(Cat(phase_addr, bus.ad, cur_bar, be))]
+                        if w64:
+                            # a quadword entry: both halves, or the half this
+                            # 32-bit phase addressed
+                            hi = phase_addr[2]
+                            data64 = Mux(wide, bus.ad, Mux(hi, Cat(Const(0, 32), ad32),
+                                                           Cat(ad32, Const(0, 32))))
+                            be8 = Mux(wide, ~bus.cbe_n & 0xFF,
+                                      Mux(hi, Cat(Const(0, 4), be), Cat(be, Const(0, 4))))
+                            m.d.comb += [wfifo.w_en.eq(1),
+                                         wfifo.w_data.eq(Cat(Const(0, 3), phase_addr[3:], data64,
+                                                             cur_bar, be8))]
+                        else:
+                            m.d.comb += [wfifo.w_en.eq(1),
+                                         wfifo.w_data.eq(Cat(phase_addr, bus.ad, cur_bar, be))]
                 ended = (bus.irdy & ~bus.frame & (xfer | stop_o))
                 with m.If(ended):
                     m.d.sync += [state.eq(S_TURN), trdy_o.eq(0), stop_o.eq(0),
@@ -391,7 +456,7 @@ class PciTarget(wiring.Component):
         frame_prev = Signal()
         m.d.sync += frame_prev.eq(bus.frame)
         addr_phase = bus.frame & ~frame_prev
-        bus_cmd = bus.cbe_n
+        bus_cmd = bus.cbe_n[:4] if self.width == 64 else bus.cbe_n
         is_mem_cmd = Signal()
         m.d.comb += is_mem_cmd.eq(
             (bus_cmd == Cmd.MEM_READ) | (bus_cmd == Cmd.MEM_READ_LINE)
@@ -414,7 +479,8 @@ class PciTarget(wiring.Component):
             else:
                 base = Const(self.fixed_base, 32)
                 enabled = Const(1)
-            with m.If(enabled & ((bus.ad & mask) == (base & mask))):
+            ad32 = bus.ad[:32] if self.width == 64 else bus.ad
+            with m.If(enabled & ((ad32 & mask) == (base & mask))):
                 m.d.comb += [mem_hit.eq(1), hit_bar.eq(self.bar_index[i])]
         cfg_hit = Signal()
         if self.has_config:
@@ -437,8 +503,15 @@ class PciTarget(wiring.Component):
         with m.Elif(is_read):
             with m.If(rfifo.r_rdy):
                 m.d.comb += rfifo.r_en.eq(1)
-                m.d.sync += [ad_o.eq(rfifo.r_data), trdy_o.eq(1),
-                             stop_o.eq(~prefetch & bus.frame)]
+                if self.width == 64:
+                    # a 32-bit phase takes its half of the quadword onto AD[31:0];
+                    # the next phase's address is phase_addr after this clock's step
+                    nxt = self._phase_addr + Mux(xfer, Mux(self._wide, 8, 4), 0)
+                    q = rfifo.r_data
+                    m.d.sync += ad_o.eq(Mux(self._wide, q, Mux(nxt[2], q[32:], q[:32])))
+                else:
+                    m.d.sync += ad_o.eq(rfifo.r_data)
+                m.d.sync += [trdy_o.eq(1), stop_o.eq(~prefetch & bus.frame)]
             with m.Elif(self.port.retry & first):
                 m.d.sync += stop_o.eq(1)
             with m.Elif(wait_count >= Mux(first, INITIAL_LIMIT, SUBSEQUENT_LIMIT)):

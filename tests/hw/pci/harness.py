@@ -33,7 +33,9 @@ class CardMemory(Elaboratable):
 
     def __init__(self, target):
         self.target = target
-        self.mem = memory.Memory(shape=32, depth=CARD_WORDS, init=[])
+        self.width = target.width
+        self.mem = memory.Memory(shape=self.width, depth=CARD_BAR_SIZE * 8 // self.width,
+                                 init=[])
 
     def elaborate(self, platform):
         m = Module()
@@ -41,13 +43,15 @@ class CardMemory(Elaboratable):
         m.submodules.mem = mem = self.mem
         rd = mem.read_port(domain="sync")
         wr = mem.write_port(granularity=8)
-        word = port.cmd.addr[2:2 + (CARD_WORDS - 1).bit_length()]
+        lsb = 3 if self.width == 64 else 2
+        word = port.cmd.addr[lsb:lsb + (mem.depth - 1).bit_length()]
         pending = Signal()
+        lanes = self.width // 8
         m.d.comb += [
             port.cmd_ready.eq(1),
             rd.en.eq(port.cmd_valid & ~port.cmd.write), rd.addr.eq(word),
             wr.addr.eq(word), wr.data.eq(port.cmd.data),
-            wr.en.eq(port.cmd.be.replicate(1) & (port.cmd_valid & port.cmd.write).replicate(4)),
+            wr.en.eq(port.cmd.be & (port.cmd_valid & port.cmd.write).replicate(lanes)),
             port.rsp_valid.eq(pending), port.rsp_data.eq(rd.data),
         ]
         m.d.sync += pending.eq(port.cmd_valid & ~port.cmd.write)
@@ -55,17 +59,23 @@ class CardMemory(Elaboratable):
 
 
 class Segment(Elaboratable):
-    def __init__(self, dram_bytes=16 << 10, depth=16, bars=None):
-        self.bridge = HostBridge(dram_bytes)
-        self.initiator = PciInitiator(depth=depth, state_name="card_ini_state")
+    def __init__(self, dram_bytes=16 << 10, depth=16, bars=None, width=32,
+                 initiator_width=None, target_width=None):
+        """``width``: the bus (and the host bridge); the card initiator and
+        target are as wide unless ``initiator_width``/``target_width`` say 32."""
+        iw = initiator_width or width
+        tw = target_width or width
+        self.width = width
+        self.bridge = HostBridge(dram_bytes, width=width)
+        self.initiator = PciInitiator(depth=depth, state_name="card_ini_state", width=iw)
         self.target = PciTarget(vendor_id=0x0CF5, device_id=0x7E57, class_code=0x058000,
                                 bars=bars or [BarSpec(CARD_BAR_SIZE, prefetchable=True)],
-                                state_name="card_tgt_state")
+                                state_name="card_tgt_state", width=tw)
         self.card_mem = CardMemory(self.target)
-        self.resolver = Resolver(4)
+        self.resolver = Resolver(4, width=width, agent_widths=[width, width, iw, tw])
         self.arbiter = Arbiter(2)
-        self.monitor = Monitor(4, masters=[0, 2], targets=[1, 3])
-        self.checker = Checker(4, 2)
+        self.monitor = Monitor(4, masters=[0, 2], targets=[1, 3], width=width)
+        self.checker = Checker(4, 2, width=width)
         self.cycle = Signal(64)
 
     def elaborate(self, platform):
@@ -81,7 +91,7 @@ class Segment(Elaboratable):
             m.d.comb += [port.o.eq(agent.o), port.oe.eq(agent.oe), agent.bus.eq(port.bus)]
         m.d.comb += [
             arb.req.eq(Cat(b.req, ini.req)), b.gnt.eq(arb.gnt[0]), ini.gnt.eq(arb.gnt[1]),
-            arb.bus.eq(res.bus),
+            arb.bus.frame.eq(res.bus.frame), arb.bus.irdy.eq(res.bus.irdy),
             ini.master_enable.eq(1), ini.latency_timer.eq(32),
             tgt.idsel.eq(res.bus.ad[16 + CARD_DEVICE]),
             mon.bus.eq(res.bus), mon.master_of.eq(res.frame_owner),
@@ -90,6 +100,9 @@ class Segment(Elaboratable):
             chk.gnt_of_agent.eq(Cat(0, arb.gnt[0], 0, arb.gnt[1], 0)),
             chk.master_of.eq(res.frame_owner), chk.cycle.eq(self.cycle),
         ]
+        if self.width == 64:
+            m.d.comb += [chk.ad_hi_driven.eq(res.ad_hi_driven),
+                         chk.par64_driven.eq(res.par64_driven)]
         m.d.sync += self.cycle.eq(self.cycle + 1)
         return m
 

@@ -37,8 +37,8 @@ def free_running(seg):
     return {id(seg.monitor.total), id(seg.monitor.by_class[0])}
 
 
-def simulate(steps):
-    seg = Segment()
+def simulate(steps, width=32):
+    seg = Segment(width=width)
     frag = Fragment.get(seg, None)
     comps = components(seg)
     state = {name: sync_state(find_fragment(frag, c)) for name, c in comps.items()}
@@ -151,10 +151,11 @@ async def dma_to_own_target(b, ctx, seg):
     assert got == WORDS[:5]
 
 
-def test_every_component_is_quiet_exactly_when_idle_and_nothing_ticks():
+@pytest.mark.parametrize("width", [32, 64])
+def test_every_component_is_quiet_exactly_when_idle_and_nothing_ticks(width):
     log = simulate([("configure", configure), ("mmio", mmio),
                     ("dma write", dma_to_dram), ("dma read", dma_from_dram),
-                    ("peer", dma_to_own_target)])
+                    ("peer", dma_to_own_target)], width=width)
     assert [entry for entry in log if entry[0] == "changed while quiet"] == []
     assert [entry[0] for entry in log] == ["reset", "configure", "mmio", "dma write",
                                            "dma read", "peer", "checker", "quiet clocks"]
