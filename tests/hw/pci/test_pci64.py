@@ -158,3 +158,33 @@ def test_odd_start_configuration_and_mmio_stay_32_bit():
     assert r["cfg"] == 0x7E57_0CF5 and r["mmio"] == (0x1234_5678, Status.OK)
     assert r["req64"] == 0 and r["ack64"] == 0
     assert broken_rules(r["error"]) == []
+
+
+@pytest.mark.parametrize("knobs", [
+    {"wait_every": 3, "wait_len": 12},                      # disconnects without data
+    {"retry_every": 2, "latency": 5},                       # retries, slow first read
+    {"wait_every": 1, "wait_len": 6, "retry_every": 3},
+])
+def test_64_bit_bursts_resume_exactly_after_disconnect_and_retry(knobs):
+    n = 24
+    base = 0x1000
+    data = words(n, 55)
+
+    async def script(b, ctx, seg, out):
+        for k, v in knobs.items():
+            ctx.set(getattr(seg.bridge, f"dram_{k}"), v)
+        mem = seg.bridge.dram.mem
+        for i in range(n + 4):
+            ctx.set(mem.data[base // 4 - 2 + i], GUARD)
+        out["write"] = await b.dma(base, n, Cmd.MEM_WRITE, data, limit=6000)
+        out["read"] = await b.dma(base, n, Cmd.MEM_READ_MULT, limit=6000)
+        for k in knobs:
+            ctx.set(getattr(seg.bridge, f"dram_{k}"), 0)
+        out["aborts"] = ctx.get(seg.monitor.by_class[5])
+        out["dram"] = dram_words(ctx, seg, base // 4 - 2, n + 4)
+
+    r = run(script)
+    assert r["write"][:2] == (Status.OK, n) and r["read"] == (Status.OK, n, data)
+    assert r["dram"] == [GUARD, GUARD] + data + [GUARD, GUARD]
+    assert r["ack64"] > 0 and r["aborts"] > 0
+    assert broken_rules(r["error"]) == []
