@@ -176,6 +176,7 @@ class TcpCb:
 
 
 def _rangeset(v: int, lo: int, hi: int) -> int:
+    """``TCPT_RANGESET`` (tcp_timer.h): ``v`` clamped to [lo, hi]."""
     return max(lo, min(hi, v))
 
 
@@ -221,7 +222,7 @@ class Tcp:
             tp.t_rttvar = rtt << (TCP_RTTVAR_SHIFT - 1)
         tp.t_rtt_start = 0
         tp.t_rxtshift = 0
-        tp.t_rxtcur = _rangeset(self.rexmtval(tp), max(tp.t_rttmin, rtt + 2), TCPTV_REXMTMAX)
+        tp.t_rxtcur = _rangeset(self.rexmtval(tp), tp.t_rttmin, TCPTV_REXMTMAX)
 
     @staticmethod
     def rexmtval(tp: TcpCb) -> int:

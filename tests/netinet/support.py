@@ -100,7 +100,8 @@ def run(tmp_path: Path, client: Callable[[Any, Any, dict], Awaitable[None]], *,
         partner_kw: Optional[dict] = None, deadline_s: float = 600, **link_kw: Any) -> Run:
     """Run ``await client(p, run, result)`` as a process on the local host;
     ``serve(partner)`` starts the partner's side first. Returns when the
-    client and the partner's service are done (the link's pcap closed)."""
+    client and the partner's service are done (the link's pcap closed), or
+    when the client is done and set ``result["abandon"]``."""
     loop = SimLoop()
     pcap = tmp_path / "wire.pcap"
     link, local, partner = pair(loop, pcap=pcap, faults_ab=faults_ab, faults_ba=faults_ba,
@@ -115,7 +116,7 @@ def run(tmp_path: Path, client: Callable[[Any, Any, dict], Awaitable[None]], *,
 
     async def main():
         await ctx.task
-        while svc is not None and svc.done_ps is None:
+        while svc is not None and svc.done_ps is None and not r.result.get("abandon"):
             await loop.sleep(ms(10))
     try:
         loop.run(main(), deadline=int(deadline_s * 1e12))
