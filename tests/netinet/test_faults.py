@@ -109,3 +109,22 @@ def test_the_fault_plan_is_reproducible(tmp_path):
         runs.append((r.link.a.faults.events, r.loop.now, (d / "wire.pcap").read_bytes()))
     assert runs[0] == runs[1]
     assert runs[0][0]                                   # something happened
+
+
+def test_retransmission_backs_off_exponentially_up_to_64_seconds(tmp_path):
+    data = payload(3000, seed=4)
+    # the last data segment (frame 4) and its next eight retransmissions are lost
+    r = run(tmp_path, _client_send(data), serve=lambda pt: pt.sink(5001),
+            faults_ab=Faults(at={i: "drop" for i in range(4, 13)}))
+    assert bytes(r.result["service"].data) == data
+    segs = r.segs()
+    tail = [s for s in segs if s.src == LOCAL and s.data][-1]
+    sends = [s.t_ps for s in segs if s.src == LOCAL and s.seq == tail.seq and s.data]
+    assert len(sends) == 10
+    gaps = [b - a for a, b in zip(sends, sends[1:])]
+    tick = 500_000_000_000
+    for g0, g1 in zip(gaps, gaps[1:]):
+        assert g1 >= g0 - tick                         # never shorter (back-off)
+    assert max(gaps) <= 64 * 10**12 + tick             # TCPTV_REXMTMAX
+    assert gaps[-1] >= 63 * 10**12                     # and it got there
+    assert r.local.stack.tcp.stats["rexmttimeo"] == 9
