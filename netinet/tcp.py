@@ -471,11 +471,12 @@ class Tcp:
         seq = th.seq
         # --- trim to the receive window (tcp_input "trimthenstep6" path)
         todrop = seq_sub(tp.rcv_nxt, seq)
-        if flags & TH_SYN and todrop > 0:
-            flags &= ~TH_SYN
-            seq = _add(seq, 1)
-            todrop -= 1
         if todrop > 0:
+            if flags & TH_SYN:
+                flags &= ~TH_SYN
+                seq = _add(seq, 1)
+                todrop -= 1
+            # wholly old (a retransmitted SYN-ACK included: our ACK was lost)
             if todrop > tlen or (todrop == tlen and not flags & TH_FIN):
                 # a duplicate: ACK it at once (it may be a lost ACK's retransmission)
                 tp.flags |= TF_ACKNOW

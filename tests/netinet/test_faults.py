@@ -128,3 +128,30 @@ def test_retransmission_backs_off_exponentially_up_to_64_seconds(tmp_path):
     assert max(gaps) <= 64 * 10**12 + tick             # TCPTV_REXMTMAX
     assert gaps[-1] >= 63 * 10**12                     # and it got there
     assert r.local.stack.tcp.stats["rexmttimeo"] == 9
+
+
+def test_a_lost_handshake_ack_is_answered_when_the_syn_ack_comes_again(tmp_path):
+    data = payload(20_000, seed=12)
+
+    async def client(p, r, res):
+        st = r.local.stack
+        err, fd = await st.sys_socket(p)
+        res["connect"] = await st.sys_connect(p, fd, (PARTNER, 6000))
+        buf, got = bytearray(4096), bytearray()
+        while True:
+            err, n = await st.sys_recv(p, fd, buf)
+            assert err == 0
+            if n == 0:
+                break
+            got += buf[:n]
+        res["got"] = bytes(got)
+        await r.local.kernel.sys_close(p, fd)
+    # frame 1 of the local host is the ACK completing the handshake
+    r = run(tmp_path, client, serve=lambda pt: pt.source(6000, data),
+            faults_ab=Faults(at={1: "drop"}))
+    assert r.result["connect"] == 0 and r.result["got"] == data
+    segs = r.segs()
+    synacks = [s for s in segs if s.src == PARTNER and s.has(0x02)]
+    assert len(synacks) == 2                 # the partner's SYN_RECEIVED timer resent it (6 s)
+    answer = segs[segs.index(synacks[1]) + 1]
+    assert answer.src == LOCAL and answer.flags == 0x10 and answer.ack == (synacks[1].seq + 1) & 0xFFFFFFFF
