@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from .pci.arbiter import Arbiter
 from .pci.bus import Resolver
 from .pci.host_bridge import HostBridge
-from .pci.monitor import Monitor, Checker, CLASSES, RULES
+from .pci.monitor import Monitor, Checker, CLASSES, rules
 from .cards.slot import quiet_of
 import importlib
 
@@ -64,11 +64,16 @@ class MachineSpec:
     dram_bytes: int = 4 << 20
     cards: list[CardSpec] = field(default_factory=list)
     blackbox_dram: bool = False
+    #: AD lines of the bus: 32, or 64 with the PCI 2.3 §3.8 extension (the
+    #: host bridge is then a 64-bit agent, and so is each 64-bit card's master)
+    bus_width: int = 32
 
     def __post_init__(self):
         self.cards = [c if isinstance(c, CardSpec) else CardSpec(**c) for c in self.cards]
         if self.clock_mhz not in PERIOD_PS:
             raise ValueError(f"bus clock must be 33 or 66 MHz, not {self.clock_mhz}")
+        if self.bus_width not in (32, 64):
+            raise ValueError(f"bus width must be 32 or 64 bits, not {self.bus_width}")
         slots = [c.slot for c in self.cards]
         if len(set(slots)) != len(slots):
             raise ValueError(f"two cards in one slot: {slots}")
@@ -106,6 +111,20 @@ class MachineSpec:
     def master_names(self) -> list[str]:
         return ["bridge"] + [f"slot{c.slot}" for c in self.cards]
 
+    def card_widths(self) -> list[int]:
+        """Width of each card's master on this bus: 64 for a 64-bit capable
+        card (its class's ``PCI_WIDTH``) on a 64-bit bus, else 32."""
+        return [min(self.bus_width, getattr(card_class(c.kind), "PCI_WIDTH", 32))
+                for c in self.cards]
+
+    def agent_widths(self) -> list[int]:
+        """Width of each agent, in resolver order. A card's register target
+        is a 32-bit agent everywhere (registers take single dwords)."""
+        widths = [self.bus_width, self.bus_width]
+        for w in self.card_widths():
+            widths += [32, w]
+        return widths
+
     def ports(self) -> list[tuple[str, str, int]]:
         """Flat ports of :class:`Machine` as (name, "in"/"out", width)."""
         return _port_list(self)
@@ -120,7 +139,7 @@ def _port_list(spec: MachineSpec):
         ("dram_wait_len", "in", 5), ("dram_retry_every", "in", 8),
         ("dram_abort_every", "in", 8),
         ("irq", "out", 4), ("attn", "out", 16), ("cycle", "out", 64),
-        ("chk_error", "out", len(RULES)), ("chk_first_cycle", "out", 64),
+        ("chk_error", "out", len(rules(spec.bus_width))), ("chk_first_cycle", "out", 64),
         ("mon_total", "out", Monitor.WIDTH),
         # exact idle skipping (docs/simulation.md): the machine is quiet (the
         # next clock edge would change nothing but free-running counters and
@@ -134,6 +153,9 @@ def _port_list(spec: MachineSpec):
         ports += [(f"mon_a{a}_{c}", "out", Monitor.WIDTH) for c in CLASSES[1:]]
     for a in spec.target_agents():
         ports.append((f"mon_t{a}_data", "out", Monitor.WIDTH))
+    if spec.bus_width == 64:        # data bytes moved, per master and per target
+        ports += [(f"mon_a{a}_bytes", "out", Monitor.WIDTH) for a in spec.master_agents()]
+        ports += [(f"mon_t{a}_bytes", "out", Monitor.WIDTH) for a in spec.target_agents()]
     return ports
 
 
@@ -144,9 +166,11 @@ class Machine(wiring.Component):
         self.spec = spec
         super().__init__({name: (In if d == "in" else Out)(w)
                           for name, d, w in _port_list(spec)})
-        self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram)
-        self.cards = [card_class(c.kind)(**c.params) for c in spec.cards]
-        self.resolver = Resolver(len(spec.agent_names()))
+        self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram,
+                                 width=spec.bus_width)
+        self.cards = [card_class(c.kind)(**c.params, **({"bus_width": 64} if w == 64 else {}))
+                      for c, w in zip(spec.cards, spec.card_widths())]
+        self.resolver = Resolver(len(spec.agent_names()), spec.bus_width, spec.agent_widths())
         self.arbiter = Arbiter(len(spec.master_names()))
 
     def vcd_traces(self) -> dict:
@@ -180,7 +204,7 @@ class Machine(wiring.Component):
         m.submodules.bridge = bridge = self.bridge
         m.submodules.resolver = res = self.resolver
         m.submodules.arbiter = arb = self.arbiter
-        mon = Monitor(n_agents, spec.master_agents(), spec.target_agents())
+        mon = Monitor(n_agents, spec.master_agents(), spec.target_agents(), spec.bus_width)
         # skipped clocks are idle clocks: the monitor's total and idle counts
         # are its own counts plus the clocks skipped (one adder each, here)
         own = {"mon_total": Signal(Monitor.WIDTH, name="mon_own_total"),
@@ -191,7 +215,7 @@ class Machine(wiring.Component):
             m.d.sync += skipped.eq(skipped + self.skip)
         m.d.comb += [self.mon_total.eq(own["mon_total"] + skipped),
                      self.mon_idle.eq(own["mon_idle"] + skipped)]
-        chk = Checker(n_agents, n_masters)
+        chk = Checker(n_agents, n_masters, spec.bus_width)
         chk.bind_outputs(self.chk_error, self.chk_first_cycle, self.cycle)
         m.submodules.monitor = mon
         m.submodules.checker = chk
@@ -240,7 +264,7 @@ class Machine(wiring.Component):
 
         # cycle counter and attention counter
         m.d.sync += self.cycle.eq(self.cycle + 1 + self.skip)
-        prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(RULES))
+        prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(chk.rules))
         m.d.sync += [prev_ack.eq(self.cpu_ack), prev_irq.eq(self.irq),
                      prev_err.eq(chk.error)]
         attn_due = (prev_ack != self.cpu_ack) | (prev_irq != self.irq) | (prev_err != chk.error)

@@ -1,8 +1,8 @@
 """ocfsim: the command line, standard machines and workloads.
 
-The project installs six top-level packages — ``hw``, ``sim``, ``ocf``,
-``drivers``, ``bench`` and ``ocfsim`` — the layers of the design (see
-docs/architecture.md). The first five are generic names another package in
+The project installs seven top-level packages — ``hw``, ``sim``,
+``netinet``, ``ocf``, ``drivers``, ``bench`` and ``ocfsim`` — the layers of
+the design (see docs/architecture.md). The first six are generic names another package in
 the same environment could also use; :func:`layout_conflicts` finds such a
 clash without importing anything, and the CLI refuses to run with one
 instead of silently importing someone else's ``sim``.
@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = ["LAYERS", "layout_conflicts"]
 
 #: the project's top-level packages besides ``ocfsim``, lowest layer first
-LAYERS = ("hw", "sim", "ocf", "drivers", "bench")
+LAYERS = ("hw", "sim", "netinet", "ocf", "drivers", "bench")
 
 
 def layout_conflicts() -> list[str]:

@@ -40,7 +40,7 @@ from typing import Callable, Optional
 from hw.machine import MachineSpec
 from hw.pci.host_bridge import CpuOp
 from hw.pci.initiator import Status
-from hw.pci.monitor import CLASSES, RULES
+from hw.pci.monitor import CLASSES, rules
 
 from .backend import Backend, CheckerError, SimulationError
 from .loop import Deadlock, Future, HardwarePort, SimLoop
@@ -268,13 +268,21 @@ class Host(HardwarePort):
             data = get(f"mon_t{a}_data")
             if data:
                 targets[names[a]] = data
-        return {
+        stats = {
             "total": total,
             "breakdown": by_class,
             "pci_utilisation": by_class["data"] / total if total else 0.0,
             "by_master": masters,
             "target_data": targets,
         }
+        if self.spec.bus_width == 64:
+            # a data phase moves up to 8 bytes: utilisation of the bus's
+            # capacity is bytes over 8 per clock (PCI 2.3 §3.8)
+            moved = {names[a]: get(f"mon_a{a}_bytes") for a in self.spec.master_agents()}
+            stats["bytes_by_master"] = {k: v for k, v in moved.items() if v}
+            stats["data_bytes"] = sum(moved.values())
+            stats["byte_utilisation"] = stats["data_bytes"] / (8 * total) if total else 0.0
+        return stats
 
     def bus_stats_since(self, before: dict) -> dict:
         """:meth:`bus_stats` counted from an earlier snapshot ``before`` on."""
@@ -293,6 +301,13 @@ class Host(HardwarePort):
                 out["target_data"][name] = data - before["target_data"].get(name, 0)
         out["pci_utilisation"] = (out["breakdown"]["data"] / out["total"]
                                   if out["total"] else 0.0)
+        if "data_bytes" in after:
+            out["bytes_by_master"] = {k: v - before["bytes_by_master"].get(k, 0)
+                                      for k, v in after["bytes_by_master"].items()
+                                      if v != before["bytes_by_master"].get(k, 0)}
+            out["data_bytes"] = after["data_bytes"] - before["data_bytes"]
+            out["byte_utilisation"] = (out["data_bytes"] / (8 * out["total"])
+                                       if out["total"] else 0.0)
         return out
 
     def arbiter_wait_max(self) -> dict[str, int]:
@@ -305,7 +320,7 @@ class Host(HardwarePort):
     def checker_errors(self) -> list[str]:
         self._current("checker read")
         bits = self.backend.get("chk_error")
-        return [r for i, r in enumerate(RULES) if bits >> i & 1]
+        return [r for i, r in enumerate(rules(self.spec.bus_width)) if bits >> i & 1]
 
     # ------------------------------------------------------- hardware port
     async def advance(self, limit: Optional[int], horizon: Optional[int] = None) -> int:
@@ -418,7 +433,7 @@ class Host(HardwarePort):
         self._attn = attn
         errors = b.get("chk_error")
         if errors:
-            names = [r for i, r in enumerate(RULES) if errors >> i & 1]
+            names = [r for i, r in enumerate(rules(self.spec.bus_width)) if errors >> i & 1]
             raise CheckerError(f"PCI protocol violation at cycle "
                                f"{b.get('chk_first_cycle')}: {', '.join(names)}")
         op = self._inflight

@@ -47,7 +47,7 @@ from amaranth.lib import wiring
 from ..crypto.params import card_engine_params
 from ..dma.mcr import McrEngine
 from .regfile import RegisterFile
-from .slot import CardSignature, connect_slot, drive_inta, drive_quiet, report_aborts
+from .slot import card_signature, connect_slot, drive_inta, drive_quiet, report_aborts
 from .ubsecreg import (VENDOR_ID, DEVICE_ID, CLASS_CODE, REVISION, BAR_SIZE, MAX_PARTICLES,
                        CTRL, ERR, IMOD, STAT, UBSEC_REGS)
 from ..regs import Access
@@ -65,12 +65,16 @@ class Bcm5820(wiring.Component):
     MCR1 queue accepts while one is being processed (estimate: a small queue,
     as the driver's MCR1_FULL check implies)."""
 
-    def __init__(self, chunk: int = 32, mcr1_depth: int = 2):
-        super().__init__(CardSignature)
+    #: a 64-bit PCI part: the OCF paper (§5.4) and the socket-crypto paper
+    #: (§IV-C) run it on the testbed's 64-bit/66 MHz bus
+    PCI_WIDTH = 64
+
+    def __init__(self, chunk: int = 32, mcr1_depth: int = 2, bus_width: int = 32):
+        super().__init__(card_signature(bus_width))
         self.target = PciTarget(vendor_id=VENDOR_ID, device_id=DEVICE_ID,
                                 class_code=CLASS_CODE, revision=REVISION, int_pin=1,
                                 bars=[BarSpec(BAR_SIZE)])
-        self.initiator = PciInitiator(depth=2 * chunk)
+        self.initiator = PciInitiator(depth=2 * chunk, width=bus_width)
         self.mcr = McrEngine(card_engine_params("bcm5820"), chunk=chunk,
                              data_depth=2 * chunk, mcr1_depth=mcr1_depth)
         self.regs = RegisterFile(UBSEC_REGS)

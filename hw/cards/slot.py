@@ -25,16 +25,25 @@ from amaranth.hdl import Cat, Const, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..pci.bus import AgentSignature
+from ..pci.bus import AgentSignature, agent_signature
 from ..pci.initiator import Status
 from ..pci.pcireg import COMMAND, STATUS
 
-__all__ = ["CardSignature", "connect_slot", "report_aborts", "drive_inta", "quiet_of",
-           "drive_quiet"]
+__all__ = ["CardSignature", "card_signature", "connect_slot", "report_aborts", "drive_inta",
+           "quiet_of", "drive_quiet"]
 
-CardSignature = wiring.Signature({
-    "pci_t": Out(AgentSignature),
-    "pci_m": Out(AgentSignature),
+
+def card_signature(width: int = 32) -> wiring.Signature:
+    """A card's signature on a bus whose master agent is ``width`` bits wide
+    (64: a 64-bit capable card on a 64-bit bus, PCI 2.3 §3.8; its register
+    target stays a 32-bit agent)."""
+    return wiring.Signature({
+        "pci_t": Out(AgentSignature),
+        "pci_m": Out(agent_signature(width)),
+        **_COMMON})
+
+
+_COMMON = {
     "req":   Out(1),
     "gnt":   In(1),
     "idsel": In(1),
@@ -43,7 +52,10 @@ CardSignature = wiring.Signature({
     "quiet":     Out(1),    # the next edge changes nothing but the card's timers
     "quiet_for": Out(32),   # ... for this many edges (all ones: no timer running)
     "skip":      In(32),    # this edge counts as skip + 1 clocks for those timers
-})
+}
+
+#: the signature of a card on a 32-bit bus (every card's, unless 64-bit)
+CardSignature = card_signature(32)
 
 
 def connect_slot(m, card, target, initiator) -> None:

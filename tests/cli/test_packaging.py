@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-PACKAGES = ("hw", "sim", "ocf", "drivers", "ocfsim", "bench")
+PACKAGES = ("hw", "sim", "netinet", "ocf", "drivers", "ocfsim", "bench")
 
 
 def _runtime_closure() -> set[str]:
