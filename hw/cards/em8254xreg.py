@@ -3,7 +3,7 @@
 One header for the RTL (:mod:`hw.cards.em8254x`, :mod:`hw.dma.em_rings`,
 :mod:`hw.net.mac`), the driver (:mod:`drivers.em`) and the tests, in the manner
 of OpenBSD's ``sys/dev/pci/if_em_hw.h`` (Intel's shared ``e1000_hw.h``, which
-QEMU copies as ``hw/net/e1000_regs.h``). Names are those headers' without the
+QEMU copies as its ``e1000_regs.h``). Names are those headers' without the
 ``E1000_`` prefix: ``E1000_ICR`` is :data:`ICR`, ``E1000_RCTL_EN`` is
 ``RCTL.en``, ``E1000_ICR_TXDW`` is ``ICR.txdw`` (and :data:`ICR_TXDW`);
 ``E1000_CTRL_RST`` is ``CTRL.rst``.
@@ -67,7 +67,7 @@ CLASS_CODE = 0x020000
 #: revision ID the model reports (model's choice)
 REVISION = 2
 #: BAR0: 128 KiB of memory-mapped registers (SDM §4.1 memory BAR; QEMU
-#: hw/net/e1000.c PNPMMIO_SIZE 0x20000). The I/O BAR is not modelled.
+#: e1000.c PNPMMIO_SIZE 0x20000). The I/O BAR is not modelled.
 BAR_SIZE = 128 << 10
 
 

@@ -1,5 +1,5 @@
 """hw.cards.em8254xreg against the numbers of Intel's e1000_hw.h as OpenBSD
-(if_em_hw.h) and QEMU (hw/net/e1000_regs.h) print them, and the legacy
+(if_em_hw.h) and QEMU (its e1000_regs.h) print them, and the legacy
 descriptor layouts against the C structs (written here with struct)."""
 
 import struct
