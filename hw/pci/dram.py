@@ -14,8 +14,8 @@ write of the same word in one clock return the old data.
 ``width=64`` (a 64-bit host bridge): the ports move a quadword (addresses
 count quadwords, eight byte enables); the storage is the same 32-bit memory,
 reached through two ports of each kind (the two dwords of the quadword), so
-host access to it is unchanged. Only the pysim memory has it: the Verilator
-blackbox has 32-bit ports.
+host access to it is unchanged. The Verilator blackbox is then
+``ocfsim_dram64`` (the same C buffer, quadword ports).
 """
 
 from amaranth.hdl import Module, Instance, ClockSignal, Cat
@@ -31,8 +31,6 @@ class HostDram(wiring.Component):
             raise ValueError("DRAM size must be a power of two ≥ 4 KiB")
         if width not in (32, 64):
             raise ValueError(f"DRAM port width {width!r} is not 32 or 64")
-        if width == 64 and blackbox:
-            raise ValueError("the Verilator DRAM blackbox has 32-bit ports only")
         self.size = size_bytes
         self.width = width
         #: bits of a port address (dwords, or quadwords at width 64)
@@ -55,7 +53,7 @@ class HostDram(wiring.Component):
         m.d.comb += self.quiet.eq(~self.rd_en & ~self.wr_en)
         if self.blackbox:
             m.submodules.store = Instance(
-                "ocfsim_dram",
+                "ocfsim_dram" if self.width == 32 else "ocfsim_dram64",
                 p_ADDR_W=self.addr_width,
                 i_clk=ClockSignal(),
                 i_rd_en=self.rd_en, i_rd_addr=self.rd_addr, o_rd_data=self.rd_data,
