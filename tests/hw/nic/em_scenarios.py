@@ -215,3 +215,23 @@ async def throttle(host, itr=100, frames=3, gap_us=4.0, seed=3):
         await nic.wait(gap_us)
     await nic.wait(itr * 0.256 * frames + 10)
     return {"edges": nic.edges, "checker": host.checker_errors()}
+
+
+async def moderation(host, rdtr=0, radv=0, tidv=0, tadv=0, ims=ICR_RXT0, frames=1,
+                     gap_us=1.0, ide=False, n=8, rx_bufs=7, seed=4):
+    """Time from each TDT write to the interrupt(s) the handler sees, with
+    the receive / transmit delay timers set."""
+    rng = random.Random(seed)
+    dev, nic = await attach(host)
+    tx, rx, _ = await setup(nic, n, rx_bufs=rx_bufs, rdtr=rdtr, radv=radv, tidv=tidv,
+                            tadv=tadv, ims=ims)
+    nic.ack = True
+    slot, starts = 0, []
+    for _ in range(frames):
+        slot = queue_frame(nic, tx, slot, n, _frame(rng, 60), 1, rng, ide=ide)
+        starts.append(host.now)
+        await nic.wr("TDT", slot)
+        await nic.wait(gap_us)
+    await nic.wait(200)
+    return {"starts": starts, "edges": nic.edges, "icr": await nic.rd("ICR"),
+            "rdh": await nic.rd("RDH"), "checker": host.checker_errors()}

@@ -98,3 +98,50 @@ def test_itr_spaces_interrupt_assertions():
     # without ITR the three frames interrupt three times, ~4 us apart
     r = run(machine(), f"{SC}:throttle", {"itr": 0, "frames": 3, "gap_us": 4.0})
     assert len(r["edges"]) == 3
+
+
+US = 1_000_000          # ps
+
+
+@pytest.mark.slow
+def test_rdtr_delays_rxt0_and_each_frame_restarts_it():
+    # RDTR 20 x 1.024 us: one frame, RXT0 ~20.5 us after its arrival (a
+    # frame's loopback takes ~2 us); three frames 5 us apart: one interrupt,
+    # RDTR after the last
+    r = run(machine(), f"{SC}:moderation", {"rdtr": 20})
+    (t, icr), = r["edges"]
+    assert icr & ICR_RXT0 and 20.48 * US <= t - r["starts"][0] <= 24 * US
+    r = run(machine(), f"{SC}:moderation", {"rdtr": 20, "frames": 3, "gap_us": 5.0})
+    (t, icr), = r["edges"]
+    assert 20.48 * US <= t - r["starts"][2] <= 24 * US
+    # RADV 8 caps it: ~8 us after the first frame, though RDTR keeps restarting
+    r = run(machine(), f"{SC}:moderation", {"rdtr": 20, "radv": 8, "frames": 3,
+                                           "gap_us": 5.0})
+    t = r["edges"][0][0]
+    assert 8.19 * US <= t - r["starts"][0] <= 11 * US
+    assert r["checker"] == []
+
+
+@pytest.mark.slow
+def test_tidv_delays_txdw_for_ide_descriptors_and_rxdmt0():
+    r = run(machine(), f"{SC}:moderation", {"tidv": 10, "ims": ICR_TXDW, "ide": True})
+    (t, icr), = r["edges"]
+    assert icr & ICR_TXDW and 10.24 * US <= t - r["starts"][0] <= 13 * US
+    # without IDE the same TIDV does not delay it
+    r = run(machine(), f"{SC}:moderation", {"tidv": 10, "ims": ICR_TXDW, "ide": False})
+    assert r["edges"][0][0] - r["starts"][0] < 5 * US
+    # 8-descriptor ring, 7 buffers: the 3rd frame leaves 4 = half free: RXDMT0
+    r = run(machine(), f"{SC}:moderation", {"ims": ICR_RXDMT0, "frames": 3, "gap_us": 3.0})
+    assert r["rdh"] == 3 and len(r["edges"]) == 1 and r["edges"][0][1] & ICR_RXDMT0
+
+
+def test_idle_skipping_changes_nothing(monkeypatch):
+    """The card's quiet/quiet_for against a run without skipping: the same
+    interrupts at the same times, the same cycle count."""
+    args = {"itr": 100, "frames": 3, "gap_us": 4.0}
+    monkeypatch.setenv("OCFSIM_SKIP", "0")
+    a = run(machine(), f"{SC}:throttle", args)
+    monkeypatch.setenv("OCFSIM_SKIP", "1")
+    b = run(machine(), f"{SC}:throttle", args)
+    assert a["edges"] == b["edges"] and a["_cycles"] == b["_cycles"]
+    assert b["_speed"].get("skipped", 0) > 0

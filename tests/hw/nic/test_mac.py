@@ -204,6 +204,7 @@ def test_frames_on_the_wire_and_back(period_ps):
     assert got == [r[PREAMBLE_BYTES:] for _, r in wire]
 
 
+@pytest.mark.slow
 def test_receive_side_rejects_bad_fcs_and_other_stations():
     rng = random.Random(4)
     mine = _frame(rng, 100)
