@@ -168,3 +168,16 @@ def test_dma_copy_is_exact_under_every_dram_wait_state(backend, burst):
     # the long stalls really take the disconnect-without-data path
     assert all(c["aborts"] > 0 for c in r["copies"] if c["wait_len"] >= 9)
     assert r["checker"] == []
+
+
+def test_dma_copy_exact_on_a_64_bit_bus_under_wait_states(backend):
+    """The 64-bit host bridge (64-bit DRAM target and DRAM port, PCI 2.3
+    §3.8) with a 32-bit card: the same copies byte for byte, no rule broken."""
+    spec = MachineSpec(dram_bytes=1 << 20, bus_width=64,
+                       cards=[CardSpec("dmatest", 1, {"depth": 256})])
+    sweep = [(2, 6), (1, 9), (3, 12)]
+    r = run(spec, f"{SC}:copies_under_wait_states",
+            {"nbytes": 600, "burst": 64, "sweep": sweep}, backend=backend)
+    for c in r["copies"]:
+        assert c["ok"] and c["copied"] and c["tail_untouched"], c
+    assert r["checker"] == []
