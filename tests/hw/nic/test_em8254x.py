@@ -127,6 +127,10 @@ def test_tidv_delays_txdw_for_ide_descriptors_and_rxdmt0():
     r = run(machine(), f"{SC}:moderation", {"tidv": 10, "ims": ICR_TXDW, "ide": True})
     (t, icr), = r["edges"]
     assert icr & ICR_TXDW and 10.24 * US <= t - r["starts"][0] <= 13 * US
+    # TADV 8 caps three IDE frames 5 us apart that keep restarting TIDV 20
+    r = run(machine(), f"{SC}:moderation", {"tidv": 20, "tadv": 8, "ims": ICR_TXDW,
+                                           "ide": True, "frames": 3, "gap_us": 5.0})
+    assert 8.19 * US <= r["edges"][0][0] - r["starts"][0] <= 11 * US
     # without IDE the same TIDV does not delay it
     r = run(machine(), f"{SC}:moderation", {"tidv": 10, "ims": ICR_TXDW, "ide": False})
     assert r["edges"][0][0] - r["starts"][0] < 5 * US
