@@ -137,36 +137,13 @@ class PciInitiator(wiring.Component):
         cbe_o = Signal(4)
         drive = Signal()                  # AD (writes/address), C/BE#, FRAME#
         drive_irdy = Signal()
+        lines_v = SimpleNamespace(state=state, frame_o=frame_o, irdy_o=irdy_o, drive=drive,
+                                  drive_irdy=drive_irdy, addr=addr, wfifo=wfifo,
+                                  is_read=is_read, active=active, cbe_o=cbe_o, pci=pci, bus=bus)
+        self._drive_lines(m, lines_v)
+        cbe_o = lines_v.cbe_o
         if w64:
-            cbe_o = Signal(8)
-            wide_req = Signal()           # this transaction asserts REQ64#
-            ad_lo = Mux(drive & ((state == S_ADDR) | ~is_read), 0xFFFF_FFFF, 0)
-            ad_hi = Mux(drive & wide_req & (state != S_ADDR) & ~is_read, 0xFFFF_FFFF, 0)
-            par64_o, par64_oe = Signal(), Signal()
-            # PAR64: even parity over the AD[63:32] and C/BE[7:4]# of the
-            # clock before, from the agent that drove AD[63:32] (§3.8, §3.7.1)
-            m.d.sync += par64_oe.eq(ad_hi[0])
-            with m.If(ad_hi[0]):
-                m.d.sync += par64_o.eq(pci.o.ad[32:].xor() ^ bus.cbe_n[4:].xor())
-            m.d.comb += [
-                pci.o.frame.eq(frame_o), pci.oe.frame.eq(drive),
-                pci.o.req64.eq(frame_o & wide_req), pci.oe.req64.eq(drive),
-                pci.o.irdy.eq(irdy_o), pci.oe.irdy.eq(drive_irdy),
-                pci.o.cbe_n.eq(cbe_o), pci.oe.cbe_n.eq(Mux(drive, Mux(wide_req, 0xFF, 0x0F), 0)),
-                pci.o.ad.eq(Mux(state == S_ADDR, addr, Cat(wfifo.r_data, wfifo.r_data2))),
-                pci.oe.ad.eq(Cat(ad_lo, ad_hi)),
-                pci.o.par64.eq(par64_o), pci.oe.par64.eq(par64_oe),
-                self.busy.eq(active),
-            ]
-        else:
-            m.d.comb += [
-                pci.o.frame.eq(frame_o), pci.oe.frame.eq(drive),
-                pci.o.irdy.eq(irdy_o), pci.oe.irdy.eq(drive_irdy),
-                pci.o.cbe_n.eq(cbe_o), pci.oe.cbe_n.eq(Mux(drive, 0xF, 0)),
-                pci.o.ad.eq(Mux(state == S_ADDR, addr, wfifo.r_data)),
-                pci.oe.ad.eq(Mux(drive & ((state == S_ADDR) | ~is_read), 0xFFFF_FFFF, 0)),
-                self.busy.eq(active),
-            ]
+            wide_req, par64_oe = lines_v.wide_req, lines_v.par64_oe
 
         # load the next command
         m.d.comb += self.cmd.ready.eq(~active)
@@ -213,6 +190,13 @@ class PciInitiator(wiring.Component):
         m.d.comb += self.quiet.eq(quiet & ~par64_oe if w64 else quiet)
 
         xfer = irdy_o & bus.trdy
+        v = SimpleNamespace(lt_count=lt_count, since_addr=since_addr, devsel_seen=devsel_seen,
+                            wide_req=wide_req if w64 else None, xfer=xfer,
+                            remaining=remaining, moved=moved, left=left, addr=addr,
+                            any_xfer=any_xfer, retries=retries, is_read=is_read, rfifo=rfifo,
+                            wfifo=wfifo, cbe_o=cbe_o, phase_be=phase_be, error=error,
+                            frame_o=frame_o, irdy_o=irdy_o, state=state, backoff=backoff,
+                            bus=bus)
         with m.Switch(state):
             with m.Case(S_IDLE):
                 m.d.sync += [drive.eq(0), drive_irdy.eq(0), frame_o.eq(0), irdy_o.eq(0)]
@@ -245,68 +229,7 @@ class PciInitiator(wiring.Component):
                 m.d.sync += lt_count.eq(Mux(lt_count != 0, lt_count - 1, 0))
 
             with m.Case(S_DATA):
-                m.d.sync += lt_count.eq(Mux(lt_count != 0, lt_count - 1, 0))
-                m.d.sync += since_addr.eq(Mux(since_addr == DEVSEL_TIMEOUT + 1,
-                                              since_addr, since_addr + 1))
-                devsel_now = devsel_seen | bus.devsel
-                m.d.sync += devsel_seen.eq(devsel_now)
-                if w64:
-                    # dwords this phase moves: two when the target took 64 bits
-                    n = Signal(2)
-                    m.d.comb += n.eq(Mux(xfer, Mux(wide_req & bus.ack64 & (remaining >= 2),
-                                                   2, 1), 0))
-                    moved_n = moved + n
-                    remaining_n = remaining - n
-                    left_n = left - n
-                else:
-                    moved_n = moved + xfer
-                    remaining_n = remaining - xfer
-                    left_n = left - xfer
-                with m.If(xfer):
-                    m.d.sync += [addr.eq(addr + (n << 2 if w64 else 4)), moved.eq(moved_n),
-                                 remaining.eq(remaining_n), left.eq(left_n),
-                                 any_xfer.eq(1), retries.eq(0)]
-                    if w64:
-                        with m.If(is_read):
-                            m.d.comb += [rfifo.w_en.eq(1), rfifo.w_two.eq(n == 2),
-                                         rfifo.w_data.eq(bus.ad[:32]),
-                                         rfifo.w_data2.eq(bus.ad[32:])]
-                        with m.Else():
-                            m.d.comb += [wfifo.r_en.eq(1), wfifo.r_two.eq(n == 2)]
-                    else:
-                        with m.If(is_read):
-                            m.d.comb += [rfifo.w_en.eq(1), rfifo.w_data.eq(bus.ad)]
-                        with m.Else():
-                            m.d.comb += wfifo.r_en.eq(1)
-                    m.d.sync += cbe_o.eq(phase_be(moved_n, remaining_n))
-
-                master_abort = ~devsel_now & (since_addr >= DEVSEL_TIMEOUT - 1)
-                target_abort = bus.stop & ~bus.devsel & devsel_seen
-                lt_out = (lt_count == 0) & ~self.gnt
-                with m.If(master_abort | target_abort):
-                    m.d.sync += error.eq(Mux(master_abort, Status.MASTER_ABORT,
-                                             Status.TARGET_ABORT))
-                    with m.If(frame_o):
-                        m.d.sync += [state.eq(S_STOPPING), frame_o.eq(0)]
-                    with m.Else():
-                        m.d.sync += [state.eq(S_TURN), irdy_o.eq(0)]
-                with m.Elif(~frame_o & (xfer | bus.stop)):
-                    m.d.sync += [state.eq(S_TURN), irdy_o.eq(0)]
-                    with m.If(bus.stop & ~xfer & ~any_xfer):
-                        self._retried(m, retries, backoff, error)
-                with m.Elif(bus.stop):
-                    # retry / disconnect: last phase now, FRAME# off, IRDY# stays
-                    m.d.sync += [state.eq(S_STOPPING), frame_o.eq(0)]
-                    with m.If(~xfer & ~any_xfer):
-                        self._retried(m, retries, backoff, error)
-                with m.Elif(xfer & ((left_n <= 1) | lt_out)):
-                    m.d.sync += frame_o.eq(0)
-                if w64:
-                    # 64-bit phases: the next phase is the last when it can
-                    # carry the two (or one) dwords left
-                    with m.If(~master_abort & ~target_abort & ~(~frame_o & (xfer | bus.stop))
-                              & ~bus.stop & xfer & wide_req & bus.ack64 & (left_n <= 2)):
-                        m.d.sync += frame_o.eq(0)
+                self._data_phase(m, v)
 
             with m.Case(S_STOPPING):
                 # FRAME# off with IRDY# on; the target ends the phase at this edge
@@ -326,6 +249,109 @@ class PciInitiator(wiring.Component):
                 with m.If((error != 0) | (remaining == 0)):
                     m.d.comb += finish.eq(1)
         return m
+
+    def _drive_lines(self, m, v):
+        """The master's drivers: FRAME#, IRDY#, C/BE#, AD (address phase and
+        write data) and, 64-bit, REQ64# and PAR64 (PCI 2.3 §3.8). Sets
+        ``v.cbe_o``, ``v.wide_req``, ``v.par64_oe`` on a 64-bit core."""
+        o, oe = v.pci.o, v.pci.oe
+        if self.width == 64:
+            v.cbe_o = Signal(8)
+            v.wide_req = Signal()         # this transaction asserts REQ64#
+            ad_lo = Mux(v.drive & ((v.state == S_ADDR) | ~v.is_read), 0xFFFF_FFFF, 0)
+            ad_hi = Mux(v.drive & v.wide_req & (v.state != S_ADDR) & ~v.is_read, 0xFFFF_FFFF, 0)
+            par64_o, v.par64_oe = Signal(), Signal()
+            # PAR64: even parity over the AD[63:32] and C/BE[7:4]# of the
+            # clock before, from the agent that drove AD[63:32] (§3.8, §3.7.1)
+            m.d.sync += v.par64_oe.eq(ad_hi[0])
+            with m.If(ad_hi[0]):
+                m.d.sync += par64_o.eq(o.ad[32:].xor() ^ v.bus.cbe_n[4:].xor())
+            m.d.comb += [
+                o.frame.eq(v.frame_o), oe.frame.eq(v.drive),
+                o.req64.eq(v.frame_o & v.wide_req), oe.req64.eq(v.drive),
+                o.irdy.eq(v.irdy_o), oe.irdy.eq(v.drive_irdy),
+                o.cbe_n.eq(v.cbe_o), oe.cbe_n.eq(Mux(v.drive, Mux(v.wide_req, 0xFF, 0x0F), 0)),
+                o.ad.eq(Mux(v.state == S_ADDR, v.addr, Cat(v.wfifo.r_data, v.wfifo.r_data2))),
+                oe.ad.eq(Cat(ad_lo, ad_hi)),
+                o.par64.eq(par64_o), oe.par64.eq(v.par64_oe),
+                self.busy.eq(v.active),
+            ]
+        else:
+            m.d.comb += [
+                o.frame.eq(v.frame_o), oe.frame.eq(v.drive),
+                o.irdy.eq(v.irdy_o), oe.irdy.eq(v.drive_irdy),
+                o.cbe_n.eq(v.cbe_o), oe.cbe_n.eq(Mux(v.drive, 0xF, 0)),
+                o.ad.eq(Mux(v.state == S_ADDR, v.addr, v.wfifo.r_data)),
+                oe.ad.eq(Mux(v.drive & ((v.state == S_ADDR) | ~v.is_read), 0xFFFF_FFFF, 0)),
+                self.busy.eq(v.active),
+            ]
+
+    def _data_phase(self, m, v):
+        """S_DATA: count the phase, move its data, end or go on (PCI 2.3
+        §3.3.3, §3.5.4; 64-bit phases §3.8)."""
+        m.d.sync += v.lt_count.eq(Mux(v.lt_count != 0, v.lt_count - 1, 0))
+        m.d.sync += v.since_addr.eq(Mux(v.since_addr == DEVSEL_TIMEOUT + 1,
+                                        v.since_addr, v.since_addr + 1))
+        devsel_now = v.devsel_seen | v.bus.devsel
+        m.d.sync += v.devsel_seen.eq(devsel_now)
+        if self.width == 64:
+            # dwords this phase moves: two when the target took 64 bits
+            n = Signal(2)
+            m.d.comb += n.eq(Mux(v.xfer, Mux(v.wide_req & v.bus.ack64 & (v.remaining >= 2),
+                                             2, 1), 0))
+            moved_n = v.moved + n
+            remaining_n = v.remaining - n
+            left_n = v.left - n
+        else:
+            moved_n = v.moved + v.xfer
+            remaining_n = v.remaining - v.xfer
+            left_n = v.left - v.xfer
+        with m.If(v.xfer):
+            step = n << 2 if self.width == 64 else 4
+            m.d.sync += [v.addr.eq(v.addr + step), v.moved.eq(moved_n),
+                         v.remaining.eq(remaining_n), v.left.eq(left_n),
+                         v.any_xfer.eq(1), v.retries.eq(0)]
+            if self.width == 64:
+                with m.If(v.is_read):
+                    m.d.comb += [v.rfifo.w_en.eq(1), v.rfifo.w_two.eq(n == 2),
+                                 v.rfifo.w_data.eq(v.bus.ad[:32]),
+                                 v.rfifo.w_data2.eq(v.bus.ad[32:])]
+                with m.Else():
+                    m.d.comb += [v.wfifo.r_en.eq(1), v.wfifo.r_two.eq(n == 2)]
+            else:
+                with m.If(v.is_read):
+                    m.d.comb += [v.rfifo.w_en.eq(1), v.rfifo.w_data.eq(v.bus.ad)]
+                with m.Else():
+                    m.d.comb += v.wfifo.r_en.eq(1)
+            m.d.sync += v.cbe_o.eq(v.phase_be(moved_n, remaining_n))
+
+        master_abort = ~devsel_now & (v.since_addr >= DEVSEL_TIMEOUT - 1)
+        target_abort = v.bus.stop & ~v.bus.devsel & v.devsel_seen
+        lt_out = (v.lt_count == 0) & ~self.gnt
+        with m.If(master_abort | target_abort):
+            m.d.sync += v.error.eq(Mux(master_abort, Status.MASTER_ABORT,
+                                     Status.TARGET_ABORT))
+            with m.If(v.frame_o):
+                m.d.sync += [v.state.eq(S_STOPPING), v.frame_o.eq(0)]
+            with m.Else():
+                m.d.sync += [v.state.eq(S_TURN), v.irdy_o.eq(0)]
+        with m.Elif(~v.frame_o & (v.xfer | v.bus.stop)):
+            m.d.sync += [v.state.eq(S_TURN), v.irdy_o.eq(0)]
+            with m.If(v.bus.stop & ~v.xfer & ~v.any_xfer):
+                self._retried(m, v.retries, v.backoff, v.error)
+        with m.Elif(v.bus.stop):
+            # retry / disconnect: last phase now, FRAME# off, IRDY# stays
+            m.d.sync += [v.state.eq(S_STOPPING), v.frame_o.eq(0)]
+            with m.If(~v.xfer & ~v.any_xfer):
+                self._retried(m, v.retries, v.backoff, v.error)
+        with m.Elif(v.xfer & ((left_n <= 1) | lt_out)):
+            m.d.sync += v.frame_o.eq(0)
+        if self.width == 64:
+            # 64-bit phases: the next phase is the last when it can
+            # carry the two (or one) dwords v.left
+            with m.If(~master_abort & ~target_abort & ~(~v.frame_o & (v.xfer | v.bus.stop))
+                      & ~v.bus.stop & v.xfer & v.wide_req & v.bus.ack64 & (left_n <= 2)):
+                m.d.sync += v.frame_o.eq(0)
 
     def _lanes(self, m):
         """64-bit bus: each FIFO is two dword lanes taken in turn, so the bus

@@ -66,7 +66,8 @@ RULES_64 = RULES + (
     "req64_timing",         # REQ64# not with FRAME#'s timing (§3.8)
     "ack64_timing",         # ACK64# without DEVSEL# or REQ64#, or changed under DEVSEL# (§3.8)
     "req64_not_memory",     # REQ64# in an I/O, configuration or other non-memory cycle (§3.8)
-    "par64",                # PAR64 not driven, or not even parity, the clock after AD[63:32] (§3.8, §3.7.1)
+    "par64",                # PAR64 not driven or not even parity the clock after
+                            # AD[63:32] (§3.8, §3.7.1)
 )
 
 

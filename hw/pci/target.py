@@ -229,28 +229,8 @@ class PciTarget(wiring.Component):
         devsel_o = Signal()
         drive_ctl = Signal()          # DEVSEL#/TRDY#/STOP# enabled
         drive_ad = Signal()
-        if w64:
-            wide = Signal()           # this transaction has 64-bit phases (ACK64#)
-            self._wide = wide
-            ad_hi = Mux(drive_ad & wide, 0xFFFF_FFFF, 0)
-            par64_o, par64_oe = Signal(), Signal()
-            # PAR64: even parity over the AD[63:32] and C/BE[7:4]# of the
-            # clock before, from the agent that drove AD[63:32] (§3.8, §3.7.1)
-            m.d.sync += par64_oe.eq(ad_hi[0])
-            with m.If(ad_hi[0]):
-                m.d.sync += par64_o.eq(ad_o[32:].xor() ^ bus.cbe_n[4:].xor())
-            m.d.comb += [
-                pci.o.ad.eq(ad_o), pci.oe.ad.eq(Cat(Mux(drive_ad, 0xFFFF_FFFF, 0), ad_hi)),
-                pci.o.ack64.eq(devsel_o & wide), pci.oe.ack64.eq(drive_ctl),
-                pci.o.par64.eq(par64_o), pci.oe.par64.eq(par64_oe),
-            ]
-        else:
-            m.d.comb += [pci.o.ad.eq(ad_o), pci.oe.ad.eq(Mux(drive_ad, 0xFFFF_FFFF, 0))]
-        m.d.comb += [
-            pci.o.trdy.eq(trdy_o), pci.oe.trdy.eq(drive_ctl),
-            pci.o.stop.eq(stop_o), pci.oe.stop.eq(drive_ctl),
-            pci.o.devsel.eq(devsel_o), pci.oe.devsel.eq(drive_ctl),
-        ]
+        wide, par64_oe = self._drive_lines(m, ad_o, trdy_o, stop_o, devsel_o, drive_ctl,
+                                           drive_ad)
 
         # Read FIFO (prefetch) and posted-write FIFO, both flushed per transaction
         flush = Signal()
@@ -267,32 +247,8 @@ class PciTarget(wiring.Component):
             with m.Else():
                 m.d.comb += [rfifo.w_en.eq(1), rfifo.w_data.eq(port.rsp_data)]
 
-        # user command mux: posted writes first, then read requests
-        want_read = Signal()
-        m.d.comb += want_read.eq(
-            (state != S_IDLE) & (state != S_TURN) & is_read & ~is_cfg & ~stop_o
-            & (rfifo.level + inflight < FIFO_DEPTH)
-            & (prefetch | (issued == 0)) & ~wfifo.r_rdy)
-        read_issue = Signal()
-        with m.If(wfifo.r_rdy):
-            m.d.comb += [
-                port.cmd_valid.eq(1),
-                port.cmd.addr.eq(wfifo.r_data[0:32]),
-                port.cmd.data.eq(wfifo.r_data[32:32 + dw]),
-                port.cmd.bar.eq(wfifo.r_data[32 + dw:35 + dw]),
-                port.cmd.be.eq(wfifo.r_data[35 + dw:35 + dw + dw // 8]),
-                port.cmd.write.eq(1),
-                wfifo.r_en.eq(port.cmd_ready),
-                self.posted_done.eq(port.cmd_ready),
-            ]
-        with m.Elif(want_read):
-            m.d.comb += [
-                port.cmd_valid.eq(1),
-                port.cmd.addr.eq(Cat(Const(0, 3), issue_addr[3:]) if w64 else issue_addr),
-                port.cmd.bar.eq(cur_bar),
-                port.cmd.write.eq(0), port.cmd.be.eq(0xFF if w64 else 0xF),
-                read_issue.eq(port.cmd_ready),
-            ]
+        read_issue = self._user_commands(m, state, is_read, is_cfg, stop_o, rfifo, wfifo,
+                                         inflight, prefetch, issued, issue_addr, cur_bar)
         rsp_taken = port.rsp_valid & (drop == 0)
         m.d.sync += inflight.eq(inflight + read_issue - rsp_taken)
         with m.If(read_issue):
@@ -354,20 +310,7 @@ class PciTarget(wiring.Component):
                         self._config_write(m, cfg_reg, ad32, be, command, status_clr,
                                            latency_timer, cache_line, int_line, bars)
                     with m.If(~is_cfg & ~is_read):
-                        if w64:
-                            # a quadword entry: both halves, or the half this
-                            # 32-bit phase addressed
-                            hi = phase_addr[2]
-                            data64 = Mux(wide, bus.ad, Mux(hi, Cat(Const(0, 32), ad32),
-                                                           Cat(ad32, Const(0, 32))))
-                            be8 = Mux(wide, ~bus.cbe_n & 0xFF,
-                                      Mux(hi, Cat(Const(0, 4), be), Cat(be, Const(0, 4))))
-                            m.d.comb += [wfifo.w_en.eq(1),
-                                         wfifo.w_data.eq(Cat(Const(0, 3), phase_addr[3:], data64,
-                                                             cur_bar, be8))]
-                        else:
-                            m.d.comb += [wfifo.w_en.eq(1),
-                                         wfifo.w_data.eq(Cat(phase_addr, bus.ad, cur_bar, be))]
+                        self._post_write(m, wfifo, phase_addr, cur_bar, be, wide)
                 ended = (bus.irdy & ~bus.frame & (xfer | stop_o))
                 with m.If(ended):
                     m.d.sync += [state.eq(S_TURN), trdy_o.eq(0), stop_o.eq(0),
@@ -391,6 +334,88 @@ class PciTarget(wiring.Component):
                 m.d.comb += flush.eq(1)
                 m.d.sync += [drop.eq(inflight - rsp_taken), inflight.eq(0)]
         return m
+
+    def _drive_lines(self, m, ad_o, trdy_o, stop_o, devsel_o, drive_ctl, drive_ad):
+        """The target's drivers: AD for reads, TRDY#/STOP#/DEVSEL# and, 64-bit,
+        ACK64# and PAR64 (PCI 2.3 §3.8). Returns the 64-bit core's ``wide``
+        (this transaction has 64-bit phases) and its PAR64 enable."""
+        pci, bus = self.pci, self.pci.bus
+        wide = par64_oe = None
+        if self.width == 64:
+            wide = Signal()           # this transaction has 64-bit phases (ACK64#)
+            self._wide = wide
+            ad_hi = Mux(drive_ad & wide, 0xFFFF_FFFF, 0)
+            par64_o, par64_oe = Signal(), Signal()
+            # PAR64: even parity over the AD[63:32] and C/BE[7:4]# of the
+            # clock before, from the agent that drove AD[63:32] (§3.8, §3.7.1)
+            m.d.sync += par64_oe.eq(ad_hi[0])
+            with m.If(ad_hi[0]):
+                m.d.sync += par64_o.eq(ad_o[32:].xor() ^ bus.cbe_n[4:].xor())
+            m.d.comb += [
+                pci.o.ad.eq(ad_o), pci.oe.ad.eq(Cat(Mux(drive_ad, 0xFFFF_FFFF, 0), ad_hi)),
+                pci.o.ack64.eq(devsel_o & wide), pci.oe.ack64.eq(drive_ctl),
+                pci.o.par64.eq(par64_o), pci.oe.par64.eq(par64_oe),
+            ]
+        else:
+            m.d.comb += [pci.o.ad.eq(ad_o), pci.oe.ad.eq(Mux(drive_ad, 0xFFFF_FFFF, 0))]
+        m.d.comb += [
+            pci.o.trdy.eq(trdy_o), pci.oe.trdy.eq(drive_ctl),
+            pci.o.stop.eq(stop_o), pci.oe.stop.eq(drive_ctl),
+            pci.o.devsel.eq(devsel_o), pci.oe.devsel.eq(drive_ctl),
+        ]
+        return wide, par64_oe
+
+    def _post_write(self, m, wfifo, phase_addr, cur_bar, be, wide):
+        """A write data phase into the posted-write FIFO."""
+        bus = self.pci.bus
+        if self.width == 64:
+            # a quadword entry: both halves, or the half this 32-bit phase addressed
+            ad32 = bus.ad[:32]
+            hi = phase_addr[2]
+            data64 = Mux(wide, bus.ad, Mux(hi, Cat(Const(0, 32), ad32),
+                                           Cat(ad32, Const(0, 32))))
+            be8 = Mux(wide, ~bus.cbe_n & 0xFF,
+                      Mux(hi, Cat(Const(0, 4), be), Cat(be, Const(0, 4))))
+            m.d.comb += [wfifo.w_en.eq(1),
+                         wfifo.w_data.eq(Cat(Const(0, 3), phase_addr[3:], data64, cur_bar, be8))]
+        else:
+            m.d.comb += [wfifo.w_en.eq(1),
+                         wfifo.w_data.eq(Cat(phase_addr, bus.ad, cur_bar, be))]
+
+    def _user_commands(self, m, state, is_read, is_cfg, stop_o, rfifo, wfifo, inflight,
+                       prefetch, issued, issue_addr, cur_bar):
+        """The user port's command mux: posted writes first, then read
+        requests (ahead of the bus when prefetchable). Returns the clock's
+        read-request handshake."""
+        port = self.port
+        w64 = self.width == 64
+        dw = self.width
+        want_read = Signal()
+        m.d.comb += want_read.eq(
+            (state != S_IDLE) & (state != S_TURN) & is_read & ~is_cfg & ~stop_o
+            & (rfifo.level + inflight < FIFO_DEPTH)
+            & (prefetch | (issued == 0)) & ~wfifo.r_rdy)
+        read_issue = Signal()
+        with m.If(wfifo.r_rdy):
+            m.d.comb += [
+                port.cmd_valid.eq(1),
+                port.cmd.addr.eq(wfifo.r_data[0:32]),
+                port.cmd.data.eq(wfifo.r_data[32:32 + dw]),
+                port.cmd.bar.eq(wfifo.r_data[32 + dw:35 + dw]),
+                port.cmd.be.eq(wfifo.r_data[35 + dw:35 + dw + dw // 8]),
+                port.cmd.write.eq(1),
+                wfifo.r_en.eq(port.cmd_ready),
+                self.posted_done.eq(port.cmd_ready),
+            ]
+        with m.Elif(want_read):
+            m.d.comb += [
+                port.cmd_valid.eq(1),
+                port.cmd.addr.eq(Cat(Const(0, 3), issue_addr[3:]) if w64 else issue_addr),
+                port.cmd.bar.eq(cur_bar),
+                port.cmd.write.eq(0), port.cmd.be.eq(0xFF if w64 else 0xF),
+                read_issue.eq(port.cmd_ready),
+            ]
+        return read_issue
 
     def _config_space(self, m) -> SimpleNamespace:
         """The type-0 header's registers (PCI 2.3 §6.1) and the read mux of
