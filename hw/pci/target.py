@@ -194,7 +194,7 @@ class PciTarget(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pci, port, bus = self.pci, self.port, self.pci.bus
+        port, bus = self.port, self.pci.bus
 
         c = self._config_space(m)
         command, status_set, status_clr = c.command, c.status_set, c.status_clr
