@@ -4,7 +4,8 @@
 Ports
 -----
 * ``start``: begin a request; ``cipher``, ``decrypt``, ``key1..3`` and
-  ``iv`` are sampled in that clock and held for the request.
+  ``iv`` are sampled in that clock (the keys as the DES core's registered
+  key schedule) and held for the request.
 * ``enable``: blocks may be started (the engine's RUN state).
 * ``i``: In(byte stream) — the cipher region's input bytes, 8 per block;
   ``ready`` while the 8-byte input buffer has room.
@@ -57,8 +58,6 @@ class CipherStage(wiring.Component):
         m = Module()
         m.submodules.des = des = self._des
         dec = Signal()
-        triple = Signal()
-        keys = [Signal(64, name=f"key{n}") for n in (1, 2, 3)]
 
         in_buf = Signal(8 * DES_BLOCK)     # first byte in the top bits once full
         in_cnt = Signal(range(DES_BLOCK + 1))
@@ -94,11 +93,13 @@ class CipherStage(wiring.Component):
                                  (~pending | capture))
         m.d.comb += [
             des.start.eq(des_start),
-            des.decrypt.eq(dec),
-            des.triple.eq(triple),
-            des.key1.eq(keys[0]),
-            des.key2.eq(keys[1]),
-            des.key3.eq(keys[2]),
+            # the key schedule is registered in the clock the request starts
+            des.load.eq(self.start),
+            des.decrypt.eq(self.decrypt),
+            des.triple.eq(self.cipher == Cipher.TDES),
+            des.key1.eq(self.key1),
+            des.key2.eq(self.key2),
+            des.key3.eq(self.key3),
             des.block_in.eq(Mux(dec, in_buf, in_buf ^ chain_eff)),
         ]
         with m.If(des_start):
@@ -116,8 +117,7 @@ class CipherStage(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [
-                dec.eq(self.decrypt), triple.eq(self.cipher == Cipher.TDES),
-                keys[0].eq(self.key1), keys[1].eq(self.key2), keys[2].eq(self.key3),
+                dec.eq(self.decrypt),
                 in_cnt.eq(0), out_cnt.eq(0), pending.eq(0), chain.eq(self.iv),
             ]
         return m

@@ -11,26 +11,30 @@ costs exactly ``passes * 16 / rounds_per_cycle`` cycles, with ``passes`` = 3
 for 3DES-EDE and 1 for single DES. Between the three 3DES passes FP and IP
 cancel, so the halves simply carry over (swapped).
 
-Key schedule: PC-1 of the selected key gives C0/D0; the subkey of round *i*
-is PC-2 of C0/D0 rotated left by the cumulative shift count of round *i*
-(FIPS 46-3 key schedule). Decryption uses the subkeys in reverse order.
-All of that is combinational logic on the key inputs, so keys can change
-per request with no set-up time. Each key has its own schedule, and the
-pass selects among the three schedules, so a schedule's logic only changes
-with its key (3DES does not re-run it per pass).
+Key schedule: PC-1 of a key gives C0/D0; the subkey of round *i* is PC-2
+of C0/D0 rotated left by the cumulative shift count of round *i* (FIPS 46-3
+key schedule); decryption uses the subkeys in reverse order. All of it is
+wiring, registered once per key load (``load``): the subkeys of every pass
+in the order that pass uses them, so while blocks are computed each step
+only selects its subkeys, and no schedule logic runs at all. A load costs no
+clock: the caller loads in the clock its request starts, and the first
+block can only start once 8 bytes have arrived.
 
-Structure: :class:`DESKeySchedule` x 3, ``_DESRoundInputs`` (IP of the
-block at start, else the registers; this step's subkeys), ``_DESRounds``
-(the unrolled Feistel rounds), ``_DESOutput`` (FP). The split only keeps
-Amaranth's pysim, which re-runs a module's logic whenever one of its
-inputs changes, from re-running the rounds for every byte loaded.
+Cost: Verilator evaluates a design's combinational logic every clock and
+Amaranth's pysim whenever an input of a module changes, except the part of
+a process behind a condition that is false. So the round logic (``_DESRounds``),
+the step's subkey selection (``_DESSchedule``) and IP only run while a block
+is computed (``start`` or ``busy``), the schedule and FP only in the clock
+they are registered. The split into modules keeps pysim from re-running the
+rounds for every byte loaded.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DESCore", "DESKeySchedule", "des_cycles_per_block", "DES_ROUNDS_CHOICES",
+__all__ = ["DESCore", "key_schedule", "pass_schedules", "des_cycles_per_block",
+           "DES_ROUNDS_CHOICES",
            "IP", "FP", "E", "P", "PC1", "PC2", "SHIFTS", "SBOXES"]
 
 # FIPS 46-3, "Initial Permutation IP" (p. 10).
@@ -178,28 +182,38 @@ def _f(m, r, subkey, name):
     return _perm(s, P, 32)
 
 
-class DESKeySchedule(wiring.Component):
-    """PC-1, the C/D rotations and PC-2 for all 16 rounds of one key.
+def _perm_bits(bits, table):
+    """:func:`_perm` on a list of source bits (index 0 = Amaranth bit 0)."""
+    width = len(bits)
+    return [bits[width - table[i]] for i in reversed(range(len(table)))]
 
-    A separate module on purpose: Amaranth's pysim re-evaluates a module's
-    whole combinational logic when any of its inputs changes, and a key
-    only changes between requests, so the schedule stays idle while the
-    rounds run. In gates it is pure wiring plus nothing."""
 
-    def __init__(self):
-        super().__init__({"key": In(64), "subkeys": Out(48 * 16)})
+def key_schedule(key):
+    """The 16 subkeys of ``key`` (FIPS 46-3 key schedule): PC-2 of C0/D0 =
+    PC-1(key) rotated left by the cumulative shift count of each round.
+    Pure wiring: each subkey bit is one bit of ``key`` (PC-1, the rotations
+    and PC-2 composed here), so pysim compiles one slice per bit."""
+    cd = _perm_bits(list(range(64)), PC1)        # C = top 28 bits, D = low 28 bits
+    subkeys = []
+    for n in CUM_SHIFTS:
+        c, d = cd[0:28], cd[28:56]
+        rot = c[-n:] + c[:-n] + d[-n:] + d[:-n]  # rotate_left(n) of each half
+        subkeys.append(Cat(*(key[i] for i in _perm_bits(rot, PC2))))
+    return subkeys
 
-    def elaborate(self, platform):
-        m = Module()
-        cd = Signal(56, name="pc1")       # C = top 28 bits, D = low 28 bits
-        m.d.comb += cd.eq(_perm(self.key, PC1, 64))
-        for i, n in enumerate(CUM_SHIFTS):
-            # Every permutation reads a plain signal: pysim compiles a slice
-            # of a compound expression by recomputing the whole expression.
-            rot = Signal(56, name=f"cd{i + 1}")
-            m.d.comb += rot.eq(Cat(cd[0:28].rotate_left(n), cd[28:56].rotate_left(n)))
-            m.d.comb += self.subkeys[48 * i:48 * (i + 1)].eq(_perm(rot, PC2, 56))
-        return m
+
+def pass_schedules(key1, key2, key3, decrypt, triple):
+    """Subkeys of each pass in the order the pass uses them (EDE, FIPS 46-3
+    annex / SP 800-67): 3DES encrypt E(K1) D(K2) E(K3), decrypt D(K3) E(K2)
+    D(K1); single DES one pass with K1. Decryption takes a key's subkeys in
+    reverse. Python values (for ``decrypt``/``triple``) choose the case."""
+    ks = [key_schedule(k) for k in (key1, key2, key3)]
+    keys = ((2, 1, 0) if decrypt else (0, 1, 2)) if triple else (0,)
+    out = []
+    for p, k in enumerate(keys):
+        reverse = bool(decrypt) ^ (p == 1)
+        out.append(ks[k][::-1] if reverse else ks[k])
+    return out
 
 
 class DESCore(wiring.Component):
@@ -207,12 +221,16 @@ class DESCore(wiring.Component):
     done by the caller).
 
     Ports:
-      * ``start``: begin a block (only when ``busy`` is low); ``block_in``,
-        ``decrypt``, ``triple`` and the keys are sampled in that cycle, and
-        the keys must stay stable until ``busy`` falls.
+      * ``load``: ``key1``..``key3``, ``decrypt`` and ``triple`` are sampled
+        in this clock and the key schedule of every pass is registered (the
+        FIPS 46-3 schedule of each key, in the order its pass uses it), so no
+        schedule logic runs while blocks are computed. ``start`` may follow
+        from the next clock on; a new ``load`` only while ``busy`` is low.
+      * ``start``: begin a block (only when ``busy`` is low) on ``block_in``
+        (sampled in that cycle) with the loaded keys.
       * ``busy``: rounds still to compute. The result appears on
         ``block_out`` in the first cycle ``busy`` is low after a ``start``
-        and stays there until the next ``start``.
+        and stays there until the next block's last round.
       * ``key1``/``key2``/``key3``: EDE keys. 3DES encrypt is
         E(K3, D(K2, E(K1, x))), decrypt D(K1, E(K2, D(K3, x))) (FIPS 46-3
         annex / SP 800-67). ``triple`` = 0 runs one pass with ``key1``.
@@ -224,6 +242,7 @@ class DESCore(wiring.Component):
             raise ValueError(f"rounds_per_cycle must be one of {DES_ROUNDS_CHOICES}")
         self.rounds_per_cycle = rounds_per_cycle
         super().__init__({
+            "load": In(1),
             "start": In(1),
             "decrypt": In(1),
             "triple": In(1),
@@ -246,64 +265,66 @@ class DESCore(wiring.Component):
         rreg = Signal(32)
         step = self.round          # register: step within a pass
         pas = self.pass_           # register: 0..2
+        triple = Signal()          # of the loaded keys
 
-        # One schedule per key: each only changes with its key, not per pass.
-        scheds = []
-        for n, key in enumerate((self.key1, self.key2, self.key3), start=1):
-            ks = DESKeySchedule()
-            m.submodules[f"ks{n}"] = ks
-            m.d.comb += ks.key.eq(key)
-            scheds.append(ks.subkeys)
+        active = Signal()
+        m.d.comb += active.eq(self.start | self.busy)
+        step_e = Signal.like(step)
+        pass_e = Signal.like(pas)
+        m.d.comb += [step_e.eq(Mux(self.start, 0, step)), pass_e.eq(Mux(self.start, 0, pas))]
 
-        m.submodules.select = sel = _DESRoundInputs(rpc)
+        m.submodules.schedule = ks = _DESSchedule(rpc)
         m.d.comb += [
-            sel.start.eq(self.start), sel.block_in.eq(self.block_in),
-            sel.lreg.eq(lreg), sel.rreg.eq(rreg), sel.step.eq(step), sel.pass_.eq(pas),
-            sel.decrypt.eq(self.decrypt), sel.triple.eq(self.triple),
-            sel.sched1.eq(scheds[0]), sel.sched2.eq(scheds[1]), sel.sched3.eq(scheds[2]),
+            ks.load.eq(self.load), ks.decrypt.eq(self.decrypt), ks.triple.eq(self.triple),
+            ks.key1.eq(self.key1), ks.key2.eq(self.key2), ks.key3.eq(self.key3),
+            ks.active.eq(active), ks.step.eq(step_e), ks.pass_.eq(pass_e),
         ]
+        with m.If(self.load):
+            m.d.sync += triple.eq(self.triple)
+
+        # The rounds start from IP(block_in) in the start clock (IP is
+        # wiring, evaluated only then), else from the registers.
         m.submodules.rounds = rnd = _DESRounds(rpc)
-        m.d.comb += [rnd.l_in.eq(sel.l0), rnd.r_in.eq(sel.r0), rnd.subkeys.eq(sel.subkeys)]
+        with m.If(self.start):
+            ipb = _perm(self.block_in, IP, 64)
+            m.d.comb += [rnd.l_in.eq(ipb[32:64]), rnd.r_in.eq(ipb[0:32])]
+        with m.Else():
+            m.d.comb += [rnd.l_in.eq(lreg), rnd.r_in.eq(rreg)]
+        m.d.comb += [rnd.active.eq(active), rnd.subkeys.eq(ks.subkeys)]
         left, right = rnd.l_out, rnd.r_out
-        step_e, pass_e = sel.step_e, sel.pass_e
 
         last_step = step_e == steps - 1
-        last_pass = Mux(self.triple, pass_e == 2, pass_e == 0)
-        active = self.start | self.busy
+        last_pass = Mux(triple, pass_e == 2, pass_e == 0)
         with m.If(active):
             with m.If(last_step):
                 # End of a pass: swap (R16 L16); FP/IP between passes cancel.
                 m.d.sync += [lreg.eq(right), rreg.eq(left), step.eq(0)]
                 with m.If(last_pass):
-                    m.d.sync += [self.busy.eq(0), pas.eq(0)]
+                    # FP of the preoutput (R16 L16) (FIPS 46-3 p. 10), wiring
+                    m.d.sync += [self.busy.eq(0), pas.eq(0),
+                                 self.block_out.eq(_perm(Cat(left, right), FP, 64))]
                 with m.Else():
                     m.d.sync += [self.busy.eq(1), pas.eq(pass_e + 1)]
             with m.Else():
                 m.d.sync += [lreg.eq(left), rreg.eq(right),
                              step.eq(step_e + 1), pas.eq(pass_e),
                              self.busy.eq(1)]
-
-        m.submodules.output = out = _DESOutput()
-        m.d.comb += [out.lreg.eq(lreg), out.rreg.eq(rreg), self.block_out.eq(out.block)]
         return m
 
 
-class _DESRoundInputs(wiring.Component):
-    """What the rounds of this clock start from: IP(``block_in``) in the
-    ``start`` clock, else the registers; and the subkeys of the rounds of
-    this step, for the pass's key and direction (EDE: FIPS 46-3 annex /
-    SP 800-67). Cheap muxes only, so that the rounds (:class:`_DESRounds`)
-    see new inputs only when they have work (pysim wakes a module whenever
-    one of its inputs changes; ``block_in`` changes with every byte loaded)."""
+class _DESSchedule(wiring.Component):
+    """The registered key schedule: at ``load``, every pass's 16 subkeys in
+    the order the pass uses them (:func:`pass_schedules`, pure wiring of the
+    keys, evaluated only in that clock); while ``active``, the ``rpc``
+    subkeys of this step (``pass_``, ``step``), one register slice."""
 
     def __init__(self, rpc):
         self.rpc = rpc
         steps = DES_ROUNDS // rpc
         super().__init__({
-            "start": In(1), "block_in": In(64), "lreg": In(32), "rreg": In(32),
-            "step": In(range(steps)), "pass_": In(2), "decrypt": In(1), "triple": In(1),
-            "sched1": In(48 * 16), "sched2": In(48 * 16), "sched3": In(48 * 16),
-            "l0": Out(32), "r0": Out(32), "step_e": Out(range(steps)), "pass_e": Out(2),
+            "load": In(1), "decrypt": In(1), "triple": In(1),
+            "key1": In(64), "key2": In(64), "key3": In(64),
+            "active": In(1), "step": In(range(steps)), "pass_": In(2),
             "subkeys": Out(48 * rpc),
         })
 
@@ -311,68 +332,44 @@ class _DESRoundInputs(wiring.Component):
         m = Module()
         rpc = self.rpc
         steps = DES_ROUNDS // rpc
-        ipb = Signal(64)
-        m.d.comb += ipb.eq(_perm(self.block_in, IP, 64))
-        step_e, pass_e = self.step_e, self.pass_e
-        m.d.comb += [
-            self.l0.eq(Mux(self.start, ipb[32:64], self.lreg)),
-            self.r0.eq(Mux(self.start, ipb[0:32], self.rreg)),
-            step_e.eq(Mux(self.start, 0, self.step)),
-            pass_e.eq(Mux(self.start, 0, self.pass_)),
-        ]
-
-        # Schedule of this pass's key and its direction (EDE).
-        sched = Signal(48 * 16)
-        with m.Switch(pass_e):
-            with m.Case(0):
-                m.d.comb += sched.eq(Mux(self.decrypt & self.triple, self.sched3, self.sched1))
-            with m.Case(1):
-                m.d.comb += sched.eq(self.sched2)
-            with m.Default():
-                m.d.comb += sched.eq(Mux(self.decrypt, self.sched1, self.sched3))
-        dec_pass = Signal()
-        m.d.comb += dec_pass.eq(self.decrypt ^ (pass_e == 1))
-        sub = [sched[48 * i:48 * (i + 1)] for i in range(16)]
-        for j in range(rpc):
-            enc_k = [sub[st * rpc + j] for st in range(steps)]
-            dec_k = [sub[15 - (st * rpc + j)] for st in range(steps)]
-            if steps == 1:
-                k = Mux(dec_pass, dec_k[0], enc_k[0])
-            else:
-                k = Mux(dec_pass, Array(dec_k)[step_e], Array(enc_k)[step_e])
-            m.d.comb += self.subkeys[48 * j:48 * (j + 1)].eq(k)
+        width = 48 * DES_ROUNDS                  # one pass
+        sched = Signal(3 * width)                # pass p at [p*width, (p+1)*width)
+        with m.If(self.load):
+            with m.Switch(Cat(self.decrypt, self.triple)):
+                for code in range(4):
+                    dec, tri = code & 1, code >> 1
+                    with m.Case(code):
+                        passes = pass_schedules(self.key1, self.key2, self.key3, dec, tri)
+                        m.d.sync += sched[:width * len(passes)].eq(
+                            Cat(*(k for p in passes for k in p)))
+        step_bits = len(self.step)
+        with m.If(self.active):
+            with m.Switch(Cat(self.step, self.pass_)):
+                for p in range(3):
+                    for st in range(steps):
+                        lo = p * width + st * rpc * 48
+                        with m.Case(st | p << step_bits):
+                            m.d.comb += self.subkeys.eq(sched[lo:lo + 48 * rpc])
         return m
 
 
 class _DESRounds(wiring.Component):
-    """``rpc`` Feistel rounds (FIPS 46-3 p. 10): L' = R, R' = L ^ f(R, K)."""
+    """``rpc`` Feistel rounds (FIPS 46-3 p. 10): L' = R, R' = L ^ f(R, K).
+    Evaluated only while ``active`` (the outputs are 0 otherwise)."""
 
     def __init__(self, rpc):
         self.rpc = rpc
-        super().__init__({"l_in": In(32), "r_in": In(32), "subkeys": In(48 * rpc),
-                          "l_out": Out(32), "r_out": Out(32)})
+        super().__init__({"active": In(1), "l_in": In(32), "r_in": In(32),
+                          "subkeys": In(48 * rpc), "l_out": Out(32), "r_out": Out(32)})
 
     def elaborate(self, platform):
         m = Module()
         left, right = self.l_in, self.r_in
-        for j in range(self.rpc):
-            kj = self.subkeys[48 * j:48 * (j + 1)]
-            nr = Signal(32, name=f"r_{j}")
-            m.d.comb += nr.eq(left ^ _f(m, right, kj, f"f{j}"))
-            left, right = right, nr
-        m.d.comb += [self.l_out.eq(left), self.r_out.eq(right)]
-        return m
-
-
-class _DESOutput(wiring.Component):
-    """FP of the (R16 L16) preoutput held in the registers (FIPS 46-3 p. 10)."""
-
-    def __init__(self):
-        super().__init__({"lreg": In(32), "rreg": In(32), "block": Out(64)})
-
-    def elaborate(self, platform):
-        m = Module()
-        preout = Signal(64)
-        m.d.comb += preout.eq(Cat(self.rreg, self.lreg))
-        m.d.comb += self.block.eq(_perm(preout, FP, 64))
+        with m.If(self.active):
+            for j in range(self.rpc):
+                kj = self.subkeys[48 * j:48 * (j + 1)]
+                nr = Signal(32, name=f"r_{j}")
+                m.d.comb += nr.eq(left ^ _f(m, right, kj, f"f{j}"))
+                left, right = right, nr
+            m.d.comb += [self.l_out.eq(left), self.r_out.eq(right)]
         return m

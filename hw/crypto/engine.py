@@ -95,6 +95,10 @@ class TransformEngine(wiring.Component):
     result : Out(stream of ResultLayout), one per command.
     state, mac_state : FSM states for VCDs (EngineState, MacState).
     in_pos, out_pos : byte positions of the input and output sides.
+    idle : 1 exactly when the next clock edge changes none of the engine's
+        state: no request in flight (sequencer IDLE, so every stage has
+        finished: no block in the DES or SHA-1 core, buffers empty) and no
+        command offered on ``cmd``. A reset from outside is not covered.
 
     Structure: :class:`~hw.crypto.sequencer.RequestSequencer` (command,
     checks, result), :class:`~hw.crypto.bytestream.WordUnpacker` →
@@ -115,6 +119,7 @@ class TransformEngine(wiring.Component):
             "mac_state": Out(MacState),
             "in_pos": Out(LEN_BITS),
             "out_pos": Out(LEN_BITS),
+            "idle": Out(1),
         })
 
     def elaborate(self, platform):
@@ -169,5 +174,8 @@ class TransformEngine(wiring.Component):
             seq.digest.eq(ms.digest),
             self.state.eq(seq.state), self.mac_state.eq(ms.state),
             self.in_pos.eq(up.pos), self.out_pos.eq(pk.pos),
+            # IDLE is entered only once every stage is done (sequencer RUN)
+            # and the result is taken, and no stage moves without RUN or start
+            self.idle.eq((seq.state == EngineState.IDLE) & ~self.cmd.valid),
         ]
         return m

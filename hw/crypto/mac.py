@@ -60,21 +60,25 @@ class Sha1Padder(wiring.Component):
     bit length in bytes 56..63 when ``count`` < 56 (otherwise the length goes
     in a second block). A module of its own so that Amaranth's pysim, which
     re-evaluates a module's combinational logic whenever one of its inputs
-    changes, runs these 64 byte muxes only when the block buffer changes."""
+    changes, runs these 64 byte muxes only when the block buffer changes;
+    and only while ``active`` (the clock the padded block is taken), so
+    Verilator, which evaluates all logic every clock except the branches of
+    a process whose condition is false, skips them otherwise."""
 
     def __init__(self):
         super().__init__({"buf": In(512), "count": In(7), "bitlen": In(64),
-                          "block": Out(512)})
+                          "active": In(1), "block": Out(512)})
 
     def elaborate(self, platform):
         m = Module()
         bi = self.count
-        for j in range(SHA1_BLOCK):
-            sl = slice(8 * (63 - j), 8 * (64 - j))
-            val = Mux(bi > j, self.buf[sl], Mux(bi == j, 0x80, 0))
-            if j >= SHA1_LEN_AT:
-                val = Mux(bi < SHA1_LEN_AT, self.bitlen[8 * (63 - j):8 * (64 - j)], val)
-            m.d.comb += self.block[sl].eq(val)
+        with m.If(self.active):            # 0 otherwise: evaluated only when used
+            for j in range(SHA1_BLOCK):
+                sl = slice(8 * (63 - j), 8 * (64 - j))
+                val = Mux(bi > j, self.buf[sl], Mux(bi == j, 0x80, 0))
+                if j >= SHA1_LEN_AT:
+                    val = Mux(bi < SHA1_LEN_AT, self.bitlen[8 * (63 - j):8 * (64 - j)], val)
+                m.d.comb += self.block[sl].eq(val)
         return m
 
 
@@ -141,6 +145,7 @@ class MacStage(wiring.Component):
             issue_pad1.eq((mst == MacState.DATA) & all_fed & (bi != SHA1_BLOCK) &
                           core_free),
         ]
+        m.d.comb += padder.active.eq(issue_pad1)
         sha_start = Signal()
         blk = Signal(512)
         st_in = Signal(160)

@@ -82,47 +82,52 @@ class SHA1Core(wiring.Component):
         def word(v, i, n):          # word i (0 = most significant) of n words
             return v[32 * (n - 1 - i):32 * (n - i)]
 
-        # Effective inputs of this cycle (start folds the first rounds in).
-        eff = [Signal(32, name=f"{n}_in") for n in "abcde"]
-        for i, (e, r) in enumerate(zip(eff, regs)):
-            m.d.comb += e.eq(Mux(self.start, word(self.state_in, i, 5), r))
-        ext = [Signal(32, name=f"x{i}") for i in range(16)]
-        for i, (x, w) in enumerate(zip(ext, wreg)):
-            m.d.comb += x.eq(Mux(self.start, word(self.block, i, 16), w))
-        for j in range(16, rpc + 16):
-            x = Signal(32, name=f"x{j}")
-            m.d.comb += x.eq(_rotl(ext[j - 3] ^ ext[j - 8] ^ ext[j - 14] ^ ext[j - 16], 1))
-            ext.append(x)
-        cyc_e = Signal.like(cyc)
-        m.d.comb += cyc_e.eq(Mux(self.start, 0, cyc))
-        h0_e = Signal(160)
-        m.d.comb += h0_e.eq(Mux(self.start, self.state_in, h0))
+        # All of the round logic only runs while a block is computed (Verilator
+        # and pysim skip a process's branch whose condition is false).
+        active = Signal()
+        m.d.comb += active.eq(self.start | self.busy)
+        with m.If(active):
+            # Effective inputs of this cycle (start folds the first rounds in).
+            eff = [Signal(32, name=f"{n}_in") for n in "abcde"]
+            for i, (e, r) in enumerate(zip(eff, regs)):
+                m.d.comb += e.eq(Mux(self.start, word(self.state_in, i, 5), r))
+            ext = [Signal(32, name=f"x{i}") for i in range(16)]
+            for i, (x, w) in enumerate(zip(ext, wreg)):
+                m.d.comb += x.eq(Mux(self.start, word(self.block, i, 16), w))
+            for j in range(16, rpc + 16):
+                x = Signal(32, name=f"x{j}")
+                m.d.comb += x.eq(_rotl(ext[j - 3] ^ ext[j - 8] ^ ext[j - 14] ^ ext[j - 16], 1))
+                ext.append(x)
+            cyc_e = Signal.like(cyc)
+            m.d.comb += cyc_e.eq(Mux(self.start, 0, cyc))
+            h0_e = Signal(160)
+            m.d.comb += h0_e.eq(Mux(self.start, self.state_in, h0))
 
-        a, b, c, d, e = eff
-        for j in range(rpc):
-            # Round index t = cyc * rpc + j; pick f_t and K_t (FIPS 180-4 §4.1.1).
-            ch = (b & c) | (~b & d)
-            par = b ^ c ^ d
-            maj = (b & c) | (b & d) | (c & d)
-            f = Signal(32, name=f"f{j}")
-            k = Signal(32, name=f"k{j}")
-            stage_bounds = [(20 - j + rpc - 1) // rpc, (40 - j + rpc - 1) // rpc,
-                            (60 - j + rpc - 1) // rpc]  # first cyc with t >= 20/40/60
-            with m.If(cyc_e < stage_bounds[0]):
-                m.d.comb += [f.eq(ch), k.eq(SHA1_K[0])]
-            with m.Elif(cyc_e < stage_bounds[1]):
-                m.d.comb += [f.eq(par), k.eq(SHA1_K[1])]
-            with m.Elif(cyc_e < stage_bounds[2]):
-                m.d.comb += [f.eq(maj), k.eq(SHA1_K[2])]
-            with m.Else():
-                m.d.comb += [f.eq(par), k.eq(SHA1_K[3])]
-            t = Signal(32, name=f"t{j}")
-            m.d.comb += t.eq(_rotl(a, 5) + f + e + k + ext[j])
-            c30 = Signal(32, name=f"c{j}")
-            m.d.comb += c30.eq(_rotl(b, 30))
-            a, b, c, d, e = t, a, c30, c, d
+            a, b, c, d, e = eff
+            for j in range(rpc):
+                # Round index t = cyc * rpc + j; pick f_t and K_t (FIPS 180-4 §4.1.1).
+                ch = (b & c) | (~b & d)
+                par = b ^ c ^ d
+                maj = (b & c) | (b & d) | (c & d)
+                f = Signal(32, name=f"f{j}")
+                k = Signal(32, name=f"k{j}")
+                stage_bounds = [(20 - j + rpc - 1) // rpc, (40 - j + rpc - 1) // rpc,
+                                (60 - j + rpc - 1) // rpc]  # first cyc with t >= 20/40/60
+                with m.If(cyc_e < stage_bounds[0]):
+                    m.d.comb += [f.eq(ch), k.eq(SHA1_K[0])]
+                with m.Elif(cyc_e < stage_bounds[1]):
+                    m.d.comb += [f.eq(par), k.eq(SHA1_K[1])]
+                with m.Elif(cyc_e < stage_bounds[2]):
+                    m.d.comb += [f.eq(maj), k.eq(SHA1_K[2])]
+                with m.Else():
+                    m.d.comb += [f.eq(par), k.eq(SHA1_K[3])]
+                t = Signal(32, name=f"t{j}")
+                m.d.comb += t.eq(_rotl(a, 5) + f + e + k + ext[j])
+                c30 = Signal(32, name=f"c{j}")
+                m.d.comb += c30.eq(_rotl(b, 30))
+                a, b, c, d, e = t, a, c30, c, d
 
-        with m.If(self.start | self.busy):
+        with m.If(active):
             m.d.sync += [r.eq(v) for r, v in zip(regs, (a, b, c, d, e))]
             m.d.sync += [w.eq(x) for w, x in zip(wreg, ext[rpc:rpc + 16])]
             m.d.sync += h0.eq(h0_e)

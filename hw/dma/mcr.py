@@ -84,7 +84,7 @@ from amaranth.lib.wiring import In, Out
 from ..cards.ubsecreg import McrPacket, byte_offset
 from ..crypto.engine import TransformEngine
 from ..pci.initiator import InitiatorCommand
-from .mcr_chain import ChainWalker
+from .mcr_chain import ChainState, ChainWalker
 from .mcr_common import Dest, P_IPKT, P_OPKT, count_bits
 from .mcr_context import ContextRegisters
 from .mcr_demux import ReadDemux
@@ -142,6 +142,7 @@ class McrEngine(wiring.Component):
             "out_state": Out(OutState),
             "records": Out(32),           # records completed since reset
             "packets": Out(32),           # packets processed since reset
+            "idle": Out(1),               # the next clock edge changes no state
         })
 
     def elaborate(self, platform):
@@ -220,4 +221,11 @@ class McrEngine(wiring.Component):
             self.packets.eq(rec.packets), self.main_state.eq(rec.state),
             self.in_state.eq(inp.state), self.out_state.eq(out.state),
         ]
+        # idle: no record queued or under way, both sides and both walkers at
+        # rest, no read outstanding (tag FIFO empty), the data FIFO empty, no
+        # bus completion arriving and the transform engine idle
+        m.d.comb += self.idle.eq(
+            rec.idle & (inp.state == InState.IDLE) & out.idle &
+            (ich.state == ChainState.HOLD) & (och.state == ChainState.HOLD) &
+            ~iss.tag.valid & ~dmx.data.valid & ~self.ini_done & eng.idle)
         return m

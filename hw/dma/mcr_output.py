@@ -58,6 +58,7 @@ class OutputSequencer(wiring.Component):
             "chain_addr": Out(32),
             "output_error": Out(1),       # pulse: ERR_OUTPUT
             "state": Out(OutState),
+            "idle": Out(1),               # IDLE and the packer holds nothing
         })
 
     def elaborate(self, platform):
@@ -112,7 +113,8 @@ class OutputSequencer(wiring.Component):
 
         n_out = Signal(16)
         m.d.comb += [n_out.eq(Mux(c.len < out_rem, c.len, out_rem)),
-                     self.finish.eq(ost == OutState.FINISH)]
+                     self.finish.eq(ost == OutState.FINISH),
+                     self.idle.eq((ost == OutState.IDLE) & ~self.start & pk.idle)]
         with m.Switch(ost):
             with m.Case(OutState.IDLE):
                 with m.If(self.start):

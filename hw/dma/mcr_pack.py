@@ -43,6 +43,7 @@ class ParticlePacker(wiring.Component):
             "start": In(1),               # a packet starts: nothing is being dropped
             "left": Out(16),
             "done": Out(1),
+            "idle": Out(1),               # nothing held, placed, dropped or to command
             "wdata": Out(stream.Signature(32)),
             "req": Out(RequestSignature(cw)),
             "halted": In(1),
@@ -115,7 +116,8 @@ class ParticlePacker(wiring.Component):
                 m.d.comb += wr_dec.eq(c_w)
                 m.d.sync += [w_addr.eq(w_addr + (c_w << 2)), w_left.eq(w_left - c_w),
                              w_first.eq(0)]
-        m.d.comb += self.done.eq((p_left == 0) & (w_left == 0))
+        m.d.comb += [self.done.eq((p_left == 0) & (w_left == 0)),
+                     self.idle.eq((s_be == 0) & (p_left == 0) & (w_left == 0) & ~discard)]
 
         with m.If(self.set):
             ln = self.set_addr[0:2]

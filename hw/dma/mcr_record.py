@@ -73,6 +73,7 @@ class RecordSequencer(wiring.Component):
             "halted": In(1), "dma_error": In(1),
             "chain_halt": Out(1), "chain_addr": Out(32),
             "state": Out(MainState),
+            "idle": Out(1),               # IDLE, MCR1 queue empty, nothing pushed
         })
 
     def elaborate(self, platform):
@@ -118,6 +119,7 @@ class RecordSequencer(wiring.Component):
             self.out_len.eq(pktlen - skip),
             self.packet_at.eq(pkt_addr - MCR_ADD_BYTES),
             self.busy.eq((mst != MainState.IDLE) | q.r_rdy),
+            self.idle.eq((mst == MainState.IDLE) & ~q.r_rdy & ~self.mcr1_push),
         ]
         p = self.cmd.payload
         m.d.comb += [p.eq(ecmd), p.key1.eq(ctx.key1), p.key2.eq(ctx.key2),

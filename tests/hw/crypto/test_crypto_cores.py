@@ -35,6 +35,9 @@ def test_des_core(rpc):
                 ctx.set(port, int.from_bytes(v, "big"))
             ctx.set(dut.decrypt, dec)
             ctx.set(dut.triple, triple)
+            ctx.set(dut.load, 1)             # the key schedule is registered
+            await ctx.tick()
+            ctx.set(dut.load, 0)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
