@@ -112,7 +112,7 @@ class Em:
                 raise ValueError(f"em: {name} must be a multiple of 8 in 8..4096, not {v!r}")
         for name, v in (("itr", itr), ("tidv", tidv), ("tadv", tadv), ("rdtr", rdtr),
                         ("radv", radv)):
-            if not isinstance(v, int) or not 0 <= v <= 0xFFFF:
+            if not isinstance(v, int) or not 0 <= v <= ITR.interval.mask:
                 raise ValueError(f"em: {name} must be 0..65535, not {v!r}")
         self.pa, self.dev, self.kernel = pa, pa.dev, pa.kernel
         self.unit = pa.unit
@@ -145,11 +145,11 @@ class Em:
         ctrl = await self.regs.read(CTRL)
         if ctrl == ALL_ONES:
             return False
-        await self.regs.write(IMC, 0xFFFF_FFFF)
+        await self.regs.write(IMC, IMC.mask())
         await self.regs.write(CTRL, ctrl | CTRL.rst.mask)
         for _ in range(RESET_POLLS):
             if not await self.regs.read(CTRL) & CTRL.rst.mask:
-                await self.regs.write(IMC, 0xFFFF_FFFF)
+                await self.regs.write(IMC, IMC.mask())
                 return True
         return False
 
@@ -167,7 +167,7 @@ class Em:
             self.kernel.printf(f"{self.name}: reset failed")
             return False
         words = [await self.read_eeprom(a) for a in range(E.EEPROM_CHECKSUM_REG + 1)]
-        if sum(words) & 0xFFFF != E.EEPROM_SUM:
+        if sum(words) % (1 << EERD.data.width) != E.EEPROM_SUM:
             self.kernel.printf(f"{self.name}: the EEPROM checksum is not valid")
             return False
         self.mac = b"".join(w.to_bytes(2, "little") for w in words[:3])
