@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from drivers.bus_space import BusSpace, ConfigSpace
-from hw.pci.pcireg import (BAR_MEM_64, BAR_MEM_MASK, CLASS, COMMAND, HEADER, ID, INTERRUPT,
+from hw.pci.pcireg import (BAR64_SPAN, BAR_MEM_64, BAR_MEM_MASK, BAR_UPPER_LSB, CLASS, COMMAND, HEADER, ID, INTERRUPT,
                            INTERRUPT_PIN_INTA, SUBSYSTEM, bar, bar_upper)
 from sim.kernel import PWAIT
 from sim.kernel.errno import EIO, ETIMEDOUT, EWOULDBLOCK
@@ -169,15 +169,15 @@ async def enumerate_bus(host, *, latency_timer: int = DEFAULT_LATENCY_TIMER,
             if wide:
                 # §6.2.5.1: a 64-bit BAR is sized over both dwords
                 await cfg.write(bar_upper(i + 1), ALL_ONES)
-                addr_bits |= await cfg.read(bar_upper(i + 1)) << 32
-                span = (1 << 64) - 1
+                addr_bits |= await cfg.read(bar_upper(i + 1)) << BAR_UPPER_LSB
+                span = BAR64_SPAN
             size = (~addr_bits & span) + 1
             addr = (next_addr + size - 1) & ~(size - 1)
             if addr + size > limit:
                 raise RuntimeError(f"MMIO window exhausted at slot {slot} BAR{i}")
             await cfg.write(reg, addr & ALL_ONES)
             if wide:                    # the window is below 4 GiB: upper dword 0
-                await cfg.write(bar_upper(i + 1), addr >> 32)
+                await cfg.write(bar_upper(i + 1), addr >> BAR_UPPER_LSB)
             dev.bars.append(Bar(i, addr, size, bool(probe & reg.mask("prefetchable")),
                                 wide=wide))
             next_addr = addr + size

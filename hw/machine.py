@@ -31,6 +31,7 @@ from .pci.host_bridge import HostBridge
 from .pci.monitor import Monitor, Checker, CLASSES, rules
 from .cards.slot import quiet_of
 import importlib
+import inspect
 
 __all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class"]
 
@@ -40,7 +41,20 @@ CARD_KINDS = {
     "dmatest": "hw.cards.dmatest:DmaTestCard",
     "bcm5820": "hw.cards.bcm5820:Bcm5820",
     "hifn7751": "hw.cards.hifn7751:Hifn7751",
+    "em82544": "hw.cards.em8254x:Em8254x",
 }
+
+
+def _slot_params(card: CardSpec, width: int, clock_mhz: int) -> dict:
+    """A card's constructor arguments: its spec's, plus what the slot tells
+    it — ``bus_width=64`` for a 64-bit master on a 64-bit bus, and the bus
+    clock to a card whose timers count bus clocks (``bus_mhz``)."""
+    params = dict(card.params)
+    if width == 64:
+        params["bus_width"] = 64
+    if "bus_mhz" in inspect.signature(card_class(card.kind)).parameters:
+        params.setdefault("bus_mhz", clock_mhz)
+    return params
 
 
 def card_class(kind: str):
@@ -168,7 +182,7 @@ class Machine(wiring.Component):
                           for name, d, w in _port_list(spec)})
         self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram,
                                  width=spec.bus_width)
-        self.cards = [card_class(c.kind)(**c.params, **({"bus_width": 64} if w == 64 else {}))
+        self.cards = [card_class(c.kind)(**_slot_params(c, w, spec.clock_mhz))
                       for c, w in zip(spec.cards, spec.card_widths())]
         self.resolver = Resolver(len(spec.agent_names()), spec.bus_width, spec.agent_widths())
         self.arbiter = Arbiter(len(spec.master_names()))

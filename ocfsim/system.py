@@ -39,7 +39,7 @@ __all__ = ["System", "boot", "DRIVERS", "DRIVER_MODULES", "match_table"]
 
 #: the drivers configured into the kernel (OpenBSD's ioconf), each a module
 #: with ``MATCH = {(vendor, device): name}`` and ``async attach(pa, **options)``
-DRIVER_MODULES = ("drivers.ubsec", "drivers.hifn")
+DRIVER_MODULES = ("drivers.ubsec", "drivers.hifn", "drivers.em")
 
 
 def match_table(modules=DRIVER_MODULES) -> dict[tuple[int, int], str]:

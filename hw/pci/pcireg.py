@@ -106,6 +106,10 @@ HEADER = Register("HEADER", 0x0C, (
 BAR_MEM_32, BAR_MEM_64 = 0b00, 0b10
 #: the address bits of a memory BAR (bits 3:0 are the type, §6.2.5.1)
 BAR_MEM_MASK = 0xFFFF_FFF0
+#: a 64-bit BAR's upper register holds address bits 63:32 (§6.2.5.1)
+BAR_UPPER_LSB = 32
+#: the addresses a 64-bit BAR spans
+BAR64_SPAN = (1 << 64) - 1
 
 
 def _bar(i: int) -> Register:

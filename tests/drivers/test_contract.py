@@ -34,7 +34,7 @@ from .test_same_answer import cases, expected
 ROOT = Path(__file__).resolve().parents[2]
 #: the driver code that must not know an offset or a bit position
 DRIVER_FILES = ["drivers/hifn.py", "drivers/ubsec.py", "drivers/softc.py", "drivers/ring.py",
-                "drivers/pci.py"]
+                "drivers/pci.py", "drivers/em.py"]
 SC = "tests.drivers.contract_scenarios"
 
 
@@ -144,7 +144,8 @@ def test_each_driver_has_the_same_shape(mod, cls, ids):
 
 def test_autoconf_table_is_the_drivers_match_tables():
     assert DRIVERS == {(0x13A3, 0x0005): "drivers.hifn:attach",     # pcidevs HIFN 7751
-                       (0x14E4, 0x5820): "drivers.ubsec:attach"}    # pcidevs BROADCOM 5820
+                       (0x14E4, 0x5820): "drivers.ubsec:attach",    # pcidevs BROADCOM 5820
+                       (0x8086, 0x100C): "drivers.em:attach"}       # 82544GC copper (e1000_hw.h)
     with pytest.raises(ValueError, match="matched by"):
         match_table(("drivers.hifn", "drivers.hifn"))
 

@@ -1,17 +1,14 @@
 """em driver + 82544GC-class NIC, in MAC loopback through the kernel.
 
 The scenarios (below, run inside the simulator) boot a kernel, enumerate the
-bus and attach drivers.em directly (ocfsim.system's table does not list the
-NIC yet); frames sent with em_start come back through the receive ring and
+bus and attach drivers.em directly (no OCF needed); frames sent with em_start come back through the receive ring and
 the driver's receive callback, and are compared with what was sent.
-hw.machine does not know the card kind yet: the tests add it with monkeypatch.
 """
 
 import random
 
 import pytest
 
-import hw.machine
 from drivers import em
 from drivers.pci import PciAttachArgs, enumerate_bus
 from hw.cards.em8254xreg import ITR, RCTL, TCTL, TIDV, TADV, RADV, TIPG, LBM_MAC
@@ -23,11 +20,6 @@ from sim.loop import us
 
 SC = "tests.drivers.test_em"
 MAC = "0002b3123456"
-
-
-@pytest.fixture(autouse=True)
-def em_kind(monkeypatch):
-    monkeypatch.setitem(hw.machine.CARD_KINDS, "em82544", "hw.cards.em8254x:Em8254x")
 
 
 def machine():

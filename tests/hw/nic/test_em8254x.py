@@ -1,26 +1,20 @@
 """The 82544GC-class NIC in a machine, through the Host API only (pysim).
 
-hw.machine does not list the card kind yet: the tests add it with
-monkeypatch. Frames go through the TX ring, the MAC in loopback (RCTL.LBM)
+Frames go through the TX ring, the MAC in loopback (RCTL.LBM)
 and the RX ring; bytes and FCS are checked against the frames sent and
 zlib.crc32. The PCI protocol checker must stay silent.
 """
 
 import pytest
 
-import hw.machine
 from hw.cards.em8254xreg import (CTRL, STATUS, EECD, RAH0, ICR_TXDW, ICR_TXQE, ICR_RXT0,
                                  ICR_RXO, ICR_LSC, ICR_RXDMT0, ITR_UNIT_PS, eeprom_image)
+import hw.machine
 from hw.machine import CardSpec, MachineSpec
 from sim.experiment import run
 
 SC = "tests.hw.nic.em_scenarios"
 MAC = "0002b3aabbcc"
-
-
-@pytest.fixture(autouse=True)
-def em_kind(monkeypatch):
-    monkeypatch.setitem(hw.machine.CARD_KINDS, "em82544", "hw.cards.em8254x:Em8254x")
 
 
 def machine(clock=66):
