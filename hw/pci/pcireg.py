@@ -1,9 +1,9 @@
 """The PCI configuration header and bus command codes: one description.
 
 Registers of the type-0 configuration header (*PCI Local Bus Specification*
-2.3 §6.1, figure 6-1, and §6.2) and the few type-1 (PCI-to-PCI bridge)
-fields a bridge model will need (*PCI-to-PCI Bridge Architecture
-Specification* 1.1 §3.2), as :class:`hw.regs.Register` objects: the target
+2.3 §6.1, figure 6-1, and §6.2) and of the type-1 (PCI-to-PCI bridge)
+header (*PCI-to-PCI Bridge Architecture Specification* 1.1 §3.2,
+:data:`TYPE1_HEADER`), as :class:`hw.regs.Register` objects: the target
 core (:mod:`hw.pci.target`), the cards, the drivers and the tests all take
 offsets and bits from here, as OpenBSD's ``sys/dev/pci/pcireg.h`` does.
 
@@ -37,6 +37,9 @@ __all__ = [
     "BAR_MEM_MASK", "INTERRUPT_PIN_NONE", "INTERRUPT_PIN_INTA",
     # type 1
     "BUS_NUMBERS", "MEMORY_WINDOW", "PREFETCH_WINDOW", "BRIDGE_CONTROL",
+    "IO_WINDOW", "SECONDARY_STATUS", "PREFETCH_BASE_UPPER", "PREFETCH_LIMIT_UPPER",
+    "IO_UPPER", "BRIDGE_ROM", "BRIDGE_INTERRUPT", "TYPE1_HEADER", "WINDOW_SHIFT",
+    "WINDOW_GRANULE", "window_bounds", "CONFIG_TYPE_0", "CONFIG_TYPE_1", "CONFIG_ADDRESS",
 ]
 
 RO, RW, W1C = Access.RO, Access.RW, Access.W1C
@@ -204,3 +207,81 @@ BRIDGE_CONTROL = Register("BRIDGE_CONTROL", 0x3E, (
     Field("secondary_bus_reset", 6),
     Field("fast_b2b_enable", 7),
 ), width=16, doc="Bridge Control (§3.2.5.18)")
+
+#: memory windows are 1 MiB aligned: the base/limit fields hold address bits
+#: 31:20 (Bridge Architecture Spec 1.1 §3.2.5.8; Linux pci_regs.h
+#: PCI_MEMORY_RANGE_MASK); a window's limit covers the whole last MiB
+WINDOW_SHIFT = 20
+WINDOW_GRANULE = 1 << WINDOW_SHIFT
+
+IO_WINDOW = Register("IO_WINDOW", 0x1C, (
+    Field("io_base", 0, 8, RO, doc="I/O address bits 15:12 in 7:4; 0: no I/O window"),
+    Field("io_limit", 8, 8, RO),
+), width=16, doc="I/O Base / I/O Limit (§3.2.5.6); the model forwards no I/O, so "
+                 "both read 0 (the spec lets a bridge without I/O hard-wire them)")
+
+SECONDARY_STATUS = Register("SECONDARY_STATUS", 0x1E, (
+    Field("mhz66_capable", 5, access=RO),
+    Field("fast_b2b_capable", 7, access=RO),
+    Field("master_data_parity_error", 8, access=W1C),
+    Field("devsel_timing", 9, 2, RO, doc="the bridge's secondary-side target timing"),
+    Field("signaled_target_abort", 11, access=W1C),
+    Field("received_target_abort", 12, access=W1C,
+          doc="the bridge's secondary-side master saw a target abort"),
+    Field("received_master_abort", 13, access=W1C,
+          doc="the bridge's secondary-side master saw a master abort"),
+    Field("received_system_error", 14, access=W1C),
+    Field("detected_parity_error", 15, access=W1C),
+), width=16, doc="Secondary Status (§3.2.5.7): STATUS for the secondary interface")
+
+PREFETCH_BASE_UPPER = Register("PREFETCH_BASE_UPPER", 0x28, (
+    Field("base_hi", 0, 32, RO, doc="address bits 63:32; 0 with a 32-bit window"),
+), doc="Prefetchable Base Upper 32 Bits (§3.2.5.10)")
+
+PREFETCH_LIMIT_UPPER = Register("PREFETCH_LIMIT_UPPER", 0x2C, (
+    Field("limit_hi", 0, 32, RO),
+), doc="Prefetchable Limit Upper 32 Bits (§3.2.5.10)")
+
+IO_UPPER = Register("IO_UPPER", 0x30, (
+    Field("io_base_hi", 0, 16, RO), Field("io_limit_hi", 16, 16, RO),
+), doc="I/O Base / Limit Upper 16 Bits (§3.2.5.6); 0")
+
+BRIDGE_ROM = Register("BRIDGE_ROM", 0x38, (
+    Field("enable", 0, access=RO), Field("base", 11, 21, RO),
+), doc="Expansion ROM Base Address of a type-1 header (§3.2.5.16); not implemented")
+
+BRIDGE_INTERRUPT = Register("BRIDGE_INTERRUPT", 0x3C, (
+    Field("interrupt_line", 0, 8, RW),
+    Field("interrupt_pin", 8, 8, RO, doc="0: the bridge itself signals no interrupt"),
+), width=16, doc="Interrupt Line / Pin of a type-1 header (§3.2.5.17); Bridge Control "
+                 "takes the upper half of the dword")
+
+#: the type-1 header registers, in offset order (Bridge Architecture Spec 1.1
+#: §3.2, figure 3-2): the common part, two BARs, then the bridge's own
+TYPE1_HEADER = (ID, COMMAND, STATUS, CLASS, HEADER, BARS[0], BARS[1], BUS_NUMBERS,
+                IO_WINDOW, SECONDARY_STATUS, MEMORY_WINDOW, PREFETCH_WINDOW,
+                PREFETCH_BASE_UPPER, PREFETCH_LIMIT_UPPER, IO_UPPER, CAPABILITIES,
+                BRIDGE_ROM, BRIDGE_INTERRUPT, BRIDGE_CONTROL)
+
+
+def window_bounds(register: Register, value: int):
+    """(first, last) byte address of the window a MEMORY_WINDOW or
+    PREFETCH_WINDOW ``value`` describes; first > last: the window is off
+    (§3.2.5.8: a base above the limit disables it)."""
+    d = register.decode(value)
+    return d["base"] << WINDOW_SHIFT, (d["limit"] << WINDOW_SHIFT) | (WINDOW_GRANULE - 1)
+
+
+# Configuration addresses on the bus (PCI 2.3 §3.2.2.3.1, figure 3-1):
+# type 0 has AD[1:0] = 00 (IDSEL selects the device), type 1 has AD[1:0] = 01
+# with bus, device, function and register in AD[23:2]
+CONFIG_TYPE_0, CONFIG_TYPE_1 = 0b00, 0b01
+
+CONFIG_ADDRESS = Register("CONFIG_ADDRESS", 0x00, (
+    Field("type", 0, 2, doc="CONFIG_TYPE_0 / CONFIG_TYPE_1"),
+    Field("register", 2, 6, doc="dword of the 256-byte header"),
+    Field("function", 8, 3),
+    Field("device", 11, 5),
+    Field("bus", 16, 8),
+), doc="The address phase of a type-1 configuration cycle (PCI 2.3 figure 3-1); "
+       "the same layout as configuration mechanism #1 without its enable bit (§3.2.2.3.2)")
