@@ -37,3 +37,61 @@ def test_config_address_layout():
     a = R.CONFIG_ADDRESS.bits(bus=2, device=3, function=1, register=4,
                               type=R.CONFIG_TYPE_1)
     assert a == (2 << 16) | (3 << 11) | (1 << 8) | (4 << 2) | 1
+
+
+# ---------------------------------------------------------------- bridge RTL
+from amaranth.sim import Simulator
+
+from hw.pci import bridge as B
+from hw.pci.bus import Cmd
+from hw.pci.initiator import Status
+
+from .bridge_harness import BRIDGE_DEVICE, SEC_BUS, SEC_DEVICE, BridgeBench, BridgedSegments
+
+
+def run(body, **kw):
+    seg = BridgedSegments(**kw)
+    sim = Simulator(seg)
+    sim.add_clock(1e-6)
+    out = {}
+
+    async def tb(ctx):
+        bench = BridgeBench(seg, ctx)
+        out["result"] = await body(bench, ctx, seg)
+        out["violations"] = bench.violations()
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert out["violations"] == []
+    return out["result"]
+
+
+async def _setup_buses(bench, sub=SEC_BUS):
+    buses = R.BUS_NUMBERS.bits(primary_bus=0, secondary_bus=SEC_BUS, subordinate_bus=sub,
+                               secondary_latency_timer=32)
+    await bench.cfg(0, BRIDGE_DEVICE, R.BUS_NUMBERS.offset, buses)
+    return buses
+
+
+def test_own_header_and_type1_to_type0():
+    async def body(bench, ctx, seg):
+        ident = await bench.cfg(0, BRIDGE_DEVICE, R.ID.offset)
+        header = await bench.cfg(0, BRIDGE_DEVICE, R.HEADER.offset)
+        klass = await bench.cfg(0, BRIDGE_DEVICE, R.CLASS.offset)
+        buses = await _setup_buses(bench)
+        back = await bench.cfg(0, BRIDGE_DEVICE, R.BUS_NUMBERS.offset)
+        card = await bench.cfg(SEC_BUS, SEC_DEVICE, R.ID.offset)
+        absent = await bench.cfg(SEC_BUS, SEC_DEVICE + 1, R.ID.offset)
+        sec_status = await bench.cfg(0, BRIDGE_DEVICE, R.IO_WINDOW.offset) >> 16
+        beyond = await bench.cfg(SEC_BUS + 1, 0, R.ID.offset)    # not behind this bridge
+        return ident, header, klass, buses, back, card, absent, sec_status, beyond
+
+    ident, header, klass, buses, back, card, absent, sec_status, beyond = run(body)
+    assert R.ID.decode(ident) == {"vendor_id": B.VENDOR_DEC, "device_id": B.DEVICE_21152}
+    assert R.HEADER.decode(header)["header_type"] == R.HEADER_TYPE_BRIDGE
+    assert R.CLASS.decode(klass)["class_code"] == B.CLASS_PCI_PCI_BRIDGE
+    assert back == buses
+    assert card == 0x7E57_0CF5                   # the card answers a converted type-0 cycle
+    assert absent == 0xFFFF_FFFF                 # master abort on the secondary: all ones
+    assert R.SECONDARY_STATUS.decode(sec_status)["received_master_abort"] == 1
+    assert beyond == 0xFFFF_FFFF                 # nobody claims bus 2
