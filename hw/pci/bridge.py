@@ -193,7 +193,15 @@ class BridgePath(wiring.Component):
         discard = Signal()
         m.submodules.completion = cf = ResetInserter(discard)(
             fifo.SyncFIFO(width=32, depth=PREFETCH_DWORDS))
-        full_addr = Cat(port.cmd.addr[:31], t.addr[31])
+        # the core's posted-write FIFO holds offsets only: AD[31] and the kind
+        # of each posted dword follow it here, entry for entry (the core may
+        # hand an older transaction's writes over during a newer one)
+        m.submodules.shadow = sh = fifo.SyncFIFO(width=3, depth=FIFO_DEPTH)
+        m.d.comb += [sh.w_en.eq(tgt.pci.o.trdy & tgt.pci.oe.trdy & self.t_pci.bus.irdy
+                                & t.active & ~t.is_read),
+                     sh.w_data.eq(Cat(t.addr[31], t.kind))]
+        w_hi, w_kind = sh.r_data[0], sh.r_data[1:3]
+        full_addr = Cat(port.cmd.addr[:31], w_hi)
         own = t.kind == Kind.OWN_CFG
 
         # ---- the target's user port
@@ -209,11 +217,12 @@ class BridgePath(wiring.Component):
         m.d.comb += [self.cfg_reg.eq(port.cmd.addr[2:8]), self.cfg_wdata.eq(port.cmd.data),
                      self.cfg_be.eq(port.cmd.be)]
         with m.If(port.cmd_valid & port.cmd.write):
-            with m.If(own):
+            m.d.comb += sh.r_en.eq(port.cmd_ready)
+            with m.If(w_kind == Kind.OWN_CFG):
                 m.d.comb += [port.cmd_ready.eq(1), self.cfg_we.eq(1)]
             with m.Else():
                 m.d.comb += [port.cmd_ready.eq(pf.w_rdy), pf.w_en.eq(1),
-                             pf.w_data.eq(Cat(full_addr, port.cmd.data, port.cmd.be, t.kind))]
+                             pf.w_data.eq(Cat(full_addr, port.cmd.data, port.cmd.be, w_kind))]
         with m.Elif(port.cmd_valid):
             with m.If(own):
                 m.d.comb += port.cmd_ready.eq(1)
@@ -246,22 +255,22 @@ class BridgePath(wiring.Component):
         # the core clears AD[1:0]; a type-1 address phase has 01 (PCI 2.3 §3.2.2.3.1)
         with m.If((ini.state == InitiatorState.ADDR) & type1):
             m.d.comb += o.ad.eq(ini.pci.o.ad | R.CONFIG_TYPE_1)
-        w_addr, w_data, w_be, w_kind = pf.r_data[:32], pf.r_data[32:64], pf.r_data[64:68], \
-            pf.r_data[68:70]
+        p_addr, p_data, p_be, p_kind = pf.r_data[:32], pf.r_data[32:64], pf.r_data[64:68], \
+            pf.r_data[68:70]                                       # noqa: F841 (p_kind again)
         cmd = ini.cmd.payload
         with m.Switch(ist):
             with m.Case(IssueState.IDLE):
                 with m.If(pf.r_rdy):
                     m.d.comb += [
-                        ini.cmd.valid.eq(1), cmd.addr.eq(_far_address(w_kind, w_addr)),
+                        ini.cmd.valid.eq(1), cmd.addr.eq(_far_address(p_kind, p_addr)),
                         cmd.count.eq(1),
-                        cmd.code.eq(Mux(w_kind == Kind.MEM, Cmd.MEM_WRITE, Cmd.CFG_WRITE)),
-                        cmd.first_be.eq(w_be), cmd.last_be.eq(w_be),
-                        ini.wdata.valid.eq(1), ini.wdata.payload.eq(w_data),
+                        cmd.code.eq(Mux(p_kind == Kind.MEM, Cmd.MEM_WRITE, Cmd.CFG_WRITE)),
+                        cmd.first_be.eq(p_be), cmd.last_be.eq(p_be),
+                        ini.wdata.valid.eq(1), ini.wdata.payload.eq(p_data),
                     ]
                     with m.If(ini.cmd.ready & ini.wdata.ready):
                         m.d.comb += pf.r_en.eq(1)
-                        m.d.sync += [ist.eq(IssueState.WRITE), type1.eq(w_kind == Kind.CFG1)]
+                        m.d.sync += [ist.eq(IssueState.WRITE), type1.eq(p_kind == Kind.CFG1)]
                 with m.Elif((d == DelayedState.QUEUED) & (tgt.posted == 0)):
                     prefetch = Cat(*(d_code == c for c in _PREFETCH_CODES)).any()
                     m.d.comb += [
@@ -301,6 +310,7 @@ class BridgePath(wiring.Component):
         m.d.comb += self.pending.eq(tgt.posted + pf.level + (ist == IssueState.WRITE))
         m.d.comb += self.quiet.eq(
             t.quiet & tgt.quiet & ini.quiet & (ist == IssueState.IDLE) & (pf.level == 0)
+            & (sh.level == 0)
             & ((d == DelayedState.EMPTY) | (d == DelayedState.READY)) & ~rsp_valid & ~served
             & ~self.other_done)
 

@@ -1,5 +1,7 @@
 """PCI-to-PCI bridge: the type-1 header description and the bridge RTL."""
 
+import pytest
+
 import hw.pci.pcireg as R
 
 
@@ -44,6 +46,7 @@ from amaranth.sim import Simulator
 
 from hw.pci import bridge as B
 from hw.pci.bus import Cmd
+from hw.pci.host_bridge import CpuOp as B_CpuOp
 from hw.pci.initiator import Status
 
 from .bridge_harness import BRIDGE_DEVICE, SEC_BUS, SEC_DEVICE, BridgeBench, BridgedSegments
@@ -95,3 +98,137 @@ def test_own_header_and_type1_to_type0():
     assert absent == 0xFFFF_FFFF                 # master abort on the secondary: all ones
     assert R.SECONDARY_STATUS.decode(sec_status)["received_master_abort"] == 1
     assert beyond == 0xFFFF_FFFF                 # nobody claims bus 2
+
+
+CARD_BASE = 0x8000_0000
+
+
+async def _setup_window(bench):
+    """Bus numbers, the card's BAR0 and command, the bridge's memory window
+    (1 MiB at CARD_BASE) and command: what the enumeration would program."""
+    await _setup_buses(bench)
+    await bench.cfg(SEC_BUS, SEC_DEVICE, R.bar(0).offset, CARD_BASE)
+    await bench.cfg(SEC_BUS, SEC_DEVICE, R.COMMAND.offset,
+                    R.COMMAND.mask("memory_space", "bus_master"))
+    top = CARD_BASE >> R.WINDOW_SHIFT
+    await bench.cfg(0, BRIDGE_DEVICE, R.MEMORY_WINDOW.offset,
+                    R.MEMORY_WINDOW.bits(base=top, limit=top))
+    # the prefetchable window off (base above limit): at reset 0/0 it spans the first MiB
+    await bench.cfg(0, BRIDGE_DEVICE, R.PREFETCH_WINDOW.offset,
+                    R.PREFETCH_WINDOW.bits(base=0xFFF, limit=0))
+    await bench.cfg(0, BRIDGE_DEVICE, R.COMMAND.offset,
+                    R.COMMAND.mask("memory_space", "bus_master"))
+
+
+def _dram(ctx, seg, first, n):
+    return [ctx.get(seg.host.dram.mem.data[first // 4 + i]) for i in range(n)]
+
+
+def _pattern(n, seed):
+    import random
+    rng = random.Random(seed)
+    return [rng.getrandbits(32) for _ in range(n)]
+
+
+def test_mmio_through_the_memory_window():
+    words = _pattern(6, 1)
+
+    async def body(bench, ctx, seg):
+        await _setup_window(bench)
+        statuses = [(await bench.cpu(B_CpuOp.MEM_WRITE, CARD_BASE + 0x40 + 4 * i, w))[1]
+                    for i, w in enumerate(words)]
+        back = [await bench.cpu(B_CpuOp.MEM_READ, CARD_BASE + 0x40 + 4 * i)
+                for i in range(len(words))]
+        card = [ctx.get(seg.card_mem.mem.data[0x10 + i]) for i in range(len(words))]
+        outside = await bench.cpu(B_CpuOp.MEM_READ, CARD_BASE + (1 << R.WINDOW_SHIFT))
+        return statuses, back, card, outside
+
+    statuses, back, card, outside = run(body)
+    assert statuses == [Status.OK] * len(words)
+    assert back == [(w, Status.OK) for w in words]
+    assert card == words
+    # above the window nobody claims: the host bridge sees a master abort
+    assert outside == (0xFFFF_FFFF, Status.MASTER_ABORT)
+
+
+@pytest.mark.parametrize("wait_every,wait_len,latency", [(0, 0, 0), (2, 3, 2), (3, 9, 5)])
+def test_dma_upstream_byte_exact(wait_every, wait_len, latency):
+    """A secondary master writes host DRAM through the bridge (posted writes)
+    and reads it back (delayed Memory Read Multiple), DRAM with wait states
+    and disconnects."""
+    words = _pattern(37, wait_len)
+    base = 0x200
+
+    async def body(bench, ctx, seg):
+        ctx.set(seg.host.dram_wait_every, wait_every)
+        ctx.set(seg.host.dram_wait_len, wait_len)
+        ctx.set(seg.host.dram_latency, latency)
+        await _setup_window(bench)
+        for i in range(len(words) + 2):
+            ctx.set(seg.host.dram.mem.data[base // 4 - 1 + i], 0x5A5A_5A5A)
+        w = await bench.dma(base, len(words), Cmd.MEM_WRITE, words)
+        for _ in range(400):                     # the posted writes drain
+            await ctx.tick()
+        mem = _dram(ctx, seg, base - 4, len(words) + 2)
+        r = await bench.dma(base, len(words), Cmd.MEM_READ_MULT)
+        one = await bench.dma(base + 8, 1, Cmd.MEM_READ)
+        return w, mem, r, one
+
+    w, mem, r, one = run(body)
+    assert w[:2] == (Status.OK, len(words))
+    assert mem == [0x5A5A_5A5A] + words + [0x5A5A_5A5A]
+    assert r == (Status.OK, len(words), words)
+    assert one == (Status.OK, 1, [words[2]])
+
+
+def test_read_pushes_posted_writes():
+    """Same direction: a read after posted writes sees them. Across: a read
+    completion (the CPU reading the card) does not pass the card's posted
+    writes to DRAM still in the bridge."""
+    words = _pattern(12, 7)
+    base = 0x400
+
+    async def body(bench, ctx, seg):
+        ctx.set(seg.host.dram_wait_every, 1)
+        ctx.set(seg.host.dram_wait_len, 6)
+        await _setup_window(bench)
+        await bench.dma(base, len(words), Cmd.MEM_WRITE, words)
+        same = await bench.dma(base + 4 * (len(words) - 1), 1, Cmd.MEM_READ)
+        await bench.dma(base + 0x100, len(words), Cmd.MEM_WRITE, words[::-1])
+        in_bridge = ctx.get(seg.bridge.up.pending)
+        await bench.cpu(B_CpuOp.MEM_READ, CARD_BASE)      # completion pushes them
+        mem = _dram(ctx, seg, base + 0x100, len(words))
+        # downstream: posted MMIO writes, then a read of the last one
+        for i, w in enumerate(words):
+            await bench.cpu(B_CpuOp.MEM_WRITE, CARD_BASE + 4 * i, w)
+        last = await bench.cpu(B_CpuOp.MEM_READ, CARD_BASE + 4 * (len(words) - 1))
+        return same, in_bridge, mem, last
+
+    same, in_bridge, mem, last = run(body)
+    assert same == (Status.OK, 1, [words[-1]])
+    assert in_bridge > 0                 # the card finished while its writes were posted
+    assert mem == words[::-1]
+    assert last == (words[-1], Status.OK)
+
+
+def test_interrupt_swizzle():
+    """Secondary device d's INTx# pin p drives primary line (d + p) mod 4
+    (PPB 1.1 §9.1), on the RTL for devices 0-4 and every pin."""
+    devices = (0, 1, 2, 3, 4)
+    br = B.PciBridge(masters=1, devices=devices)
+    sim = Simulator(br)
+    sim.add_clock(1e-6)
+    seen = {}
+
+    async def tb(ctx):
+        for k, d in enumerate(devices):
+            for pin in range(4):
+                ctx.set(br.dev_int[k], 1 << pin)
+                await ctx.tick()
+                seen[d, pin] = ctx.get(br.int_out)
+            ctx.set(br.dev_int[k], 0)
+
+    sim.add_testbench(tb)
+    sim.run()
+    for (d, pin), lines in seen.items():
+        assert lines == 1 << ((d + pin) % 4), (d, pin)
