@@ -318,3 +318,58 @@ def test_bridge_latency_in_bus_clocks():
     # a delayed read costs at least a retry, the far-side read and the retried read
     assert res["cpu_read_card"] > res["cpu_read_dram"] + 4
     assert res["dma_write_64dw_in_dram"] >= res["dma_write_64dw_secondary"]
+
+
+def test_quiet_bridge_keeps_its_registers():
+    """While the bridge says ``quiet`` on an idle bus, none of its registers
+    (every signal its sync statements assign, its small memories) changes;
+    after each step of traffic it gets quiet again."""
+    from amaranth.hdl import Fragment
+    from .harness import find_fragment, sync_state
+
+    seg = BridgedSegments()
+    frag = Fragment.get(seg, None)
+    regs, mems = sync_state(find_fragment(frag, seg.bridge))
+    log = []
+
+    def snapshot(ctx):
+        values = [ctx.get(s) for s in regs]
+        values += [tuple(ctx.get(mem[i]) for i in range(mem.depth)) for mem in mems]
+        return values
+
+    async def hold(ctx, label):
+        for clk in range(200):
+            if ctx.get(seg.bridge.quiet):
+                break
+            await ctx.tick()
+        else:
+            raise AssertionError(f"{label}: the bridge not quiet after 200 clocks")
+        before = snapshot(ctx)
+        for _ in range(16):
+            await ctx.tick()
+            assert ctx.get(seg.bridge.quiet), label
+            assert snapshot(ctx) == before, f"{label}: registers changed while quiet"
+        log.append(label)
+
+    async def tb(ctx):
+        bench = BridgeBench(seg, ctx)
+        await hold(ctx, "reset")
+        await _setup_window(bench)
+        await hold(ctx, "configuration")
+        await bench.cfg(SEC_BUS, SEC_DEVICE + 4, 0)
+        await hold(ctx, "master abort")
+        await bench.cpu(B_CpuOp.MEM_WRITE, CARD_BASE, 5)
+        await bench.cpu(B_CpuOp.MEM_READ, CARD_BASE)
+        await hold(ctx, "MMIO")
+        ctx.set(seg.host.dram_wait_every, 2)
+        ctx.set(seg.host.dram_wait_len, 4)
+        await bench.dma(0x100, 20, Cmd.MEM_WRITE, range(20))
+        await bench.dma(0x100, 20, Cmd.MEM_READ_MULT)
+        await hold(ctx, "DMA")
+        assert bench.violations() == []
+
+    sim = Simulator(frag)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert log == ["reset", "configuration", "master abort", "MMIO", "DMA"]
