@@ -15,13 +15,23 @@ Flat ports (the host contract in ``sim/backend.py``): ``cpu_*``, ``dram_*``,
 ``irq``, ``attn``, ``cycle``, ``chk_error``, ``chk_first_cycle`` and the
 monitor counters ``mon_total``, ``mon_<class>``, ``mon_a<agent>_<class>``,
 ``mon_t<agent>_data``.
+
+The wire (docs/em8254x.md, "The wire"): a card with a ``phy`` port (a NIC)
+gets a :class:`hw.net.wire_port.WirePort`, whose buffers the host reaches by
+backdoor, and these flat ports, for the card in slot N:
+``wireN_tx_frames`` (out) frames the card sent, each kept in the port's
+transmit buffer; ``wireN_tx_dropped`` (out) frames not kept (queue full);
+``wireN_tx_taken`` (in) frames the host has taken; ``wireN_rx_posted`` (in)
+frames the host has put in the receive buffer; ``wireN_rx_frames`` (out)
+frames the port has sent into the card. A frame kept or sent raises
+attention and counts in ``wire_events`` (out, a machine with a NIC only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux
+from amaranth.hdl import Module, Signal, Cat, Const, Mux, Elaboratable
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,10 +40,13 @@ from .pci.bus import Resolver
 from .pci.host_bridge import HostBridge
 from .pci.monitor import Monitor, Checker, CLASSES, rules
 from .cards.slot import quiet_of
+from .net.wire_port import WirePort, wire_port_names
+import functools
 import importlib
 import inspect
+import json
 
-__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class"]
+__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class", "wire_slots"]
 
 #: card kind → "module:Class" of its component, constructed as ``Class(**params)``;
 #: the component has ``hw.cards.slot.CardSignature``.
@@ -55,6 +68,36 @@ def _slot_params(card: CardSpec, width: int, clock_mhz: int) -> dict:
     if "bus_mhz" in inspect.signature(card_class(card.kind)).parameters:
         params.setdefault("bus_mhz", clock_mhz)
     return params
+
+
+@functools.lru_cache(maxsize=None)
+def _has_phy(kind: str, params: str) -> bool:
+    """Whether a card of ``kind`` made with ``params`` (JSON) has a ``phy`` port."""
+    card = card_class(kind)(**json.loads(params))
+    _silence(card)
+    return "phy" in card.signature.members
+
+
+def _silence(obj, seen=None) -> None:
+    """Mark a card made only to look at its signature, and every block it
+    made, as used: Amaranth warns about elaboratables never elaborated."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or not hasattr(obj, "__dict__"):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, Elaboratable):
+        obj._MustUse__silence = True
+    for value in vars(obj).values():
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, Elaboratable):
+                _silence(v, seen)
+
+
+def wire_slots(spec: "MachineSpec") -> list[int]:
+    """Slots holding a card with a ``phy`` port: each gets a wire port."""
+    return [c.slot for c, w in zip(spec.cards, spec.card_widths())
+            if _has_phy(c.kind, json.dumps(_slot_params(c, w, spec.clock_mhz),
+                                           sort_keys=True))]
 
 
 def card_class(kind: str):
@@ -170,6 +213,11 @@ def _port_list(spec: MachineSpec):
     if spec.bus_width == 64:        # data bytes moved, per master and per target
         ports += [(f"mon_a{a}_bytes", "out", Monitor.WIDTH) for a in spec.master_agents()]
         ports += [(f"mon_t{a}_bytes", "out", Monitor.WIDTH) for a in spec.target_agents()]
+    slots = wire_slots(spec)
+    for slot in slots:
+        ports += [(name, d, w) for name, (d, w) in wire_port_names(slot).items()]
+    if slots:
+        ports.append(("wire_events", "out", 16))
     return ports
 
 
@@ -184,6 +232,9 @@ class Machine(wiring.Component):
                                  width=spec.bus_width)
         self.cards = [card_class(c.kind)(**_slot_params(c, w, spec.clock_mhz))
                       for c, w in zip(spec.cards, spec.card_widths())]
+        #: slot → the wire port of the NIC there
+        self.wire_ports = {slot: WirePort(slot, spec.period_ps, blackbox=spec.blackbox_dram)
+                           for slot in wire_slots(spec)}
         self.resolver = Resolver(len(spec.agent_names()), spec.bus_width, spec.agent_widths())
         self.arbiter = Arbiter(len(spec.master_names()))
 
@@ -281,11 +332,40 @@ class Machine(wiring.Component):
         prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(chk.rules))
         m.d.sync += [prev_ack.eq(self.cpu_ack), prev_irq.eq(self.irq),
                      prev_err.eq(chk.error)]
-        attn_due = (prev_ack != self.cpu_ack) | (prev_irq != self.irq) | (prev_err != chk.error)
+        wire_event = self._wires(m)
+        attn_due = ((prev_ack != self.cpu_ack) | (prev_irq != self.irq)
+                    | (prev_err != chk.error) | wire_event)
         with m.If(attn_due):
             m.d.sync += self.attn.eq(self.attn + 1)
         self._quiet(m, bridge, arb, mon, chk, attn_due)
         return m
+
+    def _wires(self, m):
+        """Each NIC's ``phy`` to its wire port; returns 'a wire event this clock'."""
+        events = []
+        for spec_c, card in zip(self.spec.cards, self.cards):
+            port = self.wire_ports.get(spec_c.slot)
+            if port is None:
+                continue
+            m.submodules[f"wire{spec_c.slot}"] = port
+            s = spec_c.slot
+            m.d.comb += [port.tx.valid.eq(card.phy.tx.valid),
+                         port.tx.payload.eq(card.phy.tx.payload),
+                         card.phy.rx.valid.eq(port.rx.valid),
+                         card.phy.rx.payload.eq(port.rx.payload),
+                         port.cycle.eq(self.cycle),
+                         port.tx_taken.eq(getattr(self, f"wire{s}_tx_taken")),
+                         port.rx_posted.eq(getattr(self, f"wire{s}_rx_posted")),
+                         getattr(self, f"wire{s}_tx_frames").eq(port.tx_frames),
+                         getattr(self, f"wire{s}_tx_dropped").eq(port.tx_dropped),
+                         getattr(self, f"wire{s}_rx_frames").eq(port.rx_frames)]
+            events.append(port.event)
+        if not events:
+            return Const(0, 1)
+        event = Cat(*events).any()
+        with m.If(event):
+            m.d.sync += self.wire_events.eq(self.wire_events + 1)
+        return event
 
     def _quiet(self, m, bridge, arb, mon, chk, attn_due) -> None:
         """``quiet``: every block at rest (bridge, arbiter, monitor, checker,
@@ -296,6 +376,7 @@ class Machine(wiring.Component):
         cards = self.cards
         parts = [quiet_of(b) for b in (bridge, arb, mon, chk)] + [~attn_due]
         parts += [quiet_of(card) for card in cards]
+        parts += [port.quiet for port in self.wire_ports.values()]
         m.d.comb += self.quiet.eq(Cat(*parts).all())
         bound = Const(2**32 - 1, 32)
         for card in cards:

@@ -23,10 +23,15 @@ the backend reads/writes them by name:
 ``dram_*`` (in)
     Test knobs of the host-DRAM target (latency, wait/retry insertion).
 
+``wire<N>_*`` (in/out), ``wire_events`` (out)
+    The wire port of the NIC in slot N (``hw.net.wire_port``): frames sent
+    and taken, posted and received; each event raises attention.
+
 Inputs written with :meth:`Backend.set` are sampled at the next rising edge.
 Host DRAM is reached through :meth:`dram_read`/:meth:`dram_write`, a
 backdoor that costs no bus cycles; both backends move bulk data without a
-per-word simulator call on the Verilator side.
+per-word simulator call on the Verilator side. A NIC's wire buffers are
+reached the same way (:meth:`wire_tx_read`, :meth:`wire_rx_write`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class Backend:
         """
         get, set_ = self.get, self.set
         attn = get("attn")
+        wire = self._wire_events()
         ran, statuses, tail = 0, [], 0
         pending = list(ops)
         inflight = True
@@ -94,7 +100,8 @@ class Backend:
             if now_attn == attn:
                 break
             if (not inflight or get("cpu_ack") != seq or get("irq") != irq
-                    or get("chk_error") or not (pending or absorb)):
+                    or get("chk_error") or not (pending or absorb)
+                    or self._wire_events() != wire):
                 break
             statuses.append(get("cpu_status"))
             attn = now_attn
@@ -137,6 +144,25 @@ class Backend:
 
     def dram_write(self, addr: int, data: bytes) -> None:
         raise NotImplementedError
+
+    def _wire_events(self) -> int | None:
+        """``wire_events``, or None for a machine without a NIC."""
+        try:
+            return self.get("wire_events")
+        except (KeyError, AttributeError):
+            return None
+
+    def wire_tx_read(self, slot: int, entry: int) -> tuple[bytes, int]:
+        """The frame in entry ``entry`` of the transmit buffer of the wire
+        port in ``slot`` (destination address through FCS) and the bus cycle
+        of its last beat (``hw.net.wire_port``)."""
+        raise NotImplementedError(f"the {self.name} backend has no wire backdoor")
+
+    def wire_rx_write(self, slot: int, entry: int, frame: bytes) -> None:
+        """Put ``frame`` (destination address through FCS) in entry ``entry``
+        of the receive buffer of the wire port in ``slot``; the host then
+        counts it in ``wire<slot>_rx_posted``."""
+        raise NotImplementedError(f"the {self.name} backend has no wire backdoor")
 
 
 def speed_stats(backend: Backend) -> dict:

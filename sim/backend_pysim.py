@@ -13,7 +13,9 @@ import contextlib
 from amaranth.sim import Simulator
 from amaranth.sim import pysim as _pysim
 
-from .backend import Backend, speed_stats
+from hw.net.wire_port import QUEUE, RX_MAX_BYTES, SLOT_BYTES, SLOT_WORDS, meta_unpack
+
+from .backend import Backend, SimulationError, speed_stats
 
 __all__ = ["PysimBackend", "run_pysim"]
 
@@ -37,6 +39,7 @@ class PysimBackend(Backend):
         dram = top.bridge.dram
         self._mem = dram.mem
         self._dram_bytes = dram.size
+        self._wires = getattr(top, "wire_ports", {})
 
     async def step(self, max_cycles):
         ctx, attn = self.ctx, self._attn
@@ -109,6 +112,37 @@ class PysimBackend(Backend):
             full = bytes(data)
         for k, i in enumerate(range(first, last + 1)):
             set_(mem[i], int.from_bytes(full[4 * k:4 * k + 4], "little"))
+
+    def _wire(self, slot: int, entry: int):
+        port = self._wires.get(slot)
+        if port is None:
+            raise ValueError(f"no wire port in slot {slot}")
+        if not 0 <= entry < QUEUE:
+            raise ValueError(f"wire buffer entry {entry} outside 0..{QUEUE - 1}")
+        return port.store
+
+    def wire_tx_read(self, slot: int, entry: int) -> tuple[bytes, int]:
+        store = self._wire(slot, entry)
+        get = self.ctx.get
+        length, cycle = meta_unpack(get(store.meta_mem.data[entry]))
+        if length > SLOT_BYTES:
+            raise SimulationError(f"wire{slot} transmit entry {entry}: length {length}")
+        data = store.tx_mem.data
+        base = entry * SLOT_WORDS
+        raw = b"".join(get(data[base + i]).to_bytes(4, "little")
+                       for i in range((length + 3) // 4))
+        return raw[:length], cycle
+
+    def wire_rx_write(self, slot: int, entry: int, frame: bytes) -> None:
+        store = self._wire(slot, entry)
+        frame = bytes(frame)
+        if not 1 <= len(frame) <= RX_MAX_BYTES:
+            raise ValueError(f"a wire frame of {len(frame)} bytes is outside 1..{RX_MAX_BYTES}")
+        words = len(frame).to_bytes(4, "little") + frame + bytes(-len(frame) % 4)
+        data, set_ = store.rx_mem.data, self.ctx.set
+        base = entry * SLOT_WORDS
+        for i in range(len(words) // 4):
+            set_(data[base + i], int.from_bytes(words[4 * i:4 * i + 4], "little"))
 
 
 #: memories deeper than this are left out of VCDs: Amaranth traces every row

@@ -15,6 +15,12 @@ being queued behind earlier writes, flush them first.
 Host DRAM is reached directly (:attr:`Host.memory`), as the CPU reaches its
 own memory without PCI cycles.
 
+A NIC's wire is host events (docs/em8254x.md, "The wire"):
+:meth:`Host.wire_attach` gets every frame the card sends, with the simulated
+time of its last beat; :meth:`Host.wire_send` puts a frame on the wire
+towards the card at a simulated time. Frames go through the machine's wire
+port by backdoor, at the cycle of the attention that announces them.
+
 Wake-ups (each time the host steps the backend) are counted in
 :attr:`Host.wakeups`. Two ways to need fewer of them, both cycle-exact and
 on unless ``Host(coalesce=False)`` or ``OCFSIM_COALESCE=0`` (see
@@ -37,7 +43,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from hw.machine import MachineSpec
+from hw.machine import MachineSpec, wire_slots
+from hw.net.wire_port import COUNT_BITS, QUEUE, RX_MAX_BYTES
 from hw.pci.host_bridge import CpuOp
 from hw.pci.initiator import Status
 from hw.pci.monitor import CLASSES, rules
@@ -46,7 +53,7 @@ from .backend import Backend, CheckerError, SimulationError
 from .loop import Deadlock, Future, HardwarePort, SimLoop
 from .memory import HostMemory
 
-__all__ = ["Host", "DramMemory", "BusError", "POSTED_WRITES", "COALESCE_ENV",
+__all__ = ["Host", "DramMemory", "WireEnd", "BusError", "POSTED_WRITES", "COALESCE_ENV",
            "coalesce_default", "SKIP_ENV", "skip_default"]
 
 #: environment variable: ``0`` turns quiet-timer run-ahead and posted-write
@@ -102,6 +109,23 @@ class DramMemory(HostMemory):
         self._backend.dram_write(addr, bytes(data))
 
 
+_COUNT_MASK = (1 << COUNT_BITS) - 1
+
+
+class WireEnd:
+    """The host's end of the wire port in one slot: frames taken and posted."""
+
+    def __init__(self, slot: int):
+        self.slot = slot
+        self.on_frame: Optional[Callable[[int, bytes], None]] = None
+        self.taken = 0          # transmit frames read (``wire<slot>_tx_taken``)
+        self.posted = 0         # receive frames put in the buffer (``_rx_posted``)
+        self.received = 0       # ... and sent into the card (``_rx_frames``)
+        self.waiting: deque[bytes] = deque()   # due, but the buffer was full
+        #: frames the card sent while nothing was attached (taken, not delivered)
+        self.unclaimed = 0
+
+
 @dataclass
 class _Op:
     op: int
@@ -149,6 +173,8 @@ class Host(HardwarePort):
         #: fault injection (ocfsim.faults): ``irq_filter(line, asserted)`` returns
         #: whether a change reaches the handlers; None delivers every change
         self.irq_filter: Optional[Callable[[int, bool], bool]] = None
+        #: slot → the host's end of that NIC's wire
+        self.wires = {slot: WireEnd(slot) for slot in wire_slots(spec)}
 
     # ------------------------------------------------------------------ time
     @property
@@ -238,6 +264,82 @@ class Host(HardwarePort):
     def mmio_window(self) -> tuple[int, int]:
         """Bus addresses free for BARs: everything above DRAM up to 4 GiB."""
         return max(self.spec.dram_bytes, 0x8000_0000), 0x1_0000_0000
+
+    # ------------------------------------------------------------------ wire
+    def _wire(self, slot: int) -> WireEnd:
+        end = self.wires.get(slot)
+        if end is None:
+            raise ValueError(f"no NIC with a wire in slot {slot} "
+                             f"(wires: {sorted(self.wires) or 'none'})")
+        return end
+
+    def wire_attach(self, slot: int, on_frame: Callable[[int, bytes], None]) -> None:
+        """``on_frame(time_ps, frame)`` runs (from the loop) for every frame
+        the NIC in ``slot`` sends: ``frame`` from the destination address
+        through the FCS (kept: the wire carries it), ``time_ps`` the start
+        of the bus cycle in which the MAC put its last beat on the wire."""
+        if not callable(on_frame):
+            raise ValueError("on_frame must be callable")
+        self._wire(slot).on_frame = on_frame
+
+    def wire_send(self, slot: int, frame: bytes, at_ps: int) -> None:
+        """Put ``frame`` (destination address through FCS: the receive MAC
+        checks it) on the wire towards the NIC in ``slot`` at ``at_ps`` (no
+        earlier than now). It goes into the wire port at that bus cycle and
+        onto the wire as soon as the frames before it are through."""
+        end = self._wire(slot)
+        frame = bytes(frame)
+        if not 1 <= len(frame) <= RX_MAX_BYTES:
+            raise ValueError(f"a wire frame of {len(frame)} bytes is outside 1..{RX_MAX_BYTES}")
+        if type(at_ps) is not int:
+            raise ValueError(f"at_ps must be an int of picoseconds, not {at_ps!r}")
+        fut, _ = self.loop.call_at(max(at_ps, self.loop.now), f"wire{slot} frame")
+
+        def due(_):
+            self._current("wire send")
+            end.waiting.append(frame)
+            self._wire_post(end)
+        fut.add_done_callback(due)
+
+    def _wire_post(self, end: WireEnd) -> None:
+        """Due frames into free receive-buffer entries."""
+        b, posted = self.backend, end.posted
+        while end.waiting and (end.posted - end.received) & _COUNT_MASK < QUEUE:
+            b.wire_rx_write(end.slot, end.posted % QUEUE, end.waiting.popleft())
+            end.posted = (end.posted + 1) & _COUNT_MASK
+        if end.posted != posted:
+            b.set(f"wire{end.slot}_rx_posted", end.posted)
+
+    def _wire_events(self) -> None:
+        b = self.backend
+        for end in self.wires.values():
+            s = end.slot
+            frames, taken = b.get(f"wire{s}_tx_frames"), end.taken
+            while end.taken != frames:
+                frame, cycle = b.wire_tx_read(s, end.taken % QUEUE)
+                end.taken = (end.taken + 1) & _COUNT_MASK
+                if end.on_frame is None:
+                    end.unclaimed += 1
+                else:
+                    t = cycle * self.period_ps
+                    self.loop.call_soon(lambda _, f=frame, t=t, h=end.on_frame: h(t, f))
+            if end.taken != taken:
+                b.set(f"wire{s}_tx_taken", end.taken)
+            received = b.get(f"wire{s}_rx_frames")
+            if received != end.received:
+                end.received = received
+                self._wire_post(end)
+
+    def wire_stats(self, slot: int) -> dict:
+        """Frames of the wire in ``slot``: sent by the card (``tx``), not kept
+        by the wire port (``tx_dropped``), sent into the card (``rx``), due
+        but waiting for a free buffer entry (``rx_waiting``)."""
+        end = self._wire(slot)
+        self._current("wire statistics")
+        get = self.backend.get
+        return {"tx": get(f"wire{slot}_tx_frames"), "tx_dropped": get(f"wire{slot}_tx_dropped"),
+                "rx": get(f"wire{slot}_rx_frames"), "rx_waiting": len(end.waiting),
+                "unclaimed": end.unclaimed}
 
     # ------------------------------------------------------------ test knobs
     def set_dram_timing(self, latency: int = 0, wait_every: int = 0, wait_len: int = 0,
@@ -446,6 +548,8 @@ class Host(HardwarePort):
             elif status != Status.OK:
                 self.write_errors.append((op.addr, STATUS_NAMES[status]))
             self._start_next()
+        if self.wires:
+            self._wire_events()
         irq = b.get("irq")
         if irq != self._irq:
             changed, self._irq = irq ^ self._irq, irq
