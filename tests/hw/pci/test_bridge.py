@@ -373,3 +373,66 @@ def test_quiet_bridge_keeps_its_registers():
     sim.add_testbench(tb)
     sim.run()
     assert log == ["reset", "configuration", "master abort", "MMIO", "DMA"]
+
+
+# ---------------------------------------------------------------- enumeration
+class BridgeDriverHost:
+    """drivers.pci's host over the bridged segments: bus 0 by type 0, other
+    buses by type 1, the board's routing of primary INTA#..INTD#."""
+
+    mmio_window = (0x8000_0000, 0x1_0000_0000)
+
+    def __init__(self, bench, bus=0):
+        self.bench, self.bus = bench, bus
+
+    def config_bus(self, bus):
+        return BridgeDriverHost(self.bench, bus)
+
+    async def cfg_read(self, slot, reg, func=0):
+        return await self.bench.cfg(self.bus, slot, reg, func=func)
+
+    async def cfg_write(self, slot, reg, value, func=0, be=0xF):
+        await self.bench.cfg(self.bus, slot, reg, value, be=be, func=func)
+
+    @staticmethod
+    def interrupt_route(slot, pin):
+        return (slot - 1 + pin - 1) % 4
+
+
+def test_recursive_enumeration_through_the_bridge_rtl():
+    from drivers.pci import enumerate_bus
+
+    async def body(bench, ctx, seg):
+        found = await enumerate_bus(BridgeDriverHost(bench))
+        regs = {name: await bench.cfg(0, BRIDGE_DEVICE, reg.offset) for name, reg in
+                (("buses", R.BUS_NUMBERS), ("mem", R.MEMORY_WINDOW),
+                 ("pf", R.PREFETCH_WINDOW), ("command", R.COMMAND))}
+        card = [d for d in found if d.bus == SEC_BUS][0]
+        addr = card.bar(0).addr
+        await bench.cpu(B_CpuOp.MEM_WRITE, addr + 0x10, 0x1234_5678)
+        back = await bench.cpu(B_CpuOp.MEM_READ, addr + 0x10)
+        # the card's DMA to DRAM goes upstream: the bridge is a master now
+        w = await bench.dma(0x300, 4, Cmd.MEM_WRITE, [1, 2, 3, 4])
+        r = await bench.dma(0x300, 4, Cmd.MEM_READ_MULT)
+        return found, regs, back, w, r
+
+    found, regs, back, w, r = run(body)
+    assert [(d.bus, d.slot, d.name) for d in found] == [
+        (0, BRIDGE_DEVICE, f"{B.VENDOR_DEC:04x}:{B.DEVICE_21152:04x}"),
+        (SEC_BUS, SEC_DEVICE, "0cf5:7e57")]
+    bridge, card = found
+    buses = R.BUS_NUMBERS.decode(regs["buses"])
+    assert (buses["primary_bus"], buses["secondary_bus"], buses["subordinate_bus"]) == (0, 1, 1)
+    first, last = R.window_bounds(R.MEMORY_WINDOW, regs["mem"])
+    assert bridge.bridge == (1, 1, first, last)
+    b0 = card.bar(0)
+    assert first <= b0.addr and b0.addr + b0.size - 1 <= last
+    assert first % R.WINDOW_GRANULE == 0 and (last + 1) % R.WINDOW_GRANULE == 0
+    lo, hi = R.window_bounds(R.PREFETCH_WINDOW, regs["pf"])
+    assert lo > hi
+    assert regs["command"] & R.COMMAND.mask("memory_space", "bus_master") == \
+        R.COMMAND.mask("memory_space", "bus_master")
+    # INTA# of device 2 behind the bridge in slot 3: bridge pin (2 + 0) % 4 + 1 = INTC#
+    assert card.irq == BridgeDriverHost.interrupt_route(BRIDGE_DEVICE, 3)
+    assert back == (0x1234_5678, Status.OK)
+    assert w[:2] == (Status.OK, 4) and r == (Status.OK, 4, [1, 2, 3, 4])
