@@ -116,7 +116,7 @@ class WireStore(wiring.Component):
         if self.blackbox:
             m.submodules.store = Instance(
                 "ocfsim_wire", p_PORT=self.slot, p_ADDR_W=len(self.tx_addr),
-                p_QUEUE=QUEUE, i_clk=ClockSignal(),
+                p_QUEUE=QUEUE, p_QUEUE_W=len(self.meta_addr), i_clk=ClockSignal(),
                 i_tx_en=self.tx_en, i_tx_addr=self.tx_addr, i_tx_data=self.tx_data,
                 i_meta_en=self.meta_en, i_meta_addr=self.meta_addr,
                 i_meta_len=self.meta_data[:META_LEN_BITS],

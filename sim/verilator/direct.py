@@ -47,6 +47,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from hw.net.wire_port import QUEUE, RX_MAX_BYTES, SLOT_BYTES, SLOT_WORDS
 from sim.backend import Backend, SimulationError, speed_stats
 
 from .progress import ENV, ProgressReader
@@ -288,7 +289,7 @@ def build_direct(verilog: str, ports: Sequence[tuple[str, str, int]], *,
     _setup_environ()
     trace = _trace_kind(trace)
     sources = {f"{MACHINE_MODULE}.v": verilog, _SHIM: shim_cpp(ports, trace),
-               **_dram_sources()}
+               **_dram_sources(verilog)}
     headers = _LZ4_FILES if trace == "fst" else {}
     key = {**direct_identity(trace), "sources": sorted({**sources, **headers}.items())}
 
@@ -359,6 +360,22 @@ def _load(lib_path: Path) -> ctypes.CDLL:
     return lib
 
 
+def _load_wire(lib: ctypes.CDLL) -> None:
+    """The wire port buffers' accessors (``ocfsim_wire.c``, in a build of a
+    machine with a NIC)."""
+    ui = ctypes.c_uint
+    for name, res in (("ocfsim_wire_tx_base", ctypes.c_void_p),
+                      ("ocfsim_wire_rx_base", ctypes.c_void_p),
+                      ("ocfsim_wire_meta_base", ctypes.c_void_p),
+                      ("ocfsim_wire_words", ui)):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, [ui]
+
+
+#: a transmit entry's meta in ocfsim_wire.c: two uint64 (length, end cycle)
+_WireMeta = ctypes.c_uint64 * 2
+
+
 class DirectBackend(Backend):
     """One machine in a Verilated model driven through the shim (module doc)."""
 
@@ -384,6 +401,18 @@ class DirectBackend(Backend):
         self._base, self._size = lib.ocfsim_dram_base(), lib.ocfsim_dram_bytes()
         if not self._base:
             raise SimulationError("ocfsim_dram not initialised: no instance in the design")
+        #: slot → (transmit, receive, meta) buffer addresses of its wire port
+        self._wires = {}
+        slots = [int(n[len("wire"):-len("_tx_frames")]) for n, _, _ in ports
+                 if n.startswith("wire") and n.endswith("_tx_frames")]
+        if slots:
+            _load_wire(lib)
+            for slot in slots:
+                tx, rx = lib.ocfsim_wire_tx_base(slot), lib.ocfsim_wire_rx_base(slot)
+                if not tx or lib.ocfsim_wire_words(slot) != QUEUE * SLOT_WORDS:
+                    raise SimulationError(f"ocfsim_wire port {slot} not initialised as "
+                                          f"{QUEUE} entries of {SLOT_WORDS} dwords")
+                self._wires[slot] = (tx, rx, lib.ocfsim_wire_meta_base(slot))
         self.safety_cycles = safety_cycles or self.SAFETY_CYCLES
         #: cycles run by :meth:`step` so far, and the number of steps
         self.sim_cycles = 0
@@ -466,6 +495,29 @@ class DirectBackend(Backend):
     @property
     def dram_size(self) -> int:
         return self._size
+
+    def _wire(self, slot: int, entry: int):
+        bufs = self._wires.get(slot)
+        if bufs is None:
+            raise ValueError(f"no wire port in slot {slot}")
+        if not 0 <= entry < QUEUE:
+            raise ValueError(f"wire buffer entry {entry} outside 0..{QUEUE - 1}")
+        return bufs
+
+    def wire_tx_read(self, slot: int, entry: int) -> tuple[bytes, int]:
+        tx, _, meta = self._wire(slot, entry)
+        length, cycle = _WireMeta.from_address(meta + entry * ctypes.sizeof(_WireMeta))
+        if length > SLOT_BYTES:
+            raise SimulationError(f"wire{slot} transmit entry {entry}: length {length}")
+        return ctypes.string_at(tx + entry * SLOT_BYTES, length), int(cycle)
+
+    def wire_rx_write(self, slot: int, entry: int, frame: bytes) -> None:
+        _, rx, _ = self._wire(slot, entry)
+        frame = bytes(frame)
+        if not 1 <= len(frame) <= RX_MAX_BYTES:
+            raise ValueError(f"a wire frame of {len(frame)} bytes is outside 1..{RX_MAX_BYTES}")
+        data = len(frame).to_bytes(4, "little") + frame + bytes(-len(frame) % 4)
+        ctypes.memmove(rx + entry * SLOT_BYTES, data, len(data))
 
 
 class RecordingDirectBackend(Recorder, DirectBackend):

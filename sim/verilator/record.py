@@ -6,7 +6,9 @@ edges made so far (the index of the falling edge it stands on). Every
 :meth:`set` and :meth:`dram_write` is logged with that index: the bus cycle
 before whose rising edge it takes effect. The record is text lines
 ``S cycle input-index value``, ``D cycle addr n`` followed by the n bytes and
-a newline, and a final ``E cycle``.
+a newline, ``W cycle slot*256+entry n`` followed by the n bytes of a wire
+port's receive entry (``hw.net.wire_port``: length dword, frame, padding)
+and a newline, and a final ``E cycle``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ class Recorder:
         data = bytes(data)
         super().dram_write(addr, data)
         self._events.append(b"D %d %d %d\n" % (self.edge_index(), addr, len(data))
+                            + data + b"\n")
+
+    def wire_rx_write(self, slot: int, entry: int, frame: bytes) -> None:
+        frame = bytes(frame)
+        super().wire_rx_write(slot, entry, frame)
+        data = len(frame).to_bytes(4, "little") + frame + bytes(-len(frame) % 4)
+        self._events.append(b"W %d %d %d\n" % (self.edge_index(), slot << 8 | entry, len(data))
                             + data + b"\n")
 
     def save(self, path: str, outputs: list[str]) -> None:

@@ -780,8 +780,14 @@ def wrapper_verilog(ports: Iterable[tuple[str, str, int]], period_ps: int) -> st
     ])
 
 
-def _dram_sources() -> dict[str, str]:
-    return {name: (_HERE / name).read_text() for name in ("ocfsim_dram.sv", "ocfsim_dram.c")}
+def _dram_sources(verilog: str | None = None) -> dict[str, str]:
+    """The DPI-C blackboxes' sources: host DRAM always, a NIC's wire port
+    buffers (``ocfsim_wire``) when ``verilog`` instantiates them (so a
+    machine without a NIC builds from the same sources as before)."""
+    names = ["ocfsim_dram.sv", "ocfsim_dram.c"]
+    if verilog is not None and "ocfsim_wire" in verilog:
+        names += ["ocfsim_wire.sv", "ocfsim_wire.c"]
+    return {name: (_HERE / name).read_text() for name in names}
 
 
 #: Verilator flags of the machine bench: the clock runs inside the simulator.
@@ -800,7 +806,7 @@ def build_machine(verilog: str, ports: Sequence[tuple[str, str, int]], *, period
     """Build (cached) the bench around the exported machine; the build dir."""
     sources = {f"{MACHINE_MODULE}.v": verilog,
                f"{TB_TOPLEVEL}.sv": wrapper_verilog(ports, period_ps),
-               **_dram_sources()}
+               **_dram_sources(verilog)}
     return build(sources, TB_TOPLEVEL, trace=trace, extra_args=_MACHINE_ARGS, public=False,
                  label="the machine")
 
