@@ -365,7 +365,12 @@ class Machine(wiring.Component):
         event = Cat(*events).any()
         with m.If(event):
             m.d.sync += self.wire_events.eq(self.wire_events + 1)
-        return event
+        # attention one clock after the counters moved, as for cpu_ack, irq
+        # and chk_error: a host woken by one source then sees no change of
+        # another that its own attention has not announced yet
+        prev = Signal(16)
+        m.d.sync += prev.eq(self.wire_events)
+        return prev != self.wire_events
 
     def _quiet(self, m, bridge, arb, mon, chk, attn_due) -> None:
         """``quiet``: every block at rest (bridge, arbiter, monitor, checker,

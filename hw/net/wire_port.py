@@ -13,9 +13,8 @@ two four-byte beats) are checked and not kept; the rest, from the destination
 address through the FCS, go word by word into entry ``frames mod QUEUE`` of
 the transmit buffer (``QUEUE`` entries of ``SLOT_WORDS`` dwords). At the
 frame's last beat the entry's length and the bus cycle of that beat go into
-the entry's meta word and ``tx_frames`` counts it; ``event`` pulses, which
-the machine adds to its attention, so the host wakes at the end of that
-clock. The host reads the entry and counts it taken in ``tx_taken`` (an
+the entry's meta word and ``tx_frames`` counts it; ``event`` pulses, and
+the machine raises attention for it one clock later (``hw.machine``). The host reads the entry and counts it taken in ``tx_taken`` (an
 input it writes: frames taken so far). A frame that starts while all
 ``QUEUE`` entries hold untaken frames, is longer than an entry, or does not
 begin with preamble and SFD is not kept and counts in ``tx_dropped``: the

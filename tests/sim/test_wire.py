@@ -119,7 +119,7 @@ def check_tx(r):
         body, fcs = frame[:-4], frame[-4:]
         assert body == sent + bytes(max(0, 60 - len(sent)))      # PSP pads to 60
         assert fcs == zlib.crc32(body).to_bytes(4, "little")
-        assert t % period == 0 and woke == t + period          # woken the clock after
+        assert t % period == 0 and woke == t + 2 * period      # attention a clock later
         if prev is not None:
             # the frame's preamble and bytes after the previous frame's gap,
             # less its last beat (up to four bytes) and one bus cycle of pacing
