@@ -98,6 +98,13 @@ class DmaShare(wiring.Component):
         return m
 
 
+def _command(dma, addr, count, code, valid=1, first_be=0xF, last_be=0xF) -> list:
+    """Drive the shared initiator's command stream: one bus command."""
+    c = dma.cmd.payload
+    return [dma.cmd.valid.eq(valid), c.addr.eq(addr), c.count.eq(count), c.code.eq(code),
+            c.first_be.eq(first_be), c.last_be.eq(last_be)]
+
+
 def _ring_count(head, tail, n):
     """Descriptors from head up to tail in a ring of n."""
     return Mux(tail >= head, tail - head, tail + n - head)
@@ -169,11 +176,8 @@ class EmTxRing(wiring.Component):
                     m.d.sync += [nd.eq(Mux(cnt > to_end, to_end, cnt)), k.eq(0), i.eq(0),
                                  state.eq(S.FETCH)]
             with m.Case(S.FETCH):
-                m.d.comb += [dma.req.eq(1), dma.cmd.valid.eq(dma.gnt),
-                             dma.cmd.payload.addr.eq(self.base + (head << 4)),
-                             dma.cmd.payload.count.eq(nd << 2),
-                             dma.cmd.payload.code.eq(Cmd.MEM_READ_LINE),
-                             dma.cmd.payload.first_be.eq(0xF), dma.cmd.payload.last_be.eq(0xF)]
+                m.d.comb += [dma.req.eq(1), *_command(dma, self.base + (head << 4), nd << 2,
+                                                      Cmd.MEM_READ_LINE, valid=dma.gnt)]
                 with m.If(dma.gnt & dma.cmd.ready):
                     m.d.sync += [state.eq(S.FETCH_WAIT), seen.eq(0)]
             with m.Case(S.FETCH_WAIT):
@@ -203,11 +207,8 @@ class EmTxRing(wiring.Component):
                     with m.If(dma.gnt & dma.wdata.ready):
                         m.d.sync += state.eq(S.WB)
             with m.Case(S.WB):
-                m.d.comb += [dma.req.eq(1), dma.cmd.valid.eq(1),
-                             dma.cmd.payload.addr.eq(self.base + ((head << 4) | 12)),
-                             dma.cmd.payload.count.eq(1),
-                             dma.cmd.payload.code.eq(Cmd.MEM_WRITE),
-                             dma.cmd.payload.first_be.eq(0xF), dma.cmd.payload.last_be.eq(0xF)]
+                m.d.comb += [dma.req.eq(1), *_command(dma, self.base + ((head << 4) | 12), 1,
+                                                      Cmd.MEM_WRITE)]
                 with m.If(dma.cmd.ready):
                     m.d.sync += state.eq(S.WB_WAIT)
             with m.Case(S.WB_WAIT):
@@ -233,11 +234,8 @@ class EmTxRing(wiring.Component):
         off = addr[0:2]
         m.d.comb += dma.req.eq(1)
         with m.If(~issued):
-            m.d.comb += [dma.cmd.valid.eq(dma.gnt),
-                         dma.cmd.payload.addr.eq(addr & ~3),
-                         dma.cmd.payload.count.eq((off + length + 3) >> 2),
-                         dma.cmd.payload.code.eq(Cmd.MEM_READ_MULT),
-                         dma.cmd.payload.first_be.eq(0xF), dma.cmd.payload.last_be.eq(0xF)]
+            m.d.comb += _command(dma, addr & ~3, (off + length + 3) >> 2, Cmd.MEM_READ_MULT,
+                                 valid=dma.gnt)
             with m.If(dma.gnt & dma.cmd.ready):
                 m.d.sync += [issued.eq(1), seen.eq(0)]
         with m.Else():
@@ -337,11 +335,8 @@ class EmRxRing(wiring.Component):
                     m.d.comb += self.no_desc.eq(1)
                     m.d.sync += counted.eq(1)
             with m.Case(S.FETCH):
-                m.d.comb += [dma.req.eq(1), dma.cmd.valid.eq(dma.gnt),
-                             dma.cmd.payload.addr.eq(self.base + (head << 4)),
-                             dma.cmd.payload.count.eq(4),
-                             dma.cmd.payload.code.eq(Cmd.MEM_READ_LINE),
-                             dma.cmd.payload.first_be.eq(0xF), dma.cmd.payload.last_be.eq(0xF)]
+                m.d.comb += [dma.req.eq(1), *_command(dma, self.base + (head << 4), 4,
+                                                      Cmd.MEM_READ_LINE, valid=dma.gnt)]
                 with m.If(dma.gnt & dma.cmd.ready):
                     m.d.sync += [state.eq(S.FETCH_WAIT), seen.eq(0)]
             with m.Case(S.FETCH_WAIT):
@@ -367,11 +362,8 @@ class EmRxRing(wiring.Component):
                     with m.If(k == 1):
                         m.d.sync += state.eq(S.WB)
             with m.Case(S.WB):
-                m.d.comb += [dma.req.eq(1), dma.cmd.valid.eq(1),
-                             dma.cmd.payload.addr.eq(self.base + ((head << 4) | 8)),
-                             dma.cmd.payload.count.eq(2),
-                             dma.cmd.payload.code.eq(Cmd.MEM_WRITE),
-                             dma.cmd.payload.first_be.eq(0xF), dma.cmd.payload.last_be.eq(0xF)]
+                m.d.comb += [dma.req.eq(1), *_command(dma, self.base + ((head << 4) | 8), 2,
+                                                      Cmd.MEM_WRITE)]
                 with m.If(dma.cmd.ready):
                     m.d.sync += state.eq(S.WB_WAIT)
             with m.Case(S.WB_WAIT):
@@ -403,11 +395,10 @@ class EmRxRing(wiring.Component):
         j = Signal(16)            # dwords pushed
         prev = Signal(32)
         with m.If(self.state == S.DATA):
-            m.d.comb += [dma.req.eq(1), dma.cmd.valid.eq(dma.gnt),
-                         dma.cmd.payload.addr.eq(buf & ~3), dma.cmd.payload.count.eq(count),
-                         dma.cmd.payload.code.eq(Cmd.MEM_WRITE),
-                         dma.cmd.payload.first_be.eq((0xF << off)[0:4]),
-                         dma.cmd.payload.last_be.eq(Mux(end == 0, 0xF, (1 << end) - 1))]
+            m.d.comb += [dma.req.eq(1),
+                         *_command(dma, buf & ~3, count, Cmd.MEM_WRITE, valid=dma.gnt,
+                                   first_be=(0xF << off)[0:4],
+                                   last_be=Mux(end == 0, 0xF, (1 << end) - 1))]
             with m.If(dma.gnt & dma.cmd.ready):
                 m.d.sync += [self.state.eq(S.DATA_WAIT), seen.eq(0), j.eq(0), prev.eq(0)]
         with m.Else():
