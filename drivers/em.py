@@ -251,13 +251,21 @@ class Em:
                 return EINVAL
             pkts.append(segs)
         err = 0
-        for segs in pkts:
-            if len(self.snd) >= IFQ_MAXLEN:
-                self.counters["snd_drops"] += 1
-                err = ENOBUFS
-                continue
-            self.snd.append(segs)
-        await self._start()
+        # splnet, as ether_output holds it around IFQ_ENQUEUE and if_start
+        # (4.4BSD net/if_ethersubr.c): the interrupt handler's own em_start
+        # must not take a packet from the queue while this one is placing
+        # the one before it on the ring (it did: frames left out of order)
+        s = self.kernel.splraise()
+        try:
+            for segs in pkts:
+                if len(self.snd) >= IFQ_MAXLEN:
+                    self.counters["snd_drops"] += 1
+                    err = ENOBUFS
+                    continue
+                self.snd.append(segs)
+            await self._start()
+        finally:
+            self.kernel.splx(s)
         return err
 
     async def _start(self) -> None:

@@ -135,6 +135,14 @@ def test_driver_frames_reach_the_host_with_fcs_at_wire_spacing():
     assert r["got"] == []                     # not in loopback: nothing comes back
 
 
+def test_frames_of_one_em_start_leave_in_order():
+    """Several frames in one em_start: the interrupt handler's em_start
+    must not place a later one first (the driver holds splnet)."""
+    r = run(machine(), f"{SC}:scenario", {"mode": "tx", "one_call": True,
+                                          "sizes": [60, 61, 200, 100, 1514]})
+    check_tx(r)                                # in the order sent
+
+
 def test_host_frames_reach_the_driver():
     sizes = [60, 1514, 64, 100, 61, 300]     # more than QUEUE due at once
     assert len(sizes) > QUEUE
