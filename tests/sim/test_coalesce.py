@@ -3,10 +3,10 @@ change nothing the host or the machine can see: same cycles, same results,
 same monitor counters, same DRAM, interrupts taken at the same cycle."""
 
 import hashlib
-import types
 
 import pytest
 
+from hw.machine import MachineSpec
 from hw.pci.host_bridge import CpuOp
 from hw.pci.initiator import Status
 from sim.backend import Backend
@@ -109,8 +109,7 @@ def run_fake(irq_at, coalesce):
     and register accesses (posted writes, then a read) while the machine
     interrupts at ``irq_at``; what the host saw, when."""
     machine = FakeMachine(irq_at)
-    host = Host(machine, types.SimpleNamespace(dram_bytes=len(machine.dram)),
-                coalesce=coalesce)
+    host = Host(machine, MachineSpec(dram_bytes=len(machine.dram)), coalesce=coalesce)
     k = Kernel(host.loop, host.memory)
     log = []
 
