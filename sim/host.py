@@ -53,7 +53,7 @@ from .backend import Backend, CheckerError, SimulationError
 from .loop import Deadlock, Future, HardwarePort, SimLoop
 from .memory import HostMemory
 
-__all__ = ["Host", "DramMemory", "WireEnd", "BusError", "POSTED_WRITES", "COALESCE_ENV",
+__all__ = ["Host", "ConfigBus", "DramMemory", "WireEnd", "BusError", "POSTED_WRITES", "COALESCE_ENV",
            "coalesce_default", "SKIP_ENV", "skip_default"]
 
 #: environment variable: ``0`` turns quiet-timer run-ahead and posted-write
@@ -80,6 +80,9 @@ def coalesce_default() -> bool:
 #: period buffer a few dwords of CPU-to-PCI writes; 4 keeps the CPU from
 #: stalling on short register sequences)
 POSTED_WRITES = 4
+
+#: highest bus number (CONFIG_ADDRESS bits 23:16, PCI 2.3 §3.2.2.3.2)
+MAX_BUS = 255
 
 STATUS_NAMES = {Status.OK: "ok", Status.MASTER_ABORT: "master-abort",
                 Status.TARGET_ABORT: "target-abort", Status.GIVE_UP: "retry-limit"}
@@ -227,19 +230,36 @@ class Host(HardwarePort):
             await fut
         self._submit(CpuOp.MEM_WRITE, addr, value, be, posted=True)
 
-    async def cfg_read(self, slot: int, reg: int, func: int = 0) -> int:
-        value, _ = await self._submit(CpuOp.CFG_READ, self._cfg_addr(slot, func, reg))
+    async def cfg_read(self, slot: int, reg: int, func: int = 0, bus: int = 0) -> int:
+        value, _ = await self._submit(CpuOp.CFG_READ, self._cfg_addr(slot, func, reg, bus))
         return value
 
     async def cfg_write(self, slot: int, reg: int, value: int, func: int = 0,
-                        be: int = 0xF) -> None:
-        await self._submit(CpuOp.CFG_WRITE, self._cfg_addr(slot, func, reg), value, be)
+                        be: int = 0xF, bus: int = 0) -> None:
+        await self._submit(CpuOp.CFG_WRITE, self._cfg_addr(slot, func, reg, bus), value, be)
+
+    def config_bus(self, bus: int) -> "ConfigBus":
+        """Configuration access to bus ``bus`` (1..255) behind a PCI-PCI
+        bridge: ``cfg_read``/``cfg_write`` as on the host, carried by the
+        host bridge as type-1 cycles (bus 0 is :meth:`cfg_read` itself)."""
+        if type(bus) is not int or not 1 <= bus <= MAX_BUS:
+            raise ValueError(f"bus {bus!r} is not a bus behind a bridge (1..{MAX_BUS})")
+        return ConfigBus(self, bus)
 
     @staticmethod
-    def _cfg_addr(slot: int, func: int, reg: int) -> int:
-        if not 0 <= slot <= 15 or not 0 <= func <= 7 or not 0 <= reg <= 0xFC or reg & 3:
-            raise ValueError(f"bad config address slot={slot} func={func} reg={reg:#x}")
-        return slot << 11 | func << 8 | reg
+    def _cfg_addr(slot: int, func: int, reg: int, bus: int = 0) -> int:
+        """The CPU's configuration address: ``bus << 16 | slot << 11 | func << 8
+        | reg``, the fields of configuration mechanism #1's CONFIG_ADDRESS
+        (PCI 2.3 §3.2.2.3.2) without its enable bit. Bus 0 reaches the
+        board's slots 0..15 (one IDSEL line each, AD[16 + slot]); a bus
+        behind a bridge has device numbers 0..31 (the type-1 address's
+        5-bit device field, PCI-to-PCI Bridge Architecture 1.1 §3.1.2.1)."""
+        slots = 15 if bus == 0 else 31
+        if (not 0 <= bus <= MAX_BUS or not 0 <= slot <= slots or not 0 <= func <= 7
+                or not 0 <= reg <= 0xFC or reg & 3):
+            raise ValueError(f"bad config address bus={bus} slot={slot} func={func} "
+                             f"reg={reg:#x}")
+        return bus << 16 | slot << 11 | func << 8 | reg
 
     # ------------------------------------------------------------- interrupts
     def on_interrupt(self, handler: Callable[[int, bool], None]) -> None:
@@ -562,6 +582,24 @@ class Host(HardwarePort):
                     for h in self._irq_handlers:
                         self.loop.call_soon(lambda _, h=h, l=line, a=asserted: h(l, a))
         return True
+
+
+class ConfigBus:
+    """Configuration space of one bus behind a bridge (:meth:`Host.config_bus`),
+    with the host's ``cfg_read``/``cfg_write`` signature."""
+
+    def __init__(self, host: Host, bus: int):
+        self.host, self.bus = host, bus
+
+    async def cfg_read(self, slot: int, reg: int, func: int = 0) -> int:
+        return await self.host.cfg_read(slot, reg, func, bus=self.bus)
+
+    async def cfg_write(self, slot: int, reg: int, value: int, func: int = 0,
+                        be: int = 0xF) -> None:
+        await self.host.cfg_write(slot, reg, value, func, be, bus=self.bus)
+
+    def __repr__(self) -> str:
+        return f"ConfigBus({self.bus})"
 
 
 _OP_NAMES = {CpuOp.MEM_READ: "mmio read", CpuOp.MEM_WRITE: "mmio write",
