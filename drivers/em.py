@@ -46,6 +46,7 @@ profile has them, else the estimates in :data:`DEFAULT_COSTS` (CPU cycles).
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from typing import Any, Callable, Optional
 
@@ -351,7 +352,9 @@ class Em:
                 self.counters["ipackets"] += 1
                 await self.kernel.charge("driver", self.c["rxframe"])
                 if self.receive is not None:
-                    self.receive(frame)
+                    r = self.receive(frame)
+                    if inspect.isawaitable(r):      # ether_input runs in the handler
+                        await r
         return n
 
     # -------------------------------------------------------------- interrupt

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import zlib
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -41,7 +42,7 @@ from .stack import IfNet
 if TYPE_CHECKING:
     from .stack import NetStack
 
-__all__ = ["Link", "LinkPort", "Faults", "SoftIf", "wire_bytes", "wire_time",
+__all__ = ["Link", "LinkPort", "Faults", "SoftIf", "NicWire", "BYTE_PS", "nic_capture_lag", "wire_bytes", "wire_time",
            "PREAMBLE_LEN", "IFG_LEN", "GIGABIT", "IFQ_MAXLEN", "SOFTIF_LINE"]
 
 PREAMBLE_LEN = 8            # 7 preamble + 1 start frame delimiter
@@ -50,6 +51,15 @@ GIGABIT = 1_000_000_000
 IFQ_MAXLEN = 50             # net/if.h: the default interface queue length
 SOFTIF_LINE = 49            # interrupt line of the software interface
 FAULT_KINDS = ("drop", "duplicate", "reorder", "corrupt")
+BYTE_PS = 8000              # one byte time at 1000 Mb/s
+
+
+def nic_capture_lag(rate_bps: int = GIGABIT) -> int:
+    """The ``capture_lag`` of a link with a :class:`NicWire` end: the NIC
+    hands a frame over when its last beat has left, up to a full frame's
+    wire time (1514 bytes) after it started, plus a margin of 1 µs for the
+    host's attention."""
+    return wire_time(1514, rate_bps) + 1_000_000
 
 
 def wire_bytes(frame_len: int) -> int:
@@ -126,16 +136,23 @@ class LinkPort:
             self._starts.popleft()
         return len(self._starts)
 
-    def transmit(self, frame: bytes) -> bool:
-        """Queue ``frame`` for this direction; False when the queue is full."""
+    def transmit(self, frame: bytes, *, started: Optional[int] = None) -> bool:
+        """Queue ``frame`` for this direction; False when the queue is full.
+
+        ``started``: the frame was put on the wire by hardware (a NIC's MAC,
+        :class:`NicWire`) from that time (ps) on, so it is not serialised or
+        queued again here: only faults, the tap and propagation apply."""
         link = self.link
-        if self.queued() >= link.queue_len:
-            self.queue_drops += 1
-            return False
         now = link.loop.now
-        start = max(now, self.busy_until)
+        if started is None:
+            if self.queued() >= link.queue_len:
+                self.queue_drops += 1
+                return False
+            start = max(now, self.busy_until)
+        else:
+            start = started
         end = start + wire_time(len(frame), link.rate_bps)
-        self.busy_until = end
+        self.busy_until = max(self.busy_until, end)
         if start > now:
             self._starts.append(start)
         index = self.frames
@@ -147,9 +164,21 @@ class LinkPort:
         kinds = self.faults.decide(index) if self.faults is not None else set()
         if "drop" in kinds:
             return True
+        peer = self.peer.ifp if self.peer is not None else None
+        serialises = getattr(peer, "serialises", False)
+        if serialises:
+            # the receiver's MAC takes the frame bit by bit as it arrives
+            # (NicWire → Host.wire_send): hand it over as its first bit
+            # arrives, padded to the 60-byte minimum and with the FCS the
+            # sender computed (IEEE 802.3 §3.2.8-9), so a bit flipped on the
+            # way fails the receiving MAC's check
+            frame = frame + bytes(max(0, ETHER_MIN_LEN - ETHER_CRC_LEN - len(frame)))
+            fcs = zlib.crc32(frame).to_bytes(ETHER_CRC_LEN, "little")
         if "corrupt" in kinds:
             frame = self.faults.corrupt(frame)
-        arrive = end + link.propagation
+        if serialises:
+            frame += fcs
+        arrive = (start if serialises else end) + link.propagation
         if "reorder" in kinds:
             arrive += self.faults.reorder_delay
         self._deliver_at(arrive, frame)
@@ -158,7 +187,7 @@ class LinkPort:
         return True
 
     def _deliver_at(self, when: int, frame: bytes) -> None:
-        fut, _ = self.link.loop.call_at(when, f"wire{self.index}")
+        fut, _ = self.link.loop.call_at(max(when, self.link.loop.now), f"wire{self.index}")
         fut.add_done_callback(lambda _f: self._arrive(frame))
 
     def _arrive(self, frame: bytes) -> None:
@@ -176,7 +205,8 @@ class Link:
 
     def __init__(self, loop: SimLoop, *, rate_bps: int = GIGABIT, propagation: int = ns(50),
                  pcap: "str | Path | None" = None, faults_ab: Optional[Faults] = None,
-                 faults_ba: Optional[Faults] = None, queue_len: int = 256):
+                 faults_ba: Optional[Faults] = None, queue_len: int = 256,
+                 capture_lag: int = 0):
         if type(rate_bps) is not int or rate_bps <= 0:
             raise ValueError(f"rate_bps must be a positive int, not {rate_bps!r}")
         if type(propagation) is not int or propagation < 0:
@@ -185,6 +215,12 @@ class Link:
         self.rate_bps = rate_bps
         self.propagation = propagation
         self.queue_len = queue_len
+        if type(capture_lag) is not int or capture_lag < 0:
+            raise ValueError(f"capture_lag must be a non-negative int of ps, not {capture_lag!r}")
+        #: how far in the past a frame may start when it is handed over (a
+        #: NIC's frame is handed over when it has left the MAC): the tap
+        #: holds records that long to write them in time order
+        self.capture_lag = capture_lag
         self.pcap = PcapWriter(pcap) if pcap is not None else None
         self._pending: list[tuple[int, int, bytes]] = []
         self._seq = itertools.count()
@@ -199,7 +235,7 @@ class Link:
         behind others starts later than it is handed over, so records wait
         until no later hand-over can start earlier (both directions are FIFO)."""
         heapq.heappush(self._pending, (start, next(self._seq), frame))
-        now = self.loop.now
+        now = self.loop.now - self.capture_lag
         while self._pending and self._pending[0][0] <= now:
             t, _, f = heapq.heappop(self._pending)
             self.pcap.write(t, f)
@@ -270,3 +306,49 @@ class SoftIf(IfNet):
                 await self.stack.ether_input(frame)
         self.kernel.interrupt(self.line, False)
         return True
+
+
+class NicWire:
+    """A simulated NIC's end of a :class:`Link`: the machine's wire port
+    (``host.wire_attach`` / ``host.wire_send``, docs/em8254x.md) on ``port``.
+
+    The NIC's MAC serialises its frames itself (preamble, bytes, FCS, gap at
+    1 Gbit/s), so a frame it sends enters the link as already on the wire
+    (:meth:`LinkPort.transmit` with ``started``): the tap records it at the
+    time its preamble started, faults apply, and it reaches the far end one
+    propagation delay after its end. Its FCS is checked (``zlib.crc32``,
+    IEEE 802.3 §3.2.9; a bad one is counted in ``bad_fcs`` and the frame
+    not passed on) and cut off: the link carries frames without FCS. A frame
+    towards the NIC, serialised once by the far end's port, is handed to
+    ``wire_send`` as its first bit arrives, padded and with its FCS (see
+    :meth:`LinkPort.transmit`); the wire port then clocks it into the MAC at
+    wire speed, so it is complete in the MAC when its last bit has arrived.
+
+    ``time_ps`` of ``wire_attach`` is the start of the bus cycle of the
+    frame's last beat (up to four bytes): the frame started
+    (preamble + length − last beat) byte times before it, within a bus cycle.
+    """
+
+    serialises = True
+
+    def __init__(self, host, slot: int, port: LinkPort):
+        self.host, self.slot, self.port = host, slot, port
+        self.sent = self.received = self.bad_fcs = 0
+        port.ifp = self
+        host.wire_attach(slot, self._on_frame)
+
+    def _on_frame(self, time_ps: int, frame: bytes) -> None:
+        body, fcs = frame[:-ETHER_CRC_LEN], frame[-ETHER_CRC_LEN:]
+        if len(frame) <= ETHER_CRC_LEN or \
+                zlib.crc32(body).to_bytes(ETHER_CRC_LEN, "little") != fcs:
+            self.bad_fcs += 1
+            return
+        last_beat = len(frame) % 4 or 4
+        start = time_ps - (PREAMBLE_LEN + len(frame) - last_beat) * BYTE_PS
+        self.sent += 1
+        self.port.transmit(body, started=start)
+
+    def receive(self, frame: bytes) -> None:
+        """A frame (with FCS) whose first bit reaches the NIC now."""
+        self.received += 1
+        self.host.wire_send(self.slot, frame, self.host.now)

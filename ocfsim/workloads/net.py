@@ -1,0 +1,435 @@
+"""Network workload: a process sends (or receives) a file over TCP through the
+simulated NIC to the link partner, optionally encrypting each write.
+
+This is the experiment of the socket-crypto paper (Burnside and Keromytis,
+§IV-C, Table I): "encrypt a file in user space (with the OpenSSL EVP
+framework), encrypt a file using /dev/crypto, ... In all cases, the
+encrypted data is then transmitted to a remote machine over a TCP
+connection", 100 MB in writes of 4088, 8176 and 16352 bytes.
+
+The machine (:func:`net_machine`): a crypto card and the 82544GC-class NIC
+(``em82544``, drivers/em.py) on one bus. With the BCM5820 it is the paper's
+64-bit/66 MHz bus (§IV-C: "a Gbit Ethernet card and a Broadcom 5820 ... on
+the 64/66 bus"); the Hifn 7751 is a 32-bit/33 MHz part (Hifn 7751
+datasheet), so its machine is a 32-bit/33 MHz bus with the NIC on it too.
+
+The path: the simulated kernel's ``netinet`` stack on :class:`netinet.if_em.EmIf`
+(the em driver), the NIC's wire as host events joined to a
+:class:`netinet.wire.Link` by :class:`netinet.wire.NicWire` (wire time
+counted once: by the NIC's MAC for its frames, by the link for the
+partner's), and a :class:`netinet.partner.Partner` on the far port (a free
+CPU by default, as the testbed's second machine was not the bottleneck).
+
+Encryption (``encrypt``): ``none``; ``evp``: user-space 3DES-CBC and
+HMAC-SHA1 over each write, computed with the ``cryptography`` package and
+charged as user-mode CPU time at the profile's ``evp.op`` + ``evp.byte`` per
+byte (sim/profiles); ``devcrypto``: one CIOCCRYPT (3DES-CBC + HMAC-SHA1-96)
+per write on the card through /dev/crypto, as ocfsim/workloads/devcrypto.py.
+The CBC chain runs across writes (each write's IV is the last ciphertext
+block of the one before), so the stream on the wire is the CBC encryption
+of the whole (zero-padded) file: the partner's bytes are checked against
+the ``cryptography`` package's encryption of the file and decrypted back to
+it. Only the ciphertext is sent (the paper does not say what its test sent
+besides it); each write's MAC is checked against ``hmac`` over the
+ciphertext the partner received. With ``rx`` the partner sends the
+ciphertext and the process reads records of ``write_size`` bytes
+(MSG_WAITALL) and decrypts each.
+
+The measured window runs from the process's first write (``rx``: first
+read) to the partner's end of file (``rx``: the process's last decrypted
+record). Every figure is over that window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+from hw.machine import CardSpec, MachineSpec
+from netinet.if_em import EmIf
+from netinet.partner import Partner, Transfer
+from netinet.socket import MSG_WAITALL
+from netinet.stack import NetStack
+from netinet.wire import Faults, Link, NicWire, nic_capture_lag, wire_time
+from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC
+from ocf.cryptodev import (CIOCCRYPT, CIOCFSESSION, CIOCGSESSION, COP_DECRYPT, COP_ENCRYPT,
+                           CRIOGET, CrioGet, CryptOp, SessionOp)
+from ocfsim.system import boot
+from sim.kernel.errno import errorname
+from sim.kernel.profile import DEFAULT_PROFILE
+
+__all__ = ["net", "net_machine", "NET_CARDS", "ENCRYPTS", "BLOCK", "MAC_BYTES", "PORT",
+           "LOCAL_IP", "PARTNER_IP", "NIC_SLOT", "CARD_SLOT", "WRITE_QUANTUM", "MB"]
+
+#: cards a network machine may hold beside the NIC
+NET_CARDS = ("bcm5820", "hifn7751")
+ENCRYPTS = ("none", "evp", "devcrypto")
+#: the 3DES block (FIPS 46-3): writes are encrypted in whole blocks
+BLOCK = 8
+#: HMAC-SHA1 truncated to 96 bits, as /dev/crypto returns it (RFC 2404)
+MAC_BYTES = 12
+KEY_BYTES, MACKEY_BYTES = 24, 20
+PORT = 5001
+LOCAL_IP, PARTNER_IP = "10.0.0.1", "10.0.0.2"
+#: the NIC's station address (a locally administered one) and the slots
+NIC_MAC = "02000000ee01"
+CARD_SLOT, NIC_SLOT = 1, 2
+#: socket paper §IV-A: OpenBSD's send() takes at most 4088 bytes per call
+WRITE_QUANTUM = 4088
+#: the paper's "100MB": 100 MiB (72,416 full segments of 1448 bytes carry it)
+MB = 1 << 20
+#: host DRAM of the network machine: the 4 MiB of the crypto machines
+#: (ocfsim/machines.py) hold the rings, mbufs and /dev/crypto buffers
+DRAM_BYTES = 4 << 20
+
+
+def net_machine(card: str = "bcm5820") -> MachineSpec:
+    """The card in slot 1 and the NIC in slot 2: 64-bit/66 MHz with the
+    BCM5820 (socket paper §IV-C), 32-bit/33 MHz with the Hifn 7751."""
+    if card not in NET_CARDS:
+        raise ValueError(f"card {card!r} is not one of {', '.join(NET_CARDS)}")
+    mhz, width = (66, 64) if card == "bcm5820" else (33, 32)
+    params = {"clock_mhz": mhz} if card == "hifn7751" else {}
+    return MachineSpec(clock_mhz=mhz, bus_width=width, dram_bytes=DRAM_BYTES,
+                       cards=[CardSpec(card, CARD_SLOT, params),
+                              CardSpec("em82544", NIC_SLOT, {"mac": NIC_MAC, "bus_mhz": mhz})])
+
+
+def _faults(spec) -> Faults | None:
+    return Faults(**{k: ({int(i): v for i, v in spec["at"].items()} if k == "at" else v)
+                     for k, v in spec.items()}) if spec else None
+
+
+def _records(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+class _Evp:
+    """User-space 3DES-CBC + HMAC-SHA1 (OpenSSL EVP's work), one call per write."""
+
+    def __init__(self, kernel, key, mackey, iv, encrypt):
+        p = kernel.profile
+        for k in ("evp.op", "evp.byte"):
+            if not p.has(k):
+                raise ValueError(f"host profile {p.name!r} lacks {k} "
+                                 "(see sim/profiles/p3-1400-openbsd.toml [evp])")
+        self.kernel, self.mackey = kernel, mackey
+        self.c_op, self.c_byte = p.cost("evp.op"), p.per_byte("evp.byte")
+        c = Cipher(TripleDES(key), modes.CBC(iv))
+        self.op = c.encryptor() if encrypt else c.decryptor()
+        self.encrypt = encrypt
+
+    async def run(self, data: bytes) -> tuple[bytes, bytes]:
+        await self.kernel.charge("user", self.c_op + int(round(self.c_byte * len(data))))
+        out = self.op.update(data)
+        ct = out if self.encrypt else data
+        return out, hmac.new(self.mackey, ct, hashlib.sha1).digest()[:MAC_BYTES]
+
+
+class _DevCrypto:
+    """/dev/crypto: one session of 3DES-CBC + HMAC-SHA1, one CIOCCRYPT per write."""
+
+    def __init__(self, kernel, key, mackey, iv, encrypt):
+        self.kernel, self.key, self.mackey, self.iv, self.encrypt = \
+            kernel, key, mackey, iv, encrypt
+        self.err = 0
+
+    async def open(self, p) -> int:
+        k = self.kernel
+        err, self.fd = await k.sys_open(p, "/dev/crypto")
+        g = CrioGet()
+        err = err or await k.sys_ioctl(p, self.fd, CRIOGET, g)
+        self.cfd = g.fd
+        self.sop = SessionOp(cipher=CRYPTO_3DES_CBC, keylen=KEY_BYTES, key=self.key,
+                             mac=CRYPTO_SHA1_HMAC, mackeylen=MACKEY_BYTES, mackey=self.mackey)
+        return err or await k.sys_ioctl(p, self.cfd, CIOCGSESSION, self.sop)
+
+    async def run(self, p, data: bytes) -> tuple[int, bytes, bytes]:
+        dst, tag = bytearray(len(data)), bytearray(MAC_BYTES)
+        cop = CryptOp(ses=self.sop.ses, op=COP_ENCRYPT if self.encrypt else COP_DECRYPT,
+                      len=len(data), src=data, dst=dst, mac=tag, iv=self.iv)
+        err = await self.kernel.sys_ioctl(p, self.cfd, CIOCCRYPT, cop)
+        # the CBC chain goes on from the last ciphertext block
+        self.iv = (bytes(dst) if self.encrypt else data)[-BLOCK:]
+        return err, bytes(dst), bytes(tag)
+
+    async def close(self, p) -> None:
+        k = self.kernel
+        await k.sys_ioctl(p, self.cfd, CIOCFSESSION, self.sop.ses)
+        await k.sys_close(p, self.cfd)
+        await k.sys_close(p, self.fd)
+
+
+async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
+              encrypt: str = "none", rx: bool = False, file: str | None = None,
+              profile: str = DEFAULT_PROFILE, seed: int = 1, pcap: str | None = None,
+              faults_tx: dict | None = None, faults_rx: dict | None = None,
+              partner_profile: str | None = None, write_quantum: int | None = WRITE_QUANTUM,
+              timeout_s: float = 120.0) -> dict:
+    """Send (``rx``: receive) ``nbytes`` random bytes (or ``file``) through the NIC.
+
+    ``faults_tx`` / ``faults_rx``: :class:`netinet.wire.Faults` keywords for
+    the NIC → partner and partner → NIC directions. ``timeout_s``: the run
+    stops (failed) after that much simulated time.
+    """
+    if encrypt not in ENCRYPTS:
+        raise ValueError(f"encrypt must be one of {', '.join(ENCRYPTS)}, not {encrypt!r}")
+    if type(write_size) is not int or write_size <= 0:
+        raise ValueError(f"write_size must be a positive int, not {write_size!r}")
+    if encrypt != "none" and write_size % BLOCK:
+        raise ValueError(f"write_size {write_size} is not a multiple of the {BLOCK}-byte "
+                         "3DES block")
+    rng = random.Random(seed)
+    if file is not None:
+        with open(file, "rb") as f:
+            plain = f.read()
+    else:
+        plain = rng.randbytes(nbytes)
+    nbytes = len(plain)
+    key, mackey, iv0 = rng.randbytes(KEY_BYTES), rng.randbytes(MACKEY_BYTES), rng.randbytes(BLOCK)
+    padded = plain + bytes(-len(plain) % BLOCK) if encrypt != "none" else plain
+    if encrypt != "none":
+        e = Cipher(TripleDES(key), modes.CBC(iv0)).encryptor()
+        wire_data = e.update(padded) + e.finalize()       # what the wire must carry
+    else:
+        wire_data = padded
+
+    system = await boot(host, profile=profile)
+    kernel = system.kernel
+    sc = next((s for s in system.softcs if getattr(s, "driver", "") == "em"), None)
+    if sc is None:
+        raise RuntimeError("no em NIC attached (the machine needs an em82544 card)")
+    ifp = EmIf(sc)
+    stack = NetStack(kernel, LOCAL_IP, write_quantum=write_quantum)
+    stack.attach(ifp)
+    link = Link(host.loop, pcap=pcap, faults_ab=_faults(faults_tx), faults_ba=_faults(faults_rx),
+                capture_lag=nic_capture_lag())
+    nic = NicWire(host, sc.dev.slot, link.a)
+    partner = Partner(host.loop, link.b, PARTNER_IP, profile=partner_profile, seed=seed + 1)
+    stack.arp_add(PARTNER_IP, partner.lladdr)
+    partner.stack.arp_add(LOCAL_IP, ifp.lladdr)
+
+    window = {"start": None, "end": None}
+    edges: dict = {}
+    errors: list[str] = []
+    macs: list[bytes] = []
+    got = bytearray()                   # rx: what the process decrypted / read
+
+    def counters():
+        return {"bus": host.bus_stats(), "cpu": kernel.accounting(),
+                "irq": _claimed(kernel), "t": kernel.now}
+
+    def open_window():
+        if window["start"] is None:
+            window["start"] = kernel.now
+            edges["start"] = counters()
+
+    def close_window():
+        if window["end"] is None and "start" in edges:
+            window["end"] = kernel.now
+            edges["end"] = counters()
+            edges["bus"] = host.bus_stats_since(edges["start"]["bus"])
+
+    def engine(p_encrypt):
+        if encrypt == "evp":
+            return _Evp(kernel, key, mackey, iv0, p_encrypt)
+        if encrypt == "devcrypto":
+            return _DevCrypto(kernel, key, mackey, iv0, p_encrypt)
+        return None
+
+    async def sink(p, t):
+        """The partner's reader (``Partner.sink``), closing the window when
+        the last byte of the file has arrived."""
+        err, fd = await partner._listen(p, PORT, t)
+        if err:
+            return
+        buf = bytearray(65536)
+        while True:
+            err, n = await partner.stack.sys_recv(p, fd, buf)
+            if err:
+                t.errors.append(("recv", err))
+                break
+            if n == 0:
+                break
+            t.data += buf[:n]
+            if len(t.data) >= len(wire_data):
+                close_window()
+        await partner.kernel.sys_close(p, fd)
+        t.done_ps = partner.kernel.now
+
+    async def sender(p):
+        st = stack
+        eng = engine(True)
+        if isinstance(eng, _DevCrypto):
+            err = await eng.open(p)
+            if err:
+                errors.append(f"/dev/crypto session: {errorname(err)}")
+                return
+        err, fd = await st.sys_socket(p)
+        err = err or await st.sys_connect(p, fd, (PARTNER_IP, PORT))
+        if err:
+            errors.append(f"connect: {errorname(err)}")
+            return
+        for rec in _records(padded, write_size):
+            open_window()
+            if isinstance(eng, _Evp):
+                rec, tag = await eng.run(rec)
+                macs.append(tag)
+            elif isinstance(eng, _DevCrypto):
+                err, rec, tag = await eng.run(p, rec)
+                if err:
+                    errors.append(f"CIOCCRYPT: {errorname(err)}")
+                    return
+                macs.append(tag)
+            view, sent = memoryview(rec), 0
+            while sent < len(rec):
+                err, n = await st.sys_send(p, fd, view[sent:])
+                sent += n
+                if err:
+                    errors.append(f"send: {errorname(err)}")
+                    return
+        await kernel.sys_close(p, fd)
+        if isinstance(eng, _DevCrypto):
+            await eng.close(p)
+
+    async def receiver(p):
+        st = stack
+        eng = engine(False)
+        if isinstance(eng, _DevCrypto):
+            err = await eng.open(p)
+            if err:
+                errors.append(f"/dev/crypto session: {errorname(err)}")
+                return
+        err, fd = await st.sys_socket(p)
+        err = err or await st.sys_connect(p, fd, (PARTNER_IP, PORT))
+        if err:
+            errors.append(f"connect: {errorname(err)}")
+            return
+        buf = bytearray(write_size)
+        left = len(wire_data)
+        while left:
+            open_window()
+            want = min(write_size, left)
+            err, n = await st.sys_recv(p, fd, buf, want, MSG_WAITALL)
+            if err or n == 0:
+                errors.append(f"recv: {errorname(err) if err else 'early end of file'}")
+                return
+            rec = bytes(buf[:n])
+            left -= n
+            if eng is not None and n % BLOCK:
+                errors.append(f"recv: a record of {n} bytes is not whole blocks")
+                return
+            if isinstance(eng, _Evp):
+                rec, tag = await eng.run(rec)
+                macs.append(tag)
+            elif isinstance(eng, _DevCrypto):
+                err, rec, tag = await eng.run(p, rec)
+                if err:
+                    errors.append(f"CIOCCRYPT: {errorname(err)}")
+                    return
+                macs.append(tag)
+            got.extend(rec)
+        close_window()
+        await kernel.sys_close(p, fd)
+        if isinstance(eng, _DevCrypto):
+            await eng.close(p)
+
+    if rx:
+        t = partner.source(PORT, wire_data, write_size=65536)
+        proc = kernel.fork("recv", receiver)
+    else:
+        t = Transfer()
+        partner.kernel.fork("sink", sink, t)
+        proc = kernel.fork("send", sender)
+    deadline = host.now + int(timeout_s * 1e12)
+    while not (proc.task.done() and t.done_ps is not None) and host.now < deadline \
+            and not (proc.task.done() and errors):
+        await host.sleep(min(1_000_000_000, deadline - host.now))     # 1 ms steps
+    if proc.task.done():
+        proc.task.result()
+    else:
+        errors.append("the transfer did not end in time")
+    link.close()
+
+    # ------------------------------------------------------------ checks
+    received = bytes(t.data) if not rx else bytes(got)
+    if rx:
+        exact = received == padded
+    else:
+        exact = received == wire_data
+    if encrypt != "none" and not rx and exact:
+        d = Cipher(TripleDES(key), modes.CBC(iv0)).decryptor()
+        exact = (d.update(received) + d.finalize())[:nbytes] == plain
+    recs = _records(wire_data, write_size)
+    mac_ok = encrypt == "none" or (len(macs) == len(recs) and all(
+        m == hmac.new(mackey, r, hashlib.sha1).digest()[:MAC_BYTES] for m, r in zip(macs, recs)))
+    if not exact:
+        errors.append(f"the partner got {len(received)} bytes that differ from the "
+                      f"{len(wire_data)} expected" if not rx else
+                      "the bytes read differ from the file")
+    if not mac_ok:
+        errors.append("a MAC differs from hmac HMAC-SHA1 over the ciphertext")
+    for e in t.errors:
+        errors.append(f"partner {e[0]}: {errorname(e[1])}")
+
+    # ----------------------------------------------------------- figures
+    start, end = window["start"], window["end"]
+    if start is None or end is None:
+        edges.setdefault("start", counters())
+        start = window["start"] = start or edges["start"]["t"]
+        window["end"] = None
+        close_window()
+        end = window["end"]
+    secs = max(1, end - start) / 1e12
+    a, b = edges["start"], edges["end"]
+    cpu = {k: v - a["cpu"].get(k, 0) for k, v in b["cpu"].items()}
+    cpu_total = sum(cpu.values()) or 1
+    bus = edges["bus"]
+    irq = {name: (n - a["irq"].get(name, 0)) / secs for name, n in b["irq"].items()
+           if n - a["irq"].get(name, 0)}
+    wire = {d: sum(wire_time(n) for s, dd, n in link.log if dd == i and start <= s < end)
+            / (secs * 1e12) for i, d in enumerate(("tx", "rx"))}
+    mbps = 8 * nbytes / secs / 1e6
+    tcp = {k: v for k, v in stack.tcp.stats.items()}
+    result = {
+        "ok": not errors and exact and mac_ok and not kernel.catchalls
+        and not host.checker_errors() and nic.bad_fcs == 0,
+        "bytes": nbytes, "write_size": write_size, "encrypt": encrypt, "rx": rx,
+        "direction": "partner → host" if rx else "host → partner",
+        "writes": len(recs), "exact": exact, "mac_ok": mac_ok,
+        "sim_time_s": secs, "mbps": mbps,
+        "seconds_per_100mb": 100 * MB * 8 / (mbps * 1e6) if mbps else None,
+        "cpu_busy": 1 - cpu.get("idle", 0) / cpu_total,
+        "cpu_by_kind": {k: v / cpu_total for k, v in sorted(cpu.items()) if v},
+        "interrupts_per_s": irq,
+        "pci_utilisation": bus["pci_utilisation"], "by_master": bus["by_master"],
+        "breakdown": bus["breakdown"],
+        "wire_utilisation": wire,
+        "frames": {"tx": link.a.frames, "rx": link.b.frames},
+        "tcp": {k: tcp.get(k, 0) for k in ("sndtotal", "rcvtotal", "rexmttimeo", "fastrexmt",
+                                           "rcvdupack", "rcvoopack", "sndbyte", "rcvbyte")},
+        "partner_tcp": {k: partner.stack.tcp.stats.get(k, 0)
+                        for k in ("rexmttimeo", "fastrexmt", "rcvoopack", "rcvduppack")},
+        "nic": sc.stats(), "nic_bad_fcs": nic.bad_fcs,
+        "wire_stats": host.wire_stats(sc.dev.slot),
+        "fault_events": {"tx": link.a.faults.events if link.a.faults else [],
+                         "rx": link.b.faults.events if link.b.faults else []},
+        "errors": errors[:5], "kernel_catchalls": kernel.catchalls,
+        "checker": host.checker_errors(), "profile": profile,
+        "devices": [f"{d.slot}:{d.name}" for d in system.devices],
+        "pcap": pcap,
+    }
+    return result
+
+
+def _claimed(kernel) -> dict[str, int]:
+    """Interrupts claimed so far, by handler (device) name."""
+    out: dict[str, int] = {}
+    for st in kernel.intr_stats().values():
+        for name, h in st["handlers"].items():
+            out[name] = out.get(name, 0) + h["claimed"]
+    return out
