@@ -169,12 +169,14 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
               profile: str = DEFAULT_PROFILE, seed: int = 1, pcap: str | None = None,
               faults_tx: dict | None = None, faults_rx: dict | None = None,
               partner_profile: str | None = None, write_quantum: int | None = WRITE_QUANTUM,
-              timeout_s: float = 120.0) -> dict:
+              warmup_bytes: int = 0, timeout_s: float = 120.0) -> dict:
     """Send (``rx``: receive) ``nbytes`` random bytes (or ``file``) through the NIC.
 
     ``faults_tx`` / ``faults_rx``: :class:`netinet.wire.Faults` keywords for
     the NIC → partner and partner → NIC directions. ``timeout_s``: the run
-    stops (failed) after that much simulated time.
+    stops (failed) after that much simulated time. ``warmup_bytes``: the
+    steady-state figures (``steady_*``) are measured from the read at which
+    that many bytes had been delivered to the end.
     """
     if encrypt not in ENCRYPTS:
         raise ValueError(f"encrypt must be one of {', '.join(ENCRYPTS)}, not {encrypt!r}")
@@ -218,6 +220,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     errors: list[str] = []
     macs: list[bytes] = []
     got = bytearray()                   # rx: what the process decrypted / read
+    arrivals: list[tuple[int, int]] = []  # (ps, bytes delivered so far) per read
 
     def counters():
         return {"bus": host.bus_stats(), "cpu": kernel.accounting(),
@@ -227,6 +230,10 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         if window["start"] is None:
             window["start"] = kernel.now
             edges["start"] = counters()
+
+    def warm(n):
+        if warmup_bytes and n >= warmup_bytes and "warm" not in edges:
+            edges["warm"] = counters()
 
     def close_window():
         if window["end"] is None and "start" in edges:
@@ -256,6 +263,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             if n == 0:
                 break
             t.data += buf[:n]
+            arrivals.append((partner.kernel.now, len(t.data)))
+            warm(len(t.data))
             if len(t.data) >= len(wire_data):
                 close_window()
         await partner.kernel.sys_close(p, fd)
@@ -333,6 +342,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
                     return
                 macs.append(tag)
             got.extend(rec)
+            arrivals.append((kernel.now, len(got)))
+            warm(len(got))
         close_window()
         await kernel.sys_close(p, fd)
         if isinstance(eng, _DevCrypto):
@@ -395,13 +406,24 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             / (secs * 1e12) for i, d in enumerate(("tx", "rx"))}
     mbps = 8 * nbytes / secs / 1e6
     tcp = {k: v for k, v in stack.tcp.stats.items()}
+    steady = _steady(arrivals, start, warmup_bytes)
+    if "warm" in edges and edges["end"]["t"] > edges["warm"]["t"]:
+        w = edges["warm"]
+        wcpu = {k: v - w["cpu"].get(k, 0) for k, v in b["cpu"].items()}
+        wtotal = sum(wcpu.values()) or 1
+        wsecs = (b["t"] - w["t"]) / 1e12
+        steady["steady_cpu_busy"] = 1 - wcpu.get("idle", 0) / wtotal
+        steady["steady_cpu_by_kind"] = {k: v / wtotal for k, v in sorted(wcpu.items()) if v}
+        steady["steady_interrupts_per_s"] = {
+            name: (n - w["irq"].get(name, 0)) / wsecs for name, n in b["irq"].items()
+            if n - w["irq"].get(name, 0)}
     result = {
         "ok": not errors and exact and mac_ok and not kernel.catchalls
         and not host.checker_errors() and nic.bad_fcs == 0,
         "bytes": nbytes, "write_size": write_size, "encrypt": encrypt, "rx": rx,
         "direction": "partner → host" if rx else "host → partner",
         "writes": len(recs), "exact": exact, "mac_ok": mac_ok,
-        "sim_time_s": secs, "mbps": mbps,
+        "sim_time_s": secs, "mbps": mbps, **steady,
         "seconds_per_100mb": 100 * MB * 8 / (mbps * 1e6) if mbps else None,
         "cpu_busy": 1 - cpu.get("idle", 0) / cpu_total,
         "cpu_by_kind": {k: v / cpu_total for k, v in sorted(cpu.items()) if v},
@@ -433,3 +455,24 @@ def _claimed(kernel) -> dict[str, int]:
         for name, h in st["handlers"].items():
             out[name] = out.get(name, 0) + h["claimed"]
     return out
+
+
+def _steady(arrivals: list[tuple[int, int]], start: int | None, warmup: int) -> dict:
+    """The delivery rate after the first ``warmup`` bytes: from the first read
+    that reached them to the last read (``steady_mbps``), and the time the
+    warm-up took from the window's start (``warmup_s``)."""
+    first = next(((t, n) for t, n in arrivals if n >= warmup), None) if warmup else \
+        ((start, 0) if start is not None else None)
+    if first is None or not arrivals or arrivals[-1][0] <= first[0]:
+        return {"steady_mbps": None, "warmup_bytes": warmup, "warmup_s": None,
+                "steady_bytes": 0, "steady_spread": None}
+    (t0, n0), (t1, n1) = first, arrivals[-1]
+    half = next(((t, n) for t, n in arrivals if n >= (n0 + n1) / 2 and t > t0), None)
+    spread = None
+    if half is not None and t0 < half[0] < t1:
+        r1 = (half[1] - n0) / (half[0] - t0)
+        r2 = (n1 - half[1]) / (t1 - half[0])
+        spread = abs(r1 - r2) / ((n1 - n0) / (t1 - t0))
+    return {"steady_mbps": 8 * (n1 - n0) / ((t1 - t0) / 1e12) / 1e6, "warmup_bytes": n0,
+            "warmup_s": (t0 - (start or t0)) / 1e12, "steady_bytes": n1 - n0,
+            "steady_spread": spread}
