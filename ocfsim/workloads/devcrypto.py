@@ -18,6 +18,17 @@ then a probe batch of ``probe_ops`` requests on fresh sessions shows whether
 the card serves again (bounded the same way); a request still asleep at the
 end is *lost*. ``recovery_us`` is the time from the end of the fault window
 to the first verified completion of a request dispatched after it.
+
+With ``steady`` (a fraction 0 < f < 0.5; 0, the default, leaves it out) the
+result also has ``steady``: the same figures over the run's middle only,
+from the completion of request ``f * ops`` to that of request ``ops - f *
+ops`` (in completion order), so that neither the start (every process
+dispatching at once) nor the end (processes finishing one by one, fewer
+requests in flight) is in them. It gives throughput over each half of that
+window by completions (``halves_mbps``, the steady-state check of
+``bench.tables``) and each driver's counters over the window (``drivers``:
+e.g. ubsec's records, packets and interrupts, so packets per command record
+and interrupts per operation in steady state).
 """
 
 from __future__ import annotations
@@ -122,9 +133,11 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
                     allow_soft: bool = False, decrypt: bool = False, seed: int = 1,
                     progress: bool = False, driver_options: dict | None = None,
                     faults: list[str] | None = None, timeout_us: float = 5000.0,
-                    probe_ops: int = 4) -> dict:
+                    probe_ops: int = 4, steady: float = 0.0) -> dict:
     if alg not in ALGS:
         raise ValueError(f"unknown algorithm {alg!r}")
+    if not 0 <= steady < 0.5:
+        raise ValueError(f"steady must be a fraction in [0, 0.5), not {steady!r}")
     plan = FaultPlan.parse(faults or [])
     system = await boot(host, profile=profile, allow_soft=allow_soft,
                         driver_options=driver_options)
@@ -146,6 +159,18 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
     def counters():
         return {"bus": host.bus_stats(), "cpu": kernel.accounting(),
                 "irq": sum(host.interrupt_edges), "kirq": _kernel_asserts(kernel)}
+
+    # the steady window: completions number `lo`, `mid` and `hi` (1-based)
+    lo = int(steady * ops) if steady else 0
+    hi = ops - lo
+    mid = (lo + hi) // 2
+    marks: dict = {}               # completion number → (time, counters, drivers, ok ops)
+
+    def steady_mark(n: int) -> None:
+        if steady and n in (lo, mid, hi) and n not in marks and lo < hi:
+            marks[n] = (kernel.now, counters(),
+                        {getattr(sc, "name", repr(sc)): dict(getattr(sc, "counters", {}))
+                         for sc in system.softcs}, done_ops[0])
 
     def request_ended(count=1):
         left[0] -= count
@@ -200,6 +225,7 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
             ended[0] += 1
             request_ended()
             correct = False
+            ended_main = tally is main
             if err:
                 errnos.append(err)
             else:
@@ -215,6 +241,8 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
                     if bar:
                         bar.update(1)
             tally.end(err, correct)
+            if ended_main:
+                steady_mark(main.dispatched - main.outstanding)
             if correct and plan.faults and first_new_ok[0] is None \
                     and t0 >= plan.window_end_ps:
                 first_new_ok[0] = t1
@@ -294,6 +322,8 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
         "checker": host.checker_errors(),
         "profile": profile,
     }
+    if steady:
+        result["steady"] = _steady(marks, lo, mid, hi, size)
     if plan.faults:
         result["faults"] = {
             "specs": [str(f) for f in plan.faults], "log": plan.log, "injected": plan.injected,
@@ -305,6 +335,51 @@ async def devcrypto(host, alg: str = "3des", size: int = 1024, ops: int = 16,
             "kernel_log": [m for m in kernel.msgbuf if not m.endswith("not configured")][-12:],
         }
     return result
+
+
+def _steady(marks: dict, lo: int, mid: int, hi: int, size: int) -> dict | None:
+    """The figures between completions ``lo`` and ``hi`` (see the module's
+    docstring), or None when the run did not get that far."""
+    if not all(n in marks for n in (lo, mid, hi)) or lo >= hi:
+        return None
+    (t0, c0, d0, ok0), (tm, _, _, okm), (t1, c1, d1, ok1) = marks[lo], marks[mid], marks[hi]
+    secs = max(1, t1 - t0) / 1e12
+    ops = ok1 - ok0
+    cpu = {k: v - c0["cpu"].get(k, 0) for k, v in c1["cpu"].items()}
+    cpu_total = sum(cpu.values()) or 1
+    bus = _bus_between(c0["bus"], c1["bus"])
+    halves = [8 * (okm - ok0) * size / (max(1, tm - t0) / 1e12) / 1e6,
+              8 * (ok1 - okm) * size / (max(1, t1 - tm) / 1e12) / 1e6]
+    interrupts = c1["irq"] - c0["irq"]
+    return {
+        "from_op": lo, "to_op": hi, "ops": ops, "window_s": secs,
+        "mbps": 8 * ops * size / secs / 1e6, "halves_mbps": halves,
+        "ops_per_s": ops / secs,
+        "interrupts": interrupts, "interrupts_per_s": interrupts / secs,
+        "interrupts_per_op": interrupts / ops if ops else None,
+        "interrupts_delivered": c1["kirq"] - c0["kirq"],
+        "cpu_busy": 1 - cpu.get("idle", 0) / cpu_total,
+        "cpu_by_kind": {k: v / cpu_total for k, v in sorted(cpu.items()) if v},
+        "pci_utilisation": bus["pci_utilisation"],
+        "byte_utilisation": bus.get("byte_utilisation"),
+        "bus_cycles": bus["total"],
+        "drivers": {name: {k: v - d0.get(name, {}).get(k, 0) for k, v in counts.items()
+                           if isinstance(v, int) and not k.endswith("_max")}
+                    for name, counts in d1.items()},
+    }
+
+
+def _bus_between(before: dict, after: dict) -> dict:
+    """Bus figures between two ``host.bus_stats()`` snapshots."""
+    total = after["total"] - before["total"]
+    out = {"total": total,
+           "breakdown": {k: v - before["breakdown"][k] for k, v in after["breakdown"].items()}}
+    out["pci_utilisation"] = out["breakdown"]["data"] / total if total else 0.0
+    if "data_bytes" in after:
+        moved = after["data_bytes"] - before["data_bytes"]
+        out["data_bytes"] = moved
+        out["byte_utilisation"] = moved / (8 * total) if total else 0.0
+    return out
 
 
 def _kernel_asserts(kernel) -> int:
