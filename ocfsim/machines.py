@@ -4,7 +4,9 @@ from hw.machine import CardSpec, MachineSpec
 from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC
 
 __all__ = ["dma_machine", "crypto_machine", "machine", "crypto_kinds", "card_kinds",
-           "MAX_CARDS", "CRYPTO_KINDS", "CARD_KINDS", "CARD_ALGORITHMS"]
+           "MAX_CARDS", "CRYPTO_KINDS", "CARD_KINDS", "CARD_ALGORITHMS",
+           "ocf_four_5820", "s2567_four_5820", "s2567_two_5820", "quad7751_machine",
+           "four_7751_primary", "has_card_kind", "shared_line_slots", "STANDARD"]
 
 #: cards per machine: slots 1..15 exist (IDSEL = AD[16+slot]); eight keeps the
 #: arbiter and the Verilator build small
@@ -83,3 +85,78 @@ def _card_params(kind: str, clock_mhz: int) -> dict:
 
 #: the crypto machines of ``ocfsim run`` and the benchmarks
 crypto_machine = machine
+
+
+# -- the papers' testbed ------------------------------------------------------------
+# The OCF paper (Keromytis, Wright, de Raadt, USENIX 2003, §5.1 and §5.4) ran
+# its Table 2 on four BCM5820s "on the 64bit/66MHz bus" of a Tyan Thunder
+# HEsl-T (S2567), all four on IRQ 11. The S2567 has two 3.3 V 64-bit/66 MHz
+# slots and four 5 V 64-bit/33 MHz slots, one shared with ISA (board summary,
+# http://retropc.net/yasuma/V2/PC/AT/s2567.html; 66 MHz PCI is 3.3 V only
+# since PCI 2.1), so four cards cannot all run at 66 MHz on that board: the
+# machines below say which claim each one follows (docs/tables.md).
+
+def has_card_kind(kind: str) -> bool:
+    """Whether the card registry (``hw.machine.CARD_KINDS``) has ``kind``."""
+    from hw.machine import CARD_KINDS as REGISTRY
+    return kind in REGISTRY
+
+
+def shared_line_slots(n: int, lines: int = 4) -> list[int]:
+    """``n`` slots whose INTA# all reach one system line: the host's routing
+    table sends slot N's INTA# to line (N-1) % 4 (``sim.host.Host.interrupt_route``),
+    so slots 1, 5, 9, 13 share line 0, as the paper's four 5820s shared IRQ 11."""
+    slots = [1 + lines * i for i in range(n)]
+    if slots[-1] > 15:                      # IDSEL = AD[16+slot]: slots 1..15
+        raise ValueError(f"{n} cards cannot share one interrupt line (slots 1..15)")
+    return slots
+
+
+def ocf_four_5820() -> MachineSpec:
+    """The OCF paper's stated Table 2 configuration: four BCM5820s on one
+    64-bit/66 MHz bus (§5.4), sharing one interrupt line (§5.4: IRQ 11)."""
+    return MachineSpec(clock_mhz=66, bus_width=64, dram_bytes=DRAM_BYTES,
+                       cards=[CardSpec("bcm5820", s) for s in shared_line_slots(4)])
+
+
+def s2567_four_5820() -> MachineSpec:
+    """Four 5820s where the S2567 has room for four 64-bit cards: its 5 V
+    64-bit/33 MHz segment (a 66 MHz part in a 33 MHz slot runs at 33 MHz).
+    One interrupt line, as in the paper."""
+    return MachineSpec(clock_mhz=33, bus_width=64, dram_bytes=DRAM_BYTES,
+                       cards=[CardSpec("bcm5820", s) for s in shared_line_slots(4)])
+
+
+def s2567_two_5820() -> MachineSpec:
+    """The S2567's 3.3 V 64-bit/66 MHz segment fully used by crypto cards:
+    its two slots, two 5820s (the socket-crypto paper's testbed put a NIC
+    in one of them)."""
+    return MachineSpec(clock_mhz=66, bus_width=64, dram_bytes=DRAM_BYTES,
+                       cards=[CardSpec("bcm5820", s) for s in shared_line_slots(2)])
+
+
+def quad7751_machine() -> MachineSpec:
+    """The OCF paper's Table 1 card: one ``quad7751`` (four Hifn 7751s behind
+    an on-card PCI-PCI bridge, §5.4) on the 64-bit/66 MHz bus. Raises
+    ValueError until the card registry has that kind."""
+    if not has_card_kind("quad7751"):
+        raise ValueError("needs the quad7751 card (not in the card registry yet)")
+    return MachineSpec(clock_mhz=66, bus_width=64, dram_bytes=DRAM_BYTES,
+                       cards=[CardSpec("quad7751", 1)])
+
+
+def four_7751_primary() -> MachineSpec:
+    """A comparison, not the paper's card: four plain Hifn 7751s in slots
+    1..4 of one 32-bit/33 MHz bus (the 7751 is a 32-bit/33 MHz part, Hifn
+    7751 datasheet; a 33 MHz device holds its bus at 33 MHz), no bridge."""
+    return machine(["hifn7751"] * 4, clock_mhz=33)
+
+
+#: the standard machines by name (``bench.tables`` and docs/tables.md)
+STANDARD = {
+    "ocf-4x5820": ocf_four_5820,
+    "s2567-4x5820-64-33": s2567_four_5820,
+    "s2567-2x5820-64-66": s2567_two_5820,
+    "quad7751": quad7751_machine,
+    "4x7751-primary": four_7751_primary,
+}
