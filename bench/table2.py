@@ -1,0 +1,13 @@
+"""``ocfsim bench table2``: the OCF paper's Table 2 (see :mod:`bench.tables`)."""
+
+import sys
+
+from bench.tables import main as _main
+
+
+def main(argv=None) -> int:
+    return _main(argv, table="table2")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
