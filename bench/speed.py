@@ -86,50 +86,63 @@ def _args(machine: str, workload: str, backend: str) -> dict:
 
 
 def _row(machine, workload, backend, ok, cycles, wall, fixed, wakeups=None, skip=False,
-         skipped=None) -> dict:
+         skipped=None, lazy=False) -> dict:
     # sim_cycles as in every bench's rows (README, JSON conventions);
     # wakeups: backend steps the host made (sim.host.Host.wakeups), None for raw;
-    # skip: exact idle skipping on; skipped_share: the clocks it skipped
+    # skip: exact idle skipping on; skipped_share: the clocks it skipped;
+    # lazy: the lazy RTL on (docs/simulation.md; a raw row replays a run made so)
     return {"machine": machine, "workload": workload, "backend": backend, "ok": ok,
-            "skip": skip, "sim_cycles": cycles, "wall_s": wall, "fixed_s": fixed,
+            "skip": skip, "lazy": lazy, "sim_cycles": cycles, "wall_s": wall, "fixed_s": fixed,
             "cycles_per_s": cycles / wall if wall else 0.0, "ratio_to_raw": None,
             "wakeups": wakeups,
             "skipped_share": skipped / cycles if skipped is not None and cycles else None}
 
 
 @contextlib.contextmanager
-def _skipping(on: bool):
-    """Exact idle skipping on or off for the runs inside (``$OCFSIM_SKIP``,
-    which the Verilator child process inherits)."""
-    from sim.host import SKIP_ENV
-    before = os.environ.get(SKIP_ENV)
-    os.environ[SKIP_ENV] = "1" if on else "0"
+def _switch(name: str, on: bool):
+    """A host switch (``$OCFSIM_SKIP``, ``$OCFSIM_LAZY``) on or off for the
+    runs inside (the Verilator child process inherits it)."""
+    before = os.environ.get(name)
+    os.environ[name] = "1" if on else "0"
     try:
         yield
     finally:
         if before is None:
-            del os.environ[SKIP_ENV]
+            del os.environ[name]
         else:
-            os.environ[SKIP_ENV] = before
+            os.environ[name] = before
+
+
+def _skipping(on: bool):
+    """Exact idle skipping on or off for the runs inside."""
+    from sim.host import SKIP_ENV
+    return _switch(SKIP_ENV, on)
+
+
+def _lazy(on: bool):
+    """The lazy RTL on or off for the runs inside."""
+    from sim.host import LAZY_ENV
+    return _switch(LAZY_ENV, on)
 
 
 def measure(machine: str, workload: str, backend: str, record: str | None = None,
-            skip: bool = False) -> dict:
+            skip: bool = False, lazy: bool = False) -> dict:
     """One row: run the workload once; cycles per wall second and fixed cost."""
     from sim.experiment import run
     entry = WORKLOADS[workload][1]
     t0 = time.perf_counter()
-    with _skipping(skip):
+    with _skipping(skip), _lazy(lazy):
         r = run(MACHINES[machine](), entry, _args(machine, workload, backend),
                 backend=RUN_BACKEND[backend], record=record)
     total = time.perf_counter() - t0
     speed = r.get("_speed", {})
     return _row(machine, workload, backend, bool(r.get("ok")), r["_cycles"], r["_wall_s"],
                 total - r["_wall_s"], speed.get("wakeups", {}).get("steps"), skip,
-                speed.get("skipped"))
+                speed.get("skipped"), lazy)
 
 
-def measure_raw(machine: str, workload: str, skip: bool = False) -> list[dict]:
+def measure_raw(machine: str, workload: str, skip: bool = False,
+                lazy: bool = False) -> list[dict]:
     """The recorded Verilator row and the raw harness's replay of it (the
     harness skipping idle clocks when the recorded run did)."""
     from sim.experiment import direct_build
@@ -137,7 +150,7 @@ def measure_raw(machine: str, workload: str, skip: bool = False) -> list[dict]:
     spec = MACHINES[machine]()
     with tempfile.TemporaryDirectory(prefix="ocfsim-speed-") as tmp:
         record = str(Path(tmp) / "run.rec")
-        row = measure(machine, workload, "verilator", record=record, skip=skip)
+        row = measure(machine, workload, "verilator", record=record, skip=skip, lazy=lazy)
         t0 = time.perf_counter()
         exe = raw_harness(direct_build(spec), spec.ports())
         try:
@@ -147,7 +160,7 @@ def measure_raw(machine: str, workload: str, skip: bool = False) -> list[dict]:
             r, ok = {"cycles": 0, "wall_s": 0.0}, False
         fixed = time.perf_counter() - t0 - r["wall_s"]
     return [row, _row(machine, workload, "raw", ok, r["cycles"], r["wall_s"], fixed,
-                      skip=skip)]
+                      skip=skip, lazy=lazy)]
 
 
 def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
@@ -156,22 +169,25 @@ def cells(machines, workloads, backends) -> list[tuple[str, str, str]]:
             if m in WORKLOADS[w][0]]
 
 
-#: --skip choices → the skip settings each cell runs with
+#: --skip and --lazy choices → the settings each cell runs with
 SKIP_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
+LAZY_CHOICES = SKIP_CHOICES
 
 
 def run_bench(machines=tuple(MACHINES), workloads=tuple(WORKLOADS), backends=DEFAULT_BACKENDS,
-              progress=None, skip: str = "off") -> dict:
+              progress=None, skip: str = "off", lazy: str = "off") -> dict:
     """Every row; a ``raw`` cell runs Verilator with a record (its row is kept
     only if ``verilator`` was asked for), then the replay. ``skip``: exact
-    idle skipping ``off``, ``on`` or ``both`` (each cell twice)."""
+    idle skipping ``off``, ``on`` or ``both`` (each cell twice); ``lazy``:
+    the lazy RTL, the same way (with both, each cell up to four times)."""
     rows = []
+    settings = [(s, z) for s in SKIP_CHOICES[skip] for z in LAZY_CHOICES[lazy]]
     for machine, workload, backend in cells(machines, workloads, backends):
         if backend == "verilator" and "raw" in backends:
             continue                                   # made by the raw cell
-        for on in SKIP_CHOICES[skip]:
-            new = (measure_raw(machine, workload, on) if backend == "raw"
-                   else [measure(machine, workload, backend, skip=on)])
+        for on, lz in settings:
+            new = (measure_raw(machine, workload, on, lz) if backend == "raw"
+                   else [measure(machine, workload, backend, skip=on, lazy=lz)])
             new = [r for r in new if r["backend"] in backends]
             rows += new
             for r in new:
@@ -183,21 +199,29 @@ def run_bench(machines=tuple(MACHINES), workloads=tuple(WORKLOADS), backends=DEF
 
 def _ratios(rows: list[dict]) -> None:
     """Fill ``ratio_to_raw`` and, on raw rows, ``ratio_to_dma_raw`` (against
-    rows with the same skip setting); with both settings, ``skip_speedup`` on
-    the skipping rows (their speed over the same row's without)."""
-    raw = {(r["machine"], r["workload"], r["skip"]): r["cycles_per_s"] for r in rows
-           if r["backend"] == "raw" and r["ok"] and r["cycles_per_s"]}
-    plain = {(r["machine"], r["workload"], r["backend"]): r["cycles_per_s"] for r in rows
-             if not r["skip"] and r["ok"] and r["cycles_per_s"]}
+    rows with the same skip and lazy settings); with both skip settings,
+    ``skip_speedup`` on the skipping rows (their speed over the same row's
+    without, lazy alike); with both lazy settings, ``lazy_speedup`` on the
+    lazy rows (over the same row's not lazy, skipping alike)."""
+    ok = [r for r in rows if r["ok"] and r["cycles_per_s"]]
+    raw = {(r["machine"], r["workload"], r["skip"], r.get("lazy", False)): r["cycles_per_s"]
+           for r in ok if r["backend"] == "raw"}
+    speed = {(r["machine"], r["workload"], r["backend"], r["skip"], r.get("lazy", False)):
+             r["cycles_per_s"] for r in ok}
     for r in rows:
-        ref = raw.get((r["machine"], r["workload"], r["skip"]))
+        lazy = r.get("lazy", False)
+        ref = raw.get((r["machine"], r["workload"], r["skip"], lazy))
         r["ratio_to_raw"] = r["cycles_per_s"] / ref if ref else None
         if r["backend"] == "raw":
-            dma = raw.get(("dma", r["workload"], r["skip"]))
+            dma = raw.get(("dma", r["workload"], r["skip"], lazy))
             r["ratio_to_dma_raw"] = r["cycles_per_s"] / dma if dma else None
+        cell = (r["machine"], r["workload"], r["backend"])
         if r["skip"]:
-            base = plain.get((r["machine"], r["workload"], r["backend"]))
+            base = speed.get(cell + (False, lazy))
             r["skip_speedup"] = r["cycles_per_s"] / base if base else None
+        if lazy:
+            base = speed.get(cell + (r["skip"], False))
+            r["lazy_speedup"] = r["cycles_per_s"] / base if base else None
 
 
 def format_row(r: dict) -> str:
@@ -210,6 +234,10 @@ def format_row(r: dict) -> str:
         skip = "  skip" + ("" if share is None else f" {share:.0%} skipped")
         if r.get("skip_speedup"):
             skip += f" ({r['skip_speedup']:.1f}x)"
+    if r.get("lazy"):
+        skip += "  lazy" + (f" ({r['lazy_speedup']:.1f}x)" if r.get("lazy_speedup") else "")
+    if r.get("wakeups") is not None:
+        skip += f"  {r['wakeups']:,} steps"
     return (f"  {r['machine']:9} {r['workload']:10} {r['backend']:9} "
             f"{r['cycles_per_s']:12,.0f} cycles/s  {r['sim_cycles']:11,} cycles "
             f"in {r['wall_s']:7.2f} s, fixed cost {r['fixed_s']:5.2f} s{ratio}{dma}{skip}"
@@ -233,13 +261,17 @@ def main(argv=None) -> int:
     p.add_argument("--skip", choices=tuple(SKIP_CHOICES), default="off",
                    help="exact idle skipping: off (default; the RTL's own speed), on, or "
                         "both (each cell twice, with the speed-up)")
+    p.add_argument("--lazy", choices=tuple(LAZY_CHOICES), default="off",
+                   help="the lazy RTL (no step at host timers while the machine is quiet): "
+                        "off (default), on, or both (each cell twice, with the speed-up)")
     out_options(p, "nothing else")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
     if not cells(args.machines, args.workloads, args.backends):
         p.error("no workload of --workloads runs on --machines")
     progress = None if args.json else (lambda r: print(format_row(r), file=sys.stderr))
-    result = run_bench(args.machines, args.workloads, args.backends, progress, args.skip)
+    result = run_bench(args.machines, args.workloads, args.backends, progress, args.skip,
+                       args.lazy)
     print_result(p, argv, args, "speed", result, format_table)
     return 0 if all(r["ok"] for r in result["rows"]) else 1
 

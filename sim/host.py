@@ -54,7 +54,7 @@ from .loop import Deadlock, Future, HardwarePort, SimLoop
 from .memory import HostMemory
 
 __all__ = ["Host", "ConfigBus", "DramMemory", "WireEnd", "BusError", "POSTED_WRITES", "COALESCE_ENV",
-           "coalesce_default", "SKIP_ENV", "skip_default"]
+           "coalesce_default", "SKIP_ENV", "skip_default", "LAZY_ENV", "lazy_default"]
 
 #: environment variable: ``0`` turns quiet-timer run-ahead and posted-write
 #: batches off for every :class:`Host` made without ``coalesce=``
@@ -66,15 +66,36 @@ COALESCE_ENV = "OCFSIM_COALESCE"
 SKIP_ENV = "OCFSIM_SKIP"
 
 
+#: environment variable: ``0`` turns the lazy RTL off for every :class:`Host`
+#: made without ``lazy=``
+LAZY_ENV = "OCFSIM_LAZY"
+
+#: output ports a quiet clock advances, one per clock (the machine's cycle
+#: counter and the monitor's total and idle counts: hw/machine.py adds the
+#: clocks skipped to them; docs/simulation.md, "What a skipped edge
+#: advances"); every other output port holds still while the machine is quiet
+QUIET_COUNTERS = ("cycle", "mon_total", "mon_idle")
+
+
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() not in ("0", "off", "no", "false")
+
+
+def lazy_default() -> bool:
+    """Whether a :class:`Host` leaves a quiet machine's RTL behind unless told
+    (``$OCFSIM_LAZY``)."""
+    return _env_on(LAZY_ENV)
+
+
 def skip_default() -> bool:
     """Whether a :class:`Host` lets its backend skip idle clocks unless told
     (``$OCFSIM_SKIP``)."""
-    return os.environ.get(SKIP_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
+    return _env_on(SKIP_ENV)
 
 
 def coalesce_default() -> bool:
     """Whether a :class:`Host` coalesces wake-ups unless told (``$OCFSIM_COALESCE``)."""
-    return os.environ.get(COALESCE_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
+    return _env_on(COALESCE_ENV)
 
 #: posting-buffer entries of the host bridge (estimate: chipsets of the
 #: period buffer a few dwords of CPU-to-PCI writes; 4 keeps the CPU from
@@ -99,7 +120,9 @@ class DramMemory(HostMemory):
                  current: Callable[[str], None] = lambda what: None):
         super().__init__(size)
         self._backend = backend
-        self._current = current     # raises if the RTL is not at the present cycle
+        # raises if the RTL ran past the present cycle; it may lag behind
+        # it (lazy RTL): a quiet machine does not touch DRAM
+        self._current = current
 
     def read(self, addr: int, n: int) -> bytes:
         self._check(addr, n)
@@ -142,25 +165,40 @@ class Host(HardwarePort):
     """One simulated machine as host software sees it."""
 
     def __init__(self, backend: Backend, spec: MachineSpec, loop: SimLoop | None = None,
-                 coalesce: bool | None = None, skip: bool | None = None):
+                 coalesce: bool | None = None, skip: bool | None = None,
+                 lazy: bool | None = None):
         self.backend = backend
         self.spec = spec
         self.loop = loop or SimLoop()
         self.loop.hardware = self
         self.period_ps = backend.period_ps
-        self.memory = DramMemory(backend, spec.dram_bytes, self._current)
+        self.memory = DramMemory(backend, spec.dram_bytes, self._not_ahead)
         #: quiet-timer run-ahead and posted-write batches (module doc)
         self.coalesce = coalesce_default() if coalesce is None else bool(coalesce)
         #: exact idle skipping in the backend's steps (:meth:`Backend.set_skip`)
         self.skip = skip_default() if skip is None else bool(skip)
         backend.set_skip(self.skip)
+        #: lazy RTL (docs/simulation.md): while the machine is quiet, host
+        #: events do not step it; it is caught up when host code touches the
+        #: hardware, when its quiet stretch ends, or at the end of the run.
+        #: Only on a machine that says when it is quiet (``quiet``, ``quiet_for``)
+        self.lazy = (lazy_default() if lazy is None else bool(lazy)) and _has_quiet(backend)
         #: ``steps``: backend steps (wake-ups of the RTL), of which ``timer``
         #: ended at a host timer and ``attention`` on attention;
         #: ``coalesced``: host events reached without a step because a step
         #: had run the RTL past them; ``batched``: accesses (posted writes)
-        #: whose completion the backend took inside a step
+        #: whose completion the backend took inside a step; ``lazy``: host
+        #: events reached with the RTL left behind (no step); ``caught_up``:
+        #: steps (counted in ``steps``) that brought a lagging RTL to the present
         self.wakeups = backend.wakeups = {"steps": 0, "timer": 0, "attention": 0,
-                                          "coalesced": 0, "batched": 0}
+                                          "coalesced": 0, "batched": 0, "lazy": 0,
+                                          "caught_up": 0}
+        #: while the RTL lags (lazy): the last cycle of its quiet stretch, to
+        #: which it may be caught up without meeting anything; else None
+        self._lag_until: Optional[int] = None
+        self._dirty = False           # inputs written since the last step
+        self._deferred: list[Callable[[], None]] = []   # writes waiting for a catch-up
+        self._settling: list[Future] = []   # host code waiting in settle()
         self._attn_pending = False    # the RTL stopped on attention past the last limit
         self._ahead = False           # the last step ran the RTL past its limit
         self._queue: deque[_Op] = deque()
@@ -190,23 +228,101 @@ class Host(HardwarePort):
 
     @property
     def cycle(self) -> int:
-        self._current("cycle read")
-        return self.backend.cycle
+        if self._current("cycle read"):
+            return self.backend.cycle
+        return self.loop.now // self.period_ps      # where the lagging RTL stands, virtually
 
-    def _current(self, what: str) -> None:
-        """Host code touches the hardware: the RTL must stand at the present
-        cycle, never past it (it may run ahead only over quiet timers)."""
+    def _not_ahead(self, what: str) -> None:
+        """Host code touches the hardware: the RTL must not stand past the
+        present cycle (it may run ahead only over quiet timers)."""
         if self.backend.cycle > self.loop.now // self.period_ps:
             raise SimulationError(
                 f"{what} at {self.loop.now} ps while the RTL is at cycle "
                 f"{self.backend.cycle}: a quiet timer's horizon let it run past host code")
+
+    def _current(self, what: str) -> bool:
+        """Host code touches the hardware: True if the RTL stands at the
+        present cycle; False while it lags (lazy RTL: the machine is quiet,
+        so its ports but :data:`QUIET_COUNTERS` read as at the present
+        cycle; writes wait for the next :meth:`advance`, which catches it
+        up first). Host code cannot step the RTL itself: on pysim and
+        cocotb a step is a coroutine of the simulator."""
+        self._not_ahead(what)
+        return self._lag_until is None
+
+    def _caught_up(self, ran: int, n: int) -> None:
+        w = self.wakeups
+        w["steps"] += 1
+        w["caught_up"] += 1
+        if ran != n or self.backend.get("attn") != self._attn:
+            raise SimulationError(
+                f"the lazy RTL met attention at cycle {self.backend.cycle} while caught up "
+                f"over {n} quiet clocks ({ran} run): its quiet_for was wrong")
+
+    def _get(self, port: str) -> int:
+        """An output port as it stands at the present cycle (a lagging RTL's
+        counters read as they will be once caught up)."""
+        if self._current(f"{port} read"):
+            return self.backend.get(port)
+        lag = self.loop.now // self.period_ps - self.backend.cycle
+        return self.backend.get(port) + (lag if port in QUIET_COUNTERS else 0)
+
+    def _set(self, port: str, value: int) -> None:
+        """Write an input port (the RTL stands at the present cycle)."""
+        self.backend.set(port, value)
+        self._dirty = True
+
+    def _write(self, what: str, fn: Callable[[], None]) -> None:
+        """Host code writes the hardware: ``fn`` now, or, while the RTL lags
+        and cannot be caught up from here, at the next :meth:`advance` right
+        after the catch-up, before the RTL's next edge — so at the same
+        cycle either way."""
+        if self._current(what):
+            fn()
+        else:
+            self._deferred.append(fn)
+
+    def settle(self) -> Future:
+        """``await host.settle()``: the RTL at the present cycle, for host
+        code that reads the backend itself (the host's own reads need not).
+        Done at once unless the RTL lags; then the next :meth:`advance`
+        catches it up without moving time."""
+        self._not_ahead("settle")
+        fut = self.loop.create_future("settle")
+        if self._lag_until is None:
+            fut.set_result(None)
+        else:
+            self._settling.append(fut)
+        return fut
+
+    async def catch_up(self) -> None:
+        """Bring a lagging RTL to the present cycle (the loop awaits it when
+        the run ends, :class:`sim.loop.HardwarePort`)."""
+        self._not_ahead("catch-up")
+        if self._lag_until is not None:
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        b = self.backend
+        n = self.loop.now // self.period_ps - b.cycle
+        self._lag_until = None
+        if n > 0:
+            self._caught_up(await b.step(n), n)
+        self._dirty = False
+        deferred, self._deferred = self._deferred, []
+        for fn in deferred:
+            fn()
+        settling, self._settling = self._settling, []
+        for fut in settling:
+            fut.set_result(None)
 
     # ------------------------------------------------------------- bus access
     def _submit(self, op: int, addr: int, data: int = 0, be: int = 0xF,
                 posted: bool = False) -> Future:
         if not 0 <= addr <= 0xFFFF_FFFF:
             raise ValueError(f"bus address {addr:#x} out of range")
-        self._current(_OP_NAMES[op])
+        # started by the next advance (after a lagging RTL is caught up)
+        self._not_ahead(_OP_NAMES[op])
         fut = None if posted else self.loop.create_future(f"{_OP_NAMES[op]} {addr:#x}")
         self._queue.append(_Op(op, addr, data & 0xFFFF_FFFF, be & 0xF, fut))
         return fut
@@ -316,9 +432,8 @@ class Host(HardwarePort):
         fut, _ = self.loop.call_at(max(at_ps, self.loop.now), f"wire{slot} frame")
 
         def due(_):
-            self._current("wire send")
             end.waiting.append(frame)
-            self._wire_post(end)
+            self._write("wire send", lambda: self._wire_post(end))
         fut.add_done_callback(due)
 
     def _wire_post(self, end: WireEnd) -> None:
@@ -328,7 +443,8 @@ class Host(HardwarePort):
             b.wire_rx_write(end.slot, end.posted % QUEUE, end.waiting.popleft())
             end.posted = (end.posted + 1) & _COUNT_MASK
         if end.posted != posted:
-            b.set(f"wire{end.slot}_rx_posted", end.posted)
+            self._dirty = True          # the buffer entries too
+            self._set(f"wire{end.slot}_rx_posted", end.posted)
 
     def _wire_events(self) -> None:
         b = self.backend
@@ -344,7 +460,7 @@ class Host(HardwarePort):
                     t = cycle * self.period_ps
                     self.loop.call_soon(lambda _, f=frame, t=t, h=end.on_frame: h(t, f))
             if end.taken != taken:
-                b.set(f"wire{s}_tx_taken", end.taken)
+                self._set(f"wire{s}_tx_taken", end.taken)
             received = b.get(f"wire{s}_rx_frames")
             if received != end.received:
                 end.received = received
@@ -355,8 +471,7 @@ class Host(HardwarePort):
         by the wire port (``tx_dropped``), sent into the card (``rx``), due
         but waiting for a free buffer entry (``rx_waiting``)."""
         end = self._wire(slot)
-        self._current("wire statistics")
-        get = self.backend.get
+        get = self._get
         return {"tx": get(f"wire{slot}_tx_frames"), "tx_dropped": get(f"wire{slot}_tx_dropped"),
                 "rx": get(f"wire{slot}_rx_frames"), "rx_waiting": len(end.waiting),
                 "unclaimed": end.unclaimed}
@@ -365,18 +480,18 @@ class Host(HardwarePort):
     def set_dram_timing(self, latency: int = 0, wait_every: int = 0, wait_len: int = 0,
                         retry_every: int = 0, abort_every: int = 0) -> None:
         """Host-DRAM target test knobs (see ``hw.pci.host_bridge``)."""
-        self._current("DRAM timing knobs")
-        self.backend.set("dram_latency", latency)
-        self.backend.set("dram_wait_every", wait_every)
-        self.backend.set("dram_wait_len", wait_len)
-        self.backend.set("dram_retry_every", retry_every)
-        self.backend.set("dram_abort_every", abort_every)
+        def knobs():
+            self._set("dram_latency", latency)
+            self._set("dram_wait_every", wait_every)
+            self._set("dram_wait_len", wait_len)
+            self._set("dram_retry_every", retry_every)
+            self._set("dram_abort_every", abort_every)
+        self._write("DRAM timing knobs", knobs)
 
     # ------------------------------------------------------------ statistics
     def bus_stats(self) -> dict:
         """Monitor counters: totals by class, per master and per target."""
-        self._current("monitor read")
-        get = self.backend.get
+        get = self._get
         names = self.spec.agent_names()
         by_class = {c: get(f"mon_{c}") for c in CLASSES}
         total = get("mon_total")
@@ -435,13 +550,11 @@ class Host(HardwarePort):
     def arbiter_wait_max(self) -> dict[str, int]:
         """Longest wait for the bus per master so far (REQ# asserted until the
         master starts its transaction), in bus clocks."""
-        self._current("arbiter read")
-        return {name: self.backend.get(f"arb_wait_max{i}")
+        return {name: self._get(f"arb_wait_max{i}")
                 for i, name in enumerate(self.spec.master_names())}
 
     def checker_errors(self) -> list[str]:
-        self._current("checker read")
-        bits = self.backend.get("chk_error")
+        bits = self._get("chk_error")
         return [r for i, r in enumerate(rules(self.spec.bus_width)) if bits >> i & 1]
 
     # ------------------------------------------------------- hardware port
@@ -455,6 +568,23 @@ class Host(HardwarePort):
         sees every attention at the time and in the order it would without.
         """
         backend, period = self.backend, self.period_ps
+        if self._lag_until is not None:
+            if self._settling:
+                await self._catch_up()          # and back to host code, at this time
+                self._start_next()
+                return self.loop.now
+            if self._queue or self._deferred:
+                await self._catch_up()          # then start the access at this cycle
+            elif limit is not None and limit // period <= self._lag_until:
+                self.wakeups["lazy"] += 1
+                return limit
+            else:
+                # the quiet stretch ends before ``limit``: the step below runs
+                # the RTL on from where it lags, through the stretch
+                self._lag_until = None
+        elif self._lazy_ok(limit):
+            self.wakeups["lazy"] += 1
+            return limit
         self._start_next()
         now = self.loop.now
         if self._attn_pending:
@@ -495,6 +625,26 @@ class Host(HardwarePort):
             return max(now, at)
         return limit
 
+    def _lazy_ok(self, limit: Optional[int]) -> bool:
+        """Whether the RTL may stay where it stands while the loop goes on
+        to ``limit``: nothing to start or handle, no input written since the
+        last step (``quiet`` would not show it yet), the machine quiet, and
+        ``limit`` within its quiet stretch. Then the RTL lags from here on."""
+        if (not self.lazy or limit is None or self._dirty or self._attn_pending
+                or self._inflight is not None or self._queue or self._deferred):
+            return False
+        b, period = self.backend, self.period_ps
+        hw = b.cycle
+        if hw != self.loop.now // period or not b.get("quiet"):
+            return False
+        # ``quiet_for`` edges from here change nothing but QUIET_COUNTERS
+        # and the cards' timers: no attention up to cycle hw + quiet_for
+        until = hw + b.get("quiet_for")
+        if limit // period > until:
+            return False
+        self._lag_until = until
+        return True
+
     def _ahead_ok(self, horizon: int) -> None:
         if self.backend.cycle > horizon // self.period_ps:
             raise SimulationError(f"the RTL ran to cycle {self.backend.cycle}, past the next "
@@ -528,6 +678,7 @@ class Host(HardwarePort):
             w["batched"] += len(statuses)
         else:
             ran = await b.step(cycles)
+        self._dirty = False
         w["attention" if b.get("attn") != self._attn else "timer"] += 1
         return ran
 
@@ -536,13 +687,13 @@ class Host(HardwarePort):
             return
         op = self._queue.popleft()
         self._inflight = op
-        b = self.backend
-        b.set("cpu_op", op.op)
-        b.set("cpu_addr", op.addr)
-        b.set("cpu_wdata", op.data)
-        b.set("cpu_be", op.be)
+        set_ = self._set
+        set_("cpu_op", op.op)
+        set_("cpu_addr", op.addr)
+        set_("cpu_wdata", op.data)
+        set_("cpu_be", op.be)
         self._seq ^= 1
-        b.set("cpu_seq", self._seq)
+        set_("cpu_seq", self._seq)
         if op.future is None and self._post_waiters:
             self._post_waiters.popleft().set_result(None)
 
@@ -600,6 +751,16 @@ class ConfigBus:
 
     def __repr__(self) -> str:
         return f"ConfigBus({self.bus})"
+
+
+def _has_quiet(backend: Backend) -> bool:
+    """Whether the machine has the ``quiet``/``quiet_for`` ports."""
+    try:
+        backend.get("quiet")
+        backend.get("quiet_for")
+    except (KeyError, AttributeError):
+        return False
+    return True
 
 
 _OP_NAMES = {CpuOp.MEM_READ: "mmio read", CpuOp.MEM_WRITE: "mmio write",

@@ -188,7 +188,9 @@ class HardwarePort:
     it are quiet timers only: the port may run the RTL on to it in the same
     step, keeping what it saw past ``limit`` for later calls.
     With ``limit=None`` and nothing that can ever need attention, it raises
-    :class:`Deadlock` rather than running forever.
+    :class:`Deadlock` rather than running forever. A port may leave its
+    RTL behind the present while the machine is quiet; then it has an async
+    ``catch_up()``, which the loop awaits when the run ends.
     """
 
     async def advance(self, limit: Optional[int],
@@ -296,6 +298,7 @@ class SimLoop:
         while True:
             self._run_ready()
             if main.done():
+                await self._settle()
                 return main.result()
             target = self._next_timer()
             horizon = target
@@ -313,9 +316,17 @@ class SimLoop:
             self._fire_timers()
             if deadline is not None and self.now >= deadline:
                 self._run_ready()
+                await self._settle()
                 if main.done():
                     return main.result()
                 raise TimeoutError(f"simulated deadline {deadline} ps reached")
+
+    async def _settle(self) -> None:
+        """The run ends: a hardware port that left its RTL behind the present
+        (``catch_up``, :meth:`sim.host.Host.catch_up`) brings it there."""
+        catch_up = getattr(self.hardware, "catch_up", None)
+        if catch_up is not None:
+            await catch_up()
 
     def run(self, main: Coroutine, deadline: Optional[int] = None) -> Any:
         """Synchronous driver for software-only runs (no hardware attached)."""

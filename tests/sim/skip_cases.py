@@ -16,6 +16,7 @@ STEPPING = {"quiet", "quiet_for"}
 
 async def observed(host, entry: str, args: dict) -> dict:
     result = await resolve_entry(entry)(host, **args)
+    await host.settle()             # the RTL at the present cycle (lazy RTL)
     backend = host.backend
     outputs = [n for n, d, _ in host.spec.ports() if d == "out" and n not in STEPPING]
     dram = backend.dram_read(0, host.spec.dram_bytes)
@@ -23,4 +24,4 @@ async def observed(host, entry: str, args: dict) -> dict:
             "bus": host.bus_stats(), "cycle": backend.cycle,
             "dram_sha256": hashlib.sha256(dram).hexdigest(),
             "interrupt_edges": list(host.interrupt_edges),
-            "skipped": backend.skipped}
+            "now": host.now, "skipped": backend.skipped}
