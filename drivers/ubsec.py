@@ -23,9 +23,13 @@ records packed with :mod:`hw.structs`), and its interrupt.
   cipher range goes to the chip in pieces (the largest multiple of 8 bytes
   that fits a packet), one after the other, each piece's IV the CBC chain of
   the one before.
-* feed (``ubsec_feed``): while packets are queued and STAT.MCR1_FULL is
+* feed (``ubsec_feed``): when packets are queued and STAT.MCR1_FULL is
   clear, merge up to ``maxaggr`` queued packets into one record and write
-  its address to MCR1. Requests wait in the queue while the chip is full.
+  its address to MCR1 — one record per call, as OpenBSD's ubsec_feed
+  (``ubsec.c``: the merging path writes one MCR and returns; its one-packet
+  path is only taken with a single packet queued). Requests wait in the
+  queue while the chip is full; the next request or interrupt feeds again.
+  Packets are merged only when they were queued while MCR1 was full.
 * interrupt: read STAT, acknowledge, complete records in submission order up
   to the first whose DONE flag is clear (copy the MAC out, update the session
   IV, ``crypto_done``), then feed. DMAERR: recover (below) with EFAULT.
@@ -382,26 +386,27 @@ class Ubsec(PciCryptoSoftc):
         return 0, q
 
     async def feed(self) -> bool:
-        """``ubsec_feed``: records to the chip while MCR1 has room. Returns
-        whether it read STAT (which also flushes posted writes)."""
+        """``ubsec_feed``: one record to the chip if MCR1 has room (OpenBSD
+        ubsec.c writes one MCR per call). Returns whether it read STAT
+        (which also flushes posted writes)."""
         k = self.kernel
         read = False
-        while self.queue:
+        if self.queue:
             read = True
             stat = await self.regs.read(STAT)
             if stat == ALL_ONES:                  # not decoding: recover now
                 await self.gone()
-                break
+                return read
             if stat & STAT.mask("mcr1_full"):
                 self.counters["mcr1_full"] += 1
-                break
+                return read
             n = min(len(self.queue), self.maxaggr)
             qs = [self.queue.popleft() for _ in range(n)]
             await k.charge("driver", self.c["feed"] + (n - 1) * self.c["feed_packet"])
             mcr = k.malloc(MCR_BYTES + MCR_ADD_BYTES * (n - 1), 16)
             if mcr is None:                       # give them back; try at the next interrupt
                 self.queue.extendleft(reversed(qs))
-                break
+                return read
             k.memory.write(mcr, pack(McrHeader, pkts=n) + b"".join(q.packet for q in qs))
             rec = _Rec(mcr, qs)
             self.chip.append(rec)
