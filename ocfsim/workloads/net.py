@@ -85,6 +85,8 @@ MB = 1 << 20
 #: host DRAM of the network machine: the 4 MiB of the crypto machines
 #: (ocfsim/machines.py) hold the rings, mbufs and /dev/crypto buffers
 DRAM_BYTES = 4 << 20
+#: simulated time after the transfer for frames in flight (a few frame times)
+DRAIN_PS = 200_000_000
 
 
 def net_machine(card: str = "bcm5820") -> MachineSpec:
@@ -364,6 +366,9 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         proc.task.result()
     else:
         errors.append("the transfer did not end in time")
+    # frames still on the wire (the last ACKs of the FINs) reach their end,
+    # so the counts of frames sent and received agree
+    await host.sleep(DRAIN_PS)
     link.close()
 
     # ------------------------------------------------------------ checks
