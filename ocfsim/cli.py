@@ -534,7 +534,7 @@ def cmd_net(args) -> int:
     r = run(spec, "ocfsim.workloads.net:net",
             {"nbytes": args.bytes or 0, "file": _abs(args.file), "write_size": args.write_size,
              "encrypt": args.encrypt, "rx": args.rx, "profile": args.profile, "seed": args.seed,
-             "pcap": _abs(args.pcap)},
+             "pcap": _abs(args.pcap), **_wire_faults(args)},
             backend=args.backend, vcd=_abs(args.vcd))
     result = {k: v for k, v in r.items() if not k.startswith("_")}
     result.update(card=args.card, backend=args.backend, seed=args.seed, file=args.file,
@@ -569,6 +569,14 @@ def cmd_net(args) -> int:
                  f"partner → host {100 * res['wire_utilisation']['rx']:.1f} % of 1 Gbit/s; "
                  f"frames {res['frames']['tx']} / {res['frames']['rx']}; TCP retransmissions "
                  f"{res['tcp']['rexmttimeo'] + res['tcp']['fastrexmt']}"]
+        ev = res["fault_events"]
+        if ev["tx"] or ev["rx"]:
+            def kinds(events):
+                from collections import Counter
+                return ", ".join(f"{k} {n}" for k, n in sorted(Counter(k for _, k in events)
+                                                              .items())) or "none"
+            lines.append(f"  wire faults      host → partner: {kinds(ev['tx'])}; "
+                         f"partner → host: {kinds(ev['rx'])}")
         lines += bus_lines(res)
         lines.append(f"  simulation speed {res['cycles_per_s']:.0f} bus cycles/s "
                      f"(wall {res['wall_s']:.2f} s simulating, {res['wall_total_s']:.2f} s in all"
@@ -581,6 +589,27 @@ def cmd_net(args) -> int:
             lines.append(f"  PCI checker: {', '.join(res['checker'])}")
         return lines
     return _emit(args, result, human)
+
+
+def _wire_faults(args) -> dict:
+    """``--drop/--reorder/--duplicate/--corrupt``: the same rates both ways
+    (netinet.wire.Faults), each direction's RNG seeded from ``--seed``."""
+    rates = {k: getattr(args, k) for k in ("drop", "reorder", "duplicate", "corrupt")
+             if getattr(args, k)}
+    if not rates:
+        return {}
+    return {"faults_tx": dict(rates, seed=args.seed), "faults_rx": dict(rates, seed=args.seed + 1)}
+
+
+def rate(text: str) -> float:
+    """argparse type: a probability in [0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{v} is not a rate in [0, 1)")
+    return v
 
 
 def _net_problem(args, block: int) -> str | None:
@@ -720,6 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the partner sends (encrypted), the process reads and decrypts")
     sp.add_argument("--pcap", type=output_file, metavar="FILE",
                     help="write every frame of the wire to a pcap file (simulated ns)")
+    for fault, what in (("drop", "lost"), ("reorder", "delivered 50 µs late"),
+                        ("duplicate", "delivered twice"),
+                        ("corrupt", "delivered with one bit flipped")):
+        sp.add_argument(f"--{fault}", type=rate, default=0.0, metavar="RATE",
+                        help=f"share of frames {what}, each direction of the wire")
     sp.add_argument("--profile", type=profile_arg, default="p3-1400-openbsd",
                     help="host profile: a name in sim/profiles or a .toml file")
     seed(sp)

@@ -42,6 +42,8 @@ def refused(argv, capsys) -> str:
     (["net", "--bytes", "100", "--card", "dmatest"], "invalid choice"),
     (["net", "--bytes", "100", "--pcap", "/proc/x/y.pcap"], "--pcap"),
     (["net", "--bytes", "100", "--pcap", "sub/dir/"], "names a folder"),
+    (["net", "--bytes", "100", "--drop", "1"], "not a rate in [0, 1)"),
+    (["net", "--bytes", "100", "--corrupt", "x"], "not a number"),
     (["bench", "table-i", "--mb", "0"], "outside"),
     (["bench", "table-i", "--mb", "101"], "outside"),
     (["bench", "table-i", "--methods", "soft"], "not one of"),
@@ -82,6 +84,14 @@ def test_net_human_output(empty_cwd, capsys):
     for word in ("throughput", "s per 100 MB", "CPU busy", "interrupts/s", "em0", "wire",
                  "PCI utilisation", "master slot2.master"):
         assert word in out, word
+
+
+def test_net_with_a_lossy_wire(empty_cwd, capsys):
+    """Frames lost, reordered and corrupted both ways: still byte-exact."""
+    status = main(["net", "--bytes", "12000", "--drop", "0.08", "--reorder", "0.08",
+                   "--corrupt", "0.05", "--seed", "4"])
+    out, _ = capsys.readouterr()
+    assert status == 0 and "byte-exact" in out and "wire faults" in out, out
 
 
 def test_table_i_help_names_the_paper_and_the_rule(capsys):
