@@ -3,7 +3,7 @@ socket system calls — all of it charged to the host's simulated CPU.
 
 ``NetStack(kernel, "10.0.0.1")`` builds the stack of the host whose CPU is
 ``kernel``; ``stack.attach(ifp)`` gives it its interface (an :class:`IfNet`:
-:class:`netinet.wire.SoftIf` now, the NIC driver later) and
+:class:`netinet.if_em.EmIf` on the em NIC, or :class:`netinet.wire.SoftIf`) and
 ``stack.arp_add(ip, mac)`` a neighbour (a static ARP entry: no ARP is
 modelled). System calls take the calling process, like ``/dev/crypto``'s
 ``ioctl``: ``err, fd = await stack.sys_socket(p)``, then ``sys_connect``,
@@ -23,7 +23,7 @@ CPU time, by kind (``kernel.accounting()``):
   OpenBSD 3.x;
 * ``ip``, ``ether`` — ``ip_output``/``ip_input``, ``ether_output``/``ether_input``;
 * ``driver`` — the interface's per-frame work (the software interface
-  charges ``net.swif_frame``; a NIC driver its own).
+  charges ``net.swif_frame``; the em driver its ``em.*`` costs).
 
 Input runs in the interface's interrupt handler (``ether_input`` →
 ``ip_input`` → ``tcp_input`` in one go; BSD defers ``ipintr`` to a software

@@ -19,6 +19,11 @@ must catch it) — each by rate from a seeded RNG, or at given frame indices.
 
 The pcap tap records every frame as it starts onto the wire (before faults:
 a capture at the sender's port), both directions in one file.
+
+:class:`NicWire` puts a simulated NIC's wire (``host.wire_attach`` /
+``host.wire_send``) on one port, counting wire time once: the NIC's MAC
+serialises its own frames, the link the far end's (docs/network.md,
+"Through the NIC").
 """
 
 from __future__ import annotations
