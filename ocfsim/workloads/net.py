@@ -194,6 +194,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     else:
         plain = rng.randbytes(nbytes)
     nbytes = len(plain)
+    if not nbytes:
+        raise ValueError("nothing to send: give nbytes > 0 or a file that is not empty")
     key, mackey, iv0 = rng.randbytes(KEY_BYTES), rng.randbytes(MACKEY_BYTES), rng.randbytes(BLOCK)
     padded = plain + bytes(-len(plain) % BLOCK) if encrypt != "none" else plain
     if encrypt != "none":
