@@ -137,6 +137,7 @@ def one_cell(table: str, card: str, threads: int, size: int, ops: int, backend: 
            "pci_data_cycles": st.get("pci_utilisation", 0.0),
            "bus": {"width": spec.bus_width, "mhz": spec.clock_mhz},
            "packets_per_mcr": pkts / recs if recs else None,
+           "drivers": st.get("drivers", {}),
            "whole_run_mbps": r["mbps"],
            "sim_s": st.get("window_s", 0.0),
            "cycles_per_s": r["_cycles"] / r["_wall_s"] if r.get("_wall_s") else 0.0,
