@@ -46,6 +46,7 @@ from sim.kernel.errno import (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EALREADY,
 
 from .mbuf import MCLBYTES, MINCLSIZE, MLEN, SockBuf
 from .proto import IPPROTO_TCP, ip_aton
+from .socrypt import RX, SO_CRYPT, SoCryptTx, check_transform
 from .tcp import (TCP_MAX_WINSHIFT, TCP_MAXWIN, TCPS_ESTABLISHED, TCPS_LISTEN, TCPS_SYN_SENT,
                   TCPT_KEEP, TCPTV_KEEP_INIT, TF_NODELAY, TcpCb)
 
@@ -106,6 +107,7 @@ class Socket(File):
         self.q0: list[Socket] = []
         self.q: deque[Socket] = deque()
         self.qlimit = 0
+        self.crypt_tx = None               # SO_CRYPT transmit state (netinet.socrypt)
 
     # ------------------------------------------------------- state helpers
     @property
@@ -292,6 +294,8 @@ class Socket(File):
         st, k = self.stack, self.stack.kernel
         if k.user_buffer(buf, n) is None:
             return EFAULT, 0
+        if self.crypt_tx is not None:
+            return await self._sosend_crypt(buf, n, bool(flags & MSG_DONTWAIT))
         nonblock = bool(flags & MSG_DONTWAIT)
         quantum = st.write_quantum
         sent = 0
@@ -351,6 +355,42 @@ class Socket(File):
                 if not whole:
                     break                    # non-atomic: one mbuf per PRU_SEND
             await self._pru_send(top)
+
+    async def _sosend_crypt(self, buf: Any, n: int, nonblock: bool) -> tuple[int, int]:
+        """SO_CRYPT transmit (netinet.socrypt): the write cut into records of
+        at most ``record_size`` bytes, each built and protected in the kernel
+        (whole frame) and handed to TCP as one ``PRU_SEND``."""
+        k, sb, tx = self.stack.kernel, self.snd, self.crypt_tx
+        err = await tx.open()
+        if err:
+            return err, 0
+        sent = 0
+        while sent < n or (n == 0 and tx.t.framing != "ssh2" and not sent):
+            if self.state & SS_CANTSENDMORE:
+                return EPIPE, sent
+            if self.error:
+                err, self.error = self.error, 0
+                return err, sent
+            if not self.state & SS_ISCONNECTED:
+                return ENOTCONN, sent
+            size = min(tx.t.record_size, n - sent)
+            wlen = tx.layout(size)[3]
+            # a record goes whole; one longer than the buffer waits for it to drain
+            if sb.space() < min(wlen, sb.hiwat) and sb.cc:
+                if nonblock:
+                    return (EWOULDBLOCK if not sent else 0), sent
+                s = k.splraise()
+                await k.tsleep(sb, PSOCK, "netio")
+                k.splx(s)
+                continue
+            err, top = await tx.record(buf, sent, size)
+            if err:
+                return err, sent
+            await self._pru_send(top)
+            sent += size
+            if n == 0:
+                break
+        return 0, sent
 
     def _pru_send_nowait(self, top: list) -> None:
         for m in top:
@@ -457,6 +497,8 @@ class Socket(File):
         """``sosetopt`` / ``tcp_ctloutput``; values are ints (an ``int`` optval)."""
         if type(level) is not int or type(name) is not int:
             return EINVAL
+        if level == SOL_SOCKET and name == SO_CRYPT:
+            return self._so_crypt(value)
         if type(value) is not int:
             return EINVAL                       # optval shorter than an int
         if level == SOL_SOCKET:
@@ -488,6 +530,21 @@ class Socket(File):
             return ENOPROTOOPT
         return ENOPROTOOPT
 
+    def _so_crypt(self, t: Any) -> int:
+        """SO_CRYPT (netinet.socrypt): EINVAL for a bad transform, ENOPROTOOPT
+        when the host has no OCF for it, EINVAL when already set or not
+        connected (FreeBSD ktls_enable_tx: connected TCP only)."""
+        crypto = getattr(self.stack, "socrypt_crypto", None)
+        if crypto is None:
+            return ENOPROTOOPT
+        if check_transform(t) or self.crypt_tx is not None \
+                or not self.state & SS_ISCONNECTED:
+            return EINVAL
+        if t.direction == RX:
+            return EOPNOTSUPP                   # receive: not modelled yet
+        self.crypt_tx = SoCryptTx(self, t, crypto)
+        return 0
+
     def getsockopt(self, level: Any, name: Any) -> tuple[int, int]:
         if level == SOL_SOCKET:
             if name == SO_SNDBUF:
@@ -514,6 +571,8 @@ class Socket(File):
         """``soclose``: abort pending connections of a listener; otherwise a
         graceful close (FIN after the queued data) that outlives the descriptor."""
         st, k = self.stack, self.stack.kernel
+        if self.crypt_tx is not None:
+            await self.crypt_tx.close()          # the OCF sessions go with the socket
         s = k.splraise()
         try:
             if self.options & SO_ACCEPTCONN:

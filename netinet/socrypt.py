@@ -1,0 +1,363 @@
+"""SO_CRYPT: records built in the kernel, the crypto done through OCF.
+
+The socket option of Burnside & Keromytis (the socket-crypto paper, §III):
+the application gives the socket a transform (framing, cipher and MAC with
+their keys, IV, starting sequence number, direction) and from then on
+``send()`` takes application bytes and puts *records* on the connection,
+built and protected in the kernel. The descriptor is modelled on that paper
+and on FreeBSD's ``TCP_TXTLS_ENABLE`` (``struct tls_enable``: keys, IV,
+sequence number; ``sys/kern/uipc_ktls.c``).
+
+Framings (what goes on the wire for ``n`` plaintext bytes):
+
+* ``tls1.0`` — RFC 2246 §6.2.3.2, TLS_RSA_WITH_3DES_EDE_CBC_SHA:
+  ``type | 03 01 | len`` in clear, then 3DES-CBC over
+  ``data | HMAC-SHA1 | padding | padding_length``; the MAC covers the
+  13-byte pseudo-header ``seq(8) | type | 03 01 | n(2)`` and the data
+  (RFC 2246 §6.2.3.1); every padding byte holds the padding length and the
+  total is a multiple of 8; the IV of a record is the last ciphertext block
+  of the one before (§6.2.3.2).
+* ``ssh2`` — RFC 4253 §6: ``E(packet_length(4) | padding_length(1) |
+  payload | random padding) | MAC``; padding 4..255 bytes to a multiple of
+  8 (paramiko's choice: ``3 + 8 - (n + 8) % 8``, 4..11 bytes); the MAC
+  (hmac-sha1 20 bytes, hmac-sha1-96 its first 12) covers ``seq(4) |
+  plaintext packet`` and is sent in clear; the CBC chain runs on from
+  packet to packet (§6.3).
+* ``paper`` — the paper's simplified layout (§IV-B as written): the TLS
+  header in clear, the MAC over the data only (no sequence number, no
+  pseudo-header), encryption over data, MAC and padding. Real TLS peers
+  reject it (their MAC covers the pseudo-header).
+
+How the record is built (whole frame: one record, one OCF request or two):
+the user's bytes are copied (``copyin``, the one copy ``sosend`` does
+anyway) into mbuf clusters behind the clear header; the trailer (MAC
+space, padding) follows; the OCF buffer is a segment list over a small
+kernel buffer holding the MAC's pseudo-header (TLS seq/type/version/length,
+SSH seq; not sent) and the clusters, as FreeBSD's ``ktls_ocf.c`` puts
+``struct tls_mac_data`` in front of the payload. Both protocols MAC the
+plaintext and then encrypt. A driver that can do that order
+(``CRYPTOCAP_F_MAC_ENCRYPT``; cryptosoft, which runs the descriptors in
+order) gets one request with the MAC descriptor first; a card that only
+does the IPsec order (encrypt, then MAC over the ciphertext: the BCM5820
+and the Hifn 7751, see docs/bcm5820.md, docs/hifn7751.md) gets two
+requests, MAC then encrypt, as ``ktls_ocf.c`` does for CBC. The BCM5820
+returns only a 12-byte MAC, so a 20-byte HMAC session cannot live on it: a
+separate MAC session is opened (it lands on a driver that can, cryptosoft
+at worst) and the cipher session stays on the card (FreeBSD's ``mac_sid``).
+
+CPU: ``socrypt`` work per record (framing, padding, bookkeeping) from the
+profile key ``socrypt.record`` when the profile has it, else
+:data:`RECORD_CYCLES`; the copy and OCF's own costs are charged as usual
+(``copy``, ``ocf``, ``crypto``, ``driver``).
+
+Not done yet: receive (records reassembled and verified in the kernel) and
+the piecemeal build of a record larger than one send.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC,
+                            CRYPTOCAP_F_MAC_ENCRYPT, CryptoBuf, CryptoDesc, CryptoIni,
+                            CryptoOp)
+from sim.kernel import PSOCK
+from sim.kernel.errno import EAGAIN, EINVAL, ENOBUFS, ENOMEM
+
+from .mbuf import MCLBYTES
+
+__all__ = ["SO_CRYPT", "Transform", "SoCryptTx", "attach", "TX", "RX", "BOTH",
+           "TLS_MAX_PLAINTEXT", "SSH_MAX_PAYLOAD", "RECORD_CYCLES"]
+
+#: the option number: OpenBSD 3.x's sys/socket.h uses SOL_SOCKET options up to
+#: 0x1008 (SO_TYPE) and 0x0400 (SO_REUSEPORT) etc.; the paper names no value,
+#: so 0x1020 is ours
+SO_CRYPT = 0x1020
+TX, RX, BOTH = "tx", "rx", "both"
+FRAMINGS = ("tls1.0", "ssh2", "paper")
+TLS_MAX_PLAINTEXT = 1 << 14          # RFC 2246 §6.2.1: length <= 2^14
+SSH_MAX_PAYLOAD = 32768              # RFC 4253 §6.1: uncompressed payload >= 32768 supported
+TLS_HDR = 5                          # type, version (2), length (2): RFC 2246 §6.2.1
+TLS_APPLICATION_DATA = 23            # RFC 2246 §6.2.1 ContentType
+TLS10_VERSION = b"\x03\x01"          # RFC 2246 §6.2.1 ProtocolVersion {3, 1}
+SHA1_LEN = 20                        # FIPS 180-1
+DES_BLOCK = 8                        # FIPS 46-3: 64-bit blocks
+#: socrypt work per record (framing, header, padding, OCF request set-up):
+#: estimate ~600 cycles, of the order of one sosend pass plus a cryptodev op
+RECORD_CYCLES = 600
+
+
+@dataclass(frozen=True)
+class Transform:
+    """The SO_CRYPT descriptor (``setsockopt(fd, SOL_SOCKET, SO_CRYPT, t)``).
+
+    ``framing``: ``tls1.0`` | ``ssh2`` | ``paper``; cipher 3DES-CBC with
+    ``key`` (24 bytes) and ``iv`` (8); MAC HMAC-SHA1 with ``mac_key``,
+    ``mac_len`` 20 (12 = hmac-sha1-96, SSH only); ``seq`` the first record's
+    sequence number; ``direction`` tx | rx | both; ``record_size`` the most
+    plaintext per record (TLS ≤ 2^14, SSH payload ≤ 32768); ``rtype`` the
+    TLS content type of the records sent (application_data)."""
+
+    framing: str
+    key: bytes
+    iv: bytes
+    mac_key: bytes
+    mac_len: int = SHA1_LEN
+    seq: int = 0
+    direction: str = BOTH
+    record_size: int = TLS_MAX_PLAINTEXT
+    rtype: int = TLS_APPLICATION_DATA
+
+    def check(self) -> Optional[str]:
+        """None when valid, else why not (setsockopt answers EINVAL)."""
+        if self.framing not in FRAMINGS:
+            return f"framing must be one of {FRAMINGS}"
+        for name, v, n in (("key", self.key, 24), ("iv", self.iv, DES_BLOCK)):
+            if type(v) is not bytes or len(v) != n:
+                return f"{name} must be {n} bytes"
+        if type(self.mac_key) is not bytes or not 0 < len(self.mac_key) <= 64:
+            return "mac_key must be 1..64 bytes (one HMAC-SHA1 block, RFC 2104 §2)"
+        if self.mac_len not in ((SHA1_LEN, 12) if self.framing == "ssh2" else (SHA1_LEN,)):
+            return "mac_len must be 20 (or 12, hmac-sha1-96, for ssh2)"
+        seqbits = 32 if self.framing == "ssh2" else 64
+        if type(self.seq) is not int or not 0 <= self.seq < 1 << seqbits:
+            return f"seq must fit {seqbits} bits"
+        if self.direction not in (TX, RX, BOTH):
+            return "direction must be tx, rx or both"
+        limit = SSH_MAX_PAYLOAD if self.framing == "ssh2" else TLS_MAX_PLAINTEXT
+        if type(self.record_size) is not int or not 1 <= self.record_size <= limit:
+            return f"record_size must be 1..{limit}"
+        if type(self.rtype) is not int or not 0 <= self.rtype <= 255:
+            return "rtype must be a byte"
+        return None
+
+
+def attach(stack: Any, crypto: Any) -> None:
+    """Give a host's stack the OCF framework SO_CRYPT uses (``crypto_init`` order)."""
+    stack.socrypt_crypto = crypto
+
+
+def tls_padding(n: int, mac_len: int = SHA1_LEN) -> int:
+    """Padding bytes p so (n + mac + p + 1) % 8 == 0, the least (RFC 2246 §6.2.3.2)."""
+    return -(n + mac_len + 1) % DES_BLOCK
+
+
+def ssh_padding(n: int) -> int:
+    """RFC 4253 §6 padding for an n-byte payload: paramiko's 3 + bs - (n + 8) % bs."""
+    return 3 + DES_BLOCK - (n + 8) % DES_BLOCK
+
+
+class _Wait:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+class SoCryptTx:
+    """The transmit side of one socket's SO_CRYPT state."""
+
+    def __init__(self, so: Any, t: Transform, crypto: Any):
+        self.so, self.t, self.crypto = so, t, crypto
+        self.kernel = so.stack.kernel
+        self.seq = t.seq
+        self.iv = t.iv
+        self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
+        self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
+        self.enc_sid: Optional[int] = None
+        self.mac_sid: Optional[int] = None
+        self.records = 0
+        self.requests = 0
+        p = self.kernel.profile
+        self.c_record = (p.cost("socrypt.record") if p.has("socrypt.record")
+                         else int(round(RECORD_CYCLES * 1e12 / p.hz)))
+
+    # ------------------------------------------------------------ sessions
+    async def open(self) -> int:
+        """One session with both algorithms; if the chosen driver refuses it
+        (the BCM5820 with a 20-byte MAC), a cipher and a MAC session."""
+        if self.enc_sid is not None:
+            return 0
+        err, sid = await self.crypto.newsession([self.enc_ini, self.mac_ini])
+        if not err:
+            self.enc_sid = self.mac_sid = sid
+            return 0
+        err, esid = await self.crypto.newsession([self.enc_ini])
+        if err:
+            return err
+        err, msid = await self.crypto.newsession([self.mac_ini])
+        if err:
+            await self.crypto.freesession(esid)
+            return err
+        self.enc_sid, self.mac_sid = esid, msid
+        return 0
+
+    async def close(self) -> None:
+        for sid in {self.enc_sid, self.mac_sid} - {None}:
+            await self.crypto.freesession(sid)
+        self.enc_sid = self.mac_sid = None
+
+    def one_pass(self) -> bool:
+        """Can one request do MAC-then-encrypt (the driver holds both, in that order)?"""
+        if self.enc_sid != self.mac_sid:
+            return False
+        drv = self.crypto._driver(self.enc_sid >> 32)
+        return drv is not None and bool(drv.flags & CRYPTOCAP_F_MAC_ENCRYPT)
+
+    async def _run(self, descs: list[CryptoDesc], buf: CryptoBuf, which: str) -> int:
+        """Dispatch one request and sleep until its callback; after an OCF
+        migration (EAGAIN) keep the new session and submit again."""
+        k = self.kernel
+        w = _Wait()
+
+        def cb(crp: CryptoOp) -> None:
+            w.done = True
+            k.wakeup(w)
+        crp = CryptoOp(sid=self.enc_sid if which == "enc" else self.mac_sid,
+                       ilen=buf.length, olen=buf.length, buf=buf, desc=descs, callback=cb)
+        while True:
+            await k.charge("ocf", self.crypto.c_dispatch)
+            err = self.crypto.dispatch(crp)
+            if err:
+                return err
+            self.requests += 1
+            while not w.done:
+                await k.tsleep(w, PSOCK, "socrypt")
+            if crp.etype != EAGAIN:
+                return crp.etype
+            w.done = False
+            if which == "enc" or self.enc_sid == self.mac_sid:
+                if self.enc_sid == self.mac_sid:
+                    self.mac_sid = crp.sid
+                self.enc_sid = crp.sid
+            else:
+                self.mac_sid = crp.sid
+
+    # ------------------------------------------------------------ one record
+    def layout(self, n: int) -> tuple[bytes, bytes, int, int]:
+        """(clear header, MAC pseudo-header, cipher start in the wire record,
+        wire length) for n plaintext bytes; the trailer after the data is
+        MAC (+ padding + length for TLS)."""
+        t = self.t
+        if t.framing == "ssh2":
+            pad = ssh_padding(n)
+            plen = 1 + n + pad
+            return b"", struct.pack("!I", self.seq), 0, 4 + plen + t.mac_len
+        pad = tls_padding(n, t.mac_len)
+        clen = n + t.mac_len + pad + 1
+        hdr = struct.pack("!B2sH", t.rtype, TLS10_VERSION, clen)
+        ad = b"" if t.framing == "paper" else \
+            struct.pack("!QB2sH", self.seq, t.rtype, TLS10_VERSION, n)
+        return hdr, ad, TLS_HDR, TLS_HDR + clen
+
+    async def record(self, buf: Any, start: int, n: int) -> tuple[int, list]:
+        """Build one record from user bytes ``buf[start:start+n]``: (errno, mbufs)."""
+        k, st, t = self.kernel, self.so.stack, self.t
+        pool = st.pool
+        await k.charge("socrypt", self.c_record)
+        hdr, ad, cstart, wlen = self.layout(n)
+        # the plaintext image of the wire record, header and data offsets
+        if t.framing == "ssh2":
+            pad = ssh_padding(n)
+            head = struct.pack("!IB", 1 + n + pad, pad)        # packet_length, padding_length
+            trailer = bytes(k.random.getrandbits(8) for _ in range(pad)) + bytes(t.mac_len)
+            data_off = 5
+            mac_off = 5 + n + pad                 # in the wire record
+            ctext_len = mac_off
+        else:
+            pad = tls_padding(n, t.mac_len)
+            head = hdr
+            trailer = bytes(t.mac_len) + bytes([pad]) * (pad + 1)
+            data_off = TLS_HDR
+            mac_off = TLS_HDR + n
+            ctext_len = wlen - TLS_HDR
+        mbufs = []
+        left = wlen
+        while left:
+            m = pool.get()
+            if m is None or not pool.clget(m):
+                if m is not None:
+                    pool.free(m)
+                for x in mbufs:
+                    pool.free(x)
+                return ENOBUFS, []
+            m.len = min(MCLBYTES, left)
+            left -= m.len
+            mbufs.append(m)
+        segs = [(m.data, m.len) for m in mbufs]
+        rec = CryptoBuf(k.memory, segs)
+        rec.write(0, head)
+        # the user's bytes into the clusters (copyin, cluster by cluster)
+        off = data_off
+        done = 0
+        view = memoryview(buf).cast("B")
+        while done < n:
+            i, pos = divmod(off, MCLBYTES)
+            take = min(MCLBYTES - pos, n - done)
+            err = await k.copyin(view[start + done:start + done + take],
+                                 mbufs[i].data + pos, take)
+            if err:
+                for x in mbufs:
+                    pool.free(x)
+                return err, []
+            off += take
+            done += take
+        view.release()
+        rec.write(data_off + n, trailer)
+        adaddr = None
+        if ad:
+            adaddr = k.malloc(len(ad))
+            if adaddr is None:
+                for x in mbufs:
+                    pool.free(x)
+                return ENOMEM, []
+            k.memory.write(adaddr, ad)
+        try:
+            # the OCF buffer: [pseudo-header] + the wire record from the cipher start
+            body = CryptoBuf(k.memory, ([(adaddr, len(ad))] if ad else [])
+                             + _tail(segs, cstart))
+            a = len(ad)
+            if t.framing == "ssh2":
+                mac = CryptoDesc(self.mac_ini, skip=0, len=a + ctext_len, inject=a + mac_off)
+                enc = CryptoDesc(self.enc_ini, skip=a, len=ctext_len,
+                                 flags=CRD_F_ENCRYPT | CRD_F_IV_EXPLICIT, iv=self.iv)
+            else:
+                mac = CryptoDesc(self.mac_ini, skip=a, len=n, inject=a + n) if not ad else \
+                    CryptoDesc(self.mac_ini, skip=0, len=a + n, inject=a + n)
+                enc = CryptoDesc(self.enc_ini, skip=a, len=ctext_len,
+                                 flags=CRD_F_ENCRYPT | CRD_F_IV_EXPLICIT, iv=self.iv)
+            if self.one_pass():
+                err = await self._run([mac, enc], body, "enc")
+            else:
+                err = await self._run([mac], body, "mac")
+                if not err:
+                    err = await self._run([enc], body, "enc")
+        finally:
+            if adaddr is not None:
+                k.free(adaddr)
+        if err:
+            for x in mbufs:
+                pool.free(x)
+            return err, []
+        self.iv = rec.read(cstart + ctext_len - DES_BLOCK, DES_BLOCK)
+        self.seq = (self.seq + 1) % (1 << (32 if t.framing == "ssh2" else 64))
+        self.records += 1
+        return 0, mbufs
+
+
+def _tail(segs: list[tuple[int, int]], skip: int) -> list[tuple[int, int]]:
+    out = []
+    for a, n in segs:
+        if skip >= n:
+            skip -= n
+            continue
+        out.append((a + skip, n - skip))
+        skip = 0
+    return out
+
+
+def check_transform(t: Any) -> int:
+    """0 or EINVAL for a descriptor handed to setsockopt."""
+    return 0 if isinstance(t, Transform) and t.check() is None else EINVAL

@@ -1,0 +1,166 @@
+"""SO_CRYPT transmit: records built in the kernel through OCF (cryptosoft),
+decoded at the partner by independent code: paramiko's Packetizer for SSH2,
+and RFC 2246 §6.2.3 decoding on the ``cryptography`` package for TLS 1.0."""
+
+import hashlib
+import hmac
+import socket
+import struct
+
+import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+from netinet.socket import SOL_SOCKET
+from netinet.socrypt import SO_CRYPT, Transform, attach
+from ocf.attach import attach as ocf_attach
+from sim.kernel.errno import EINVAL, errorname
+
+from .support import PARTNER, payload, run
+
+KEY = bytes(range(1, 25))
+IV = bytes(range(100, 108))
+MACKEY = bytes(range(50, 70))
+
+
+def _send_records(tmp_path, t, sizes, seed=0):
+    """Connect, set SO_CRYPT, send one write per size; the partner's bytes."""
+    datas = [payload(n, seed + i) for i, n in enumerate(sizes)]
+
+    async def client(p, r, res):
+        st = r.local.stack
+        ocf = ocf_attach(r.local.kernel)
+        attach(st, ocf.crypto)
+        err, fd = await st.sys_socket(p)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        assert await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT, t) == 0
+        for d in datas:
+            err, n = await st.sys_send(p, fd, d)
+            assert err == 0, errorname(err)
+            assert n == len(d)
+        res["acct"] = r.local.kernel.accounting()
+        assert await r.local.kernel.sys_close(p, fd) == 0
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    sink = r.result["service"]
+    assert sink.errors == []
+    return datas, bytes(sink.data), r.result
+
+
+def _tls_decode(stream, key, iv, mackey, seq=0, paper=False):
+    """RFC 2246 §6.2.3.2 by hand: header, 3DES-CBC with the chained IV,
+    padding, HMAC-SHA1 over seq | type | version | length | data."""
+    out, pos = [], 0
+    dec = Cipher(TripleDES(key), modes.CBC(iv)).decryptor()    # one CBC chain
+    while pos < len(stream):
+        rtype, ver, ln = struct.unpack("!B2sH", stream[pos:pos + 5])
+        assert ver == b"\x03\x01" and ln % 8 == 0
+        pt = dec.update(stream[pos + 5:pos + 5 + ln])
+        pad = pt[-1]
+        assert pt[-1 - pad:] == bytes([pad]) * (pad + 1), "bad padding"
+        data, mac = pt[:-21 - pad], pt[-21 - pad:-1 - pad]
+        ad = b"" if paper else struct.pack("!QB2sH", seq, rtype, ver, len(data))
+        assert hmac.new(mackey, ad + data, hashlib.sha1).digest() == mac, "bad MAC"
+        out.append((rtype, data))
+        seq += 1
+        pos += 5 + ln
+    return out
+
+
+@pytest.mark.parametrize("sizes", [[0, 1, 2], [7, 8, 9, 10, 11, 12], [16383, 16384, 16385]])
+def test_tls10_records_decode_independently(tmp_path, sizes):
+    t = Transform("tls1.0", KEY, IV, MACKEY, seq=5)
+    datas, wire, res = _send_records(tmp_path, t, sizes)
+    recs = _tls_decode(wire, KEY, IV, MACKEY, seq=5)
+    # a write of more than 2^14 bytes is cut into records of at most 2^14
+    want = [d[i:i + 16384] for d in datas for i in range(0, max(len(d), 1), 16384)]
+    assert [d for _, d in recs] == want
+    assert all(rt == 23 for rt, _ in recs)
+    assert res["acct"].get("socrypt", 0) > 0 and res["acct"].get("crypto", 0) > 0
+
+
+def test_tls10_a_flipped_bit_is_caught_by_the_decoder(tmp_path):
+    t = Transform("tls1.0", KEY, IV, MACKEY)
+    _, wire, _ = _send_records(tmp_path, t, [100])
+    for i in range(5, len(wire)):
+        bad = bytearray(wire)
+        bad[i] ^= 0x10
+        with pytest.raises(AssertionError):
+            _tls_decode(bytes(bad), KEY, IV, MACKEY)
+
+
+def test_paper_framing_is_not_tls(tmp_path):
+    """The paper's layout (MAC over the data only) fails RFC 2246's MAC check."""
+    t = Transform("paper", KEY, IV, MACKEY)
+    datas, wire, _ = _send_records(tmp_path, t, [64])
+    assert [d for _, d in _tls_decode(wire, KEY, IV, MACKEY, paper=True)] == datas
+    with pytest.raises(AssertionError, match="bad MAC"):
+        _tls_decode(wire, KEY, IV, MACKEY)
+
+
+def _paramiko_read(wire, mac_len, n):
+    import paramiko.packet
+    a, b = socket.socketpair()
+    try:
+        pk = paramiko.packet.Packetizer(b)
+        dec = Cipher(TripleDES(KEY), modes.CBC(IV)).decryptor()
+        pk.set_inbound_cipher(dec, 8, hashlib.sha1, mac_len, MACKEY)
+        a.sendall(wire)
+        return [pk.read_message() for _ in range(n)]
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("mac_len", [20, 12])
+def test_ssh2_packets_read_by_paramiko(tmp_path, mac_len):
+    from paramiko.message import Message
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 100, 4096]
+    # payload byte 0 is the message number (RFC 4253 §6); CHANNEL_DATA 94
+    msgs = []
+    for i, n in enumerate(sizes):
+        m = Message()
+        m.add_byte(bytes([94]))
+        m.add_int(7)
+        m.add_string(payload(n, i))
+        msgs.append(m.asbytes())
+    t = Transform("ssh2", KEY, IV, MACKEY, mac_len=mac_len)
+
+    async def client(p, r, res):
+        st = r.local.stack
+        attach(st, ocf_attach(r.local.kernel).crypto)
+        err, fd = await st.sys_socket(p)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        assert await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT, t) == 0
+        for m in msgs:
+            assert await st.sys_send(p, fd, m) == (0, len(m))
+        await r.local.kernel.sys_close(p, fd)
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    wire = bytes(r.result["service"].data)
+    got = _paramiko_read(wire, mac_len, len(msgs))
+    for (cmd, msg), n, i in zip(got, sizes, range(len(sizes))):
+        assert cmd == 94 and msg.get_int() == 7 and msg.get_string() == payload(n, i)
+    bad = bytearray(wire)
+    bad[len(wire) // 2] ^= 1
+    with pytest.raises(Exception):
+        _paramiko_read(bytes(bad), mac_len, len(msgs))
+
+
+def test_bad_transforms_are_einval(tmp_path):
+    bad = [Transform("tls1.1", KEY, IV, MACKEY), Transform("tls1.0", KEY[:16], IV, MACKEY),
+           Transform("tls1.0", KEY, IV[:4], MACKEY), Transform("tls1.0", KEY, IV, MACKEY, mac_len=12),
+           Transform("ssh2", KEY, IV, MACKEY, seq=1 << 32),
+           Transform("tls1.0", KEY, IV, MACKEY, record_size=16385), "not a transform"]
+
+    async def client(p, r, res):
+        st = r.local.stack
+        attach(st, ocf_attach(r.local.kernel).crypto)
+        err, fd = await st.sys_socket(p)
+        # not connected yet: EINVAL (ktls_enable_tx wants a connected socket)
+        res["early"] = await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT,
+                                               Transform("tls1.0", KEY, IV, MACKEY))
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        res["bad"] = [await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT, t) for t in bad]
+        await r.local.kernel.sys_close(p, fd)
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    assert r.result["early"] == EINVAL
+    assert r.result["bad"] == [EINVAL] * len(bad)
