@@ -164,3 +164,44 @@ def test_bad_transforms_are_einval(tmp_path):
     r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
     assert r.result["early"] == EINVAL
     assert r.result["bad"] == [EINVAL] * len(bad)
+
+
+def test_ssh2_sequence_number_wraps_over_thousands_of_packets(tmp_path):
+    """2000 packets starting 1000 below 2^32: the uint32 sequence number wraps
+    (RFC 4253 §6.4) and every MAC still checks in paramiko."""
+    import paramiko.packet
+    count, start = 2000, (1 << 32) - 1000
+    t = Transform("ssh2", KEY, IV, MACKEY, seq=start)
+    msgs = [bytes([94]) + struct.pack("!I", i) for i in range(count)]
+
+    async def client(p, r, res):
+        st = r.local.stack
+        attach(st, ocf_attach(r.local.kernel).crypto)
+        err, fd = await st.sys_socket(p)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        assert await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT, t) == 0
+        for m in msgs:
+            assert await st.sys_send(p, fd, m) == (0, len(m))
+        await r.local.kernel.sys_close(p, fd)
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    wire = bytes(r.result["service"].data)
+    a, b = socket.socketpair()
+    try:
+        pk = paramiko.packet.Packetizer(b)
+        pk.set_inbound_cipher(Cipher(TripleDES(KEY), modes.CBC(IV)).decryptor(), 8,
+                              hashlib.sha1, 20, MACKEY)
+        pk._Packetizer__sequence_number_in = start
+        pk._initial_kex_done = True      # paramiko refuses a wrap before the first kex ends
+        a.setblocking(False)
+        pos = 0
+        for i in range(count):
+            while pos < len(wire):
+                try:
+                    pos += a.send(wire[pos:pos + 65536])
+                except BlockingIOError:
+                    break
+            cmd, msg = pk.read_message()
+            assert cmd == 94 and msg.get_int() == i
+    finally:
+        a.close()
+        b.close()
