@@ -205,3 +205,25 @@ def test_ssh2_sequence_number_wraps_over_thousands_of_packets(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("sizes", [[0, 1, 9], [16384]])
+def test_tls10_records_read_by_tlslite(tmp_path, sizes):
+    from tlslite.errors import TLSBadRecordMAC
+    from .peers import tls_read
+    t = Transform("tls1.0", KEY, IV, MACKEY, seq=3)
+    datas, wire, _ = _send_records(tmp_path, t, sizes)
+    got = tls_read(wire, KEY, IV, MACKEY, seq=3, count=len(sizes))
+    assert got == [(23, d) for d in datas]
+    bad = bytearray(wire)
+    bad[-3] ^= 0x40
+    with pytest.raises(TLSBadRecordMAC):
+        tls_read(bytes(bad), KEY, IV, MACKEY, seq=3, count=len(sizes))
+
+
+def test_paper_framing_rejected_by_tlslite(tmp_path):
+    from tlslite.errors import TLSBadRecordMAC
+    from .peers import tls_read
+    _, wire, _ = _send_records(tmp_path, Transform("paper", KEY, IV, MACKEY), [64])
+    with pytest.raises(TLSBadRecordMAC):        # its MAC lacks seq and header
+        tls_read(wire, KEY, IV, MACKEY, count=1)
