@@ -333,7 +333,12 @@ class _DESSchedule(wiring.Component):
         rpc = self.rpc
         steps = DES_ROUNDS // rpc
         width = 48 * DES_ROUNDS                  # one pass
-        sched = Signal(3 * width)                # pass p at [p*width, (p+1)*width)
+        # pass p at [p*width, (p+1)*width). Without reset: its next-state
+        # logic then reads no reset, which Verilator would otherwise evaluate
+        # on every input change too (twice a clock), not only after the clock
+        # edge. Nothing reads it before a load: every request loads its keys
+        # before its first block (``load`` is the CBC core's ``start``).
+        sched = Signal(3 * width, reset_less=True)
         with m.If(self.load):
             with m.Switch(Cat(self.decrypt, self.triple)):
                 for code in range(4):
