@@ -227,3 +227,26 @@ def test_paper_framing_rejected_by_tlslite(tmp_path):
     _, wire, _ = _send_records(tmp_path, Transform("paper", KEY, IV, MACKEY), [64])
     with pytest.raises(TLSBadRecordMAC):        # its MAC lacks seq and header
         tls_read(wire, KEY, IV, MACKEY, count=1)
+
+
+@pytest.mark.parametrize("framing", ["tls1.0", "ssh2"])
+def test_two_request_path_gives_the_same_wire(tmp_path, monkeypatch, framing):
+    """The MAC-then-encrypt pair of requests (the path of an IPsec-order card)
+    puts the same bytes on the wire as cryptosoft's one request, and makes
+    twice the OCF requests."""
+    from netinet.socrypt import SoCryptTx
+    t = Transform(framing, KEY, IV, MACKEY)
+    counts = {}
+    orig_close = SoCryptTx.close
+
+    async def close(self):
+        counts.setdefault("req", []).append(self.requests)
+        await orig_close(self)
+    monkeypatch.setattr(SoCryptTx, "close", close)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, one, _ = _send_records(tmp_path / "a", t, [5, 4096, 17])
+    monkeypatch.setattr(SoCryptTx, "one_pass", lambda self: False)
+    _, two, _ = _send_records(tmp_path / "b", t, [5, 4096, 17])
+    assert one == two and len(one) > 4096
+    assert counts["req"] == [3, 6]
