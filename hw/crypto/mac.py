@@ -111,12 +111,15 @@ class MacStage(wiring.Component):
         hmac = Signal()
         mac_len = Signal(LEN_BITS)
         trunc = Signal()
-        key = Signal(512)
+        # key and outer without reset (docs/crypto.md, Simulation cost): each
+        # request writes them before they are read (key at start; outer at
+        # start with HMAC_STATE, by the K^opad compression with HMAC_KEY)
+        key = Signal(512, reset_less=True)
         mbuf = Signal(512)             # byte j at bits [8*(63-j), 8*(64-j))
         bi = Signal(7)                 # bytes in mbuf (0..64)
         mcnt = Signal(LEN_BITS)        # MAC-region bytes fed so far
         h = Signal(160)                # running hash state
-        outer = Signal(160)            # HMAC outer midstate
+        outer = Signal(160, reset_less=True)  # HMAC outer midstate
         s_pending = Signal()           # a compression whose result is not yet written back
         s_dest_outer = Signal()
         wb = Signal()
