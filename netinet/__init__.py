@@ -6,6 +6,8 @@
 * :mod:`netinet.proto`, :mod:`netinet.in_cksum` — wire formats and RFC 1071;
 * :mod:`netinet.stack` — one host's stack: IP, Ethernet, the ifnet, system calls;
 * :mod:`netinet.wire` — the gigabit link, faults, the software interface;
+* :mod:`netinet.if_em` — the em NIC as the stack's interface (``EmIf``);
+* :mod:`netinet.socrypt` — ``SO_CRYPT``: TLS 1.0 / SSH2 records built in the kernel through OCF;
 * :mod:`netinet.pcap` — the capture file;
 * :mod:`netinet.partner` — hosts on the link and the link partner.
 

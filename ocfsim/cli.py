@@ -640,7 +640,8 @@ def _net_problem(args, block: int) -> str | None:
 # --------------------------------------------------------------------- bench
 #: ``ocfsim bench NAME`` → module in ``bench/`` with ``main(argv) -> int``
 BENCHES = {"pci": "pci_bandwidth", "cores": "crypto_cores", "null": "null", "fig1": "fig1",
-           "speed": "speed", "faults": "faults", "table-i": "table_i"}
+           "speed": "speed", "faults": "faults", "table-i": "table_i",
+           "table1": "table1", "table2": "table2"}
 
 
 def cmd_bench(args) -> int:
