@@ -274,18 +274,26 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         await partner.kernel.sys_close(p, fd)
         t.done_ps = partner.kernel.now
 
-    async def sender(p):
-        st = stack
-        eng = engine(True)
+    async def connected(p, forward):
+        """The process's engine (its /dev/crypto session open) and a socket
+        connected to the partner; ``(None, None)`` after an error."""
+        eng = engine(forward)
         if isinstance(eng, _DevCrypto):
             err = await eng.open(p)
             if err:
                 errors.append(f"/dev/crypto session: {errorname(err)}")
-                return
-        err, fd = await st.sys_socket(p)
-        err = err or await st.sys_connect(p, fd, (PARTNER_IP, PORT))
+                return None, None
+        err, fd = await stack.sys_socket(p)
+        err = err or await stack.sys_connect(p, fd, (PARTNER_IP, PORT))
         if err:
             errors.append(f"connect: {errorname(err)}")
+            return None, None
+        return eng, fd
+
+    async def sender(p):
+        st = stack
+        eng, fd = await connected(p, True)
+        if fd is None:
             return
         for rec in _records(padded, write_size):
             open_window()
@@ -311,16 +319,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
 
     async def receiver(p):
         st = stack
-        eng = engine(False)
-        if isinstance(eng, _DevCrypto):
-            err = await eng.open(p)
-            if err:
-                errors.append(f"/dev/crypto session: {errorname(err)}")
-                return
-        err, fd = await st.sys_socket(p)
-        err = err or await st.sys_connect(p, fd, (PARTNER_IP, PORT))
-        if err:
-            errors.append(f"connect: {errorname(err)}")
+        eng, fd = await connected(p, False)
+        if fd is None:
             return
         buf = bytearray(write_size)
         left = len(wire_data)
