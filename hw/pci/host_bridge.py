@@ -9,8 +9,11 @@ PCI 2.3 §3.3.3.1 requires of the bridge).
 
 Operations: ``MEM_READ``/``MEM_WRITE`` of one dword, ``CFG_READ``/
 ``CFG_WRITE`` of one dword where ``cpu_addr`` = device<<11 | function<<8 |
-register (configuration mechanism #1 layout); the bridge issues a type-0
-configuration cycle with IDSEL = AD[16 + device].
+register (configuration mechanism #1 layout, bus 0); the bridge issues a
+type-0 configuration cycle with IDSEL = AD[16 + device]. With a bus number
+in bits 23:16 (``bus<<16 | device<<11 | function<<8 | register``) it issues
+a type-1 cycle carrying that address with AD[1:0] = 01 (PCI 2.3
+§3.2.2.3.1), which a PCI-PCI bridge whose bus range holds the bus claims.
 
 DRAM side: a target decoding ``[0, size)`` on the bus, prefetchable, in front
 of :class:`HostDram`. Test knobs: ``latency`` (extra clocks before the first
@@ -26,6 +29,7 @@ from amaranth.hdl import Module, Signal, Mux, Const
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from . import pcireg as R
 from .bus import AgentSignature, Cmd, agent_signature
 from .dram import HostDram
 from .initiator import PciInitiator, Status
@@ -92,8 +96,15 @@ class HostBridge(wiring.Component):
         is_cfg = op[1]
         is_write = op[0]
         dev = self.cpu_addr[11:15]
-        cfg_ad = (Const(1, 32) << (dev + 16)) | (self.cpu_addr[8:11] << 8) \
+        bus_no = self.cpu_addr[R.CONFIG_ADDRESS.bus.lsb:R.CONFIG_ADDRESS.bus.lsb + 8]
+        # bus 0: type 0, IDSEL = AD[16 + device]; another bus: type 1, the
+        # CPU's bus/device/function/register as they are with AD[1:0] = 01
+        # (PCI 2.3 §3.2.2.3.1, what configuration mechanism #1 does with a
+        # nonzero bus number, §3.2.2.3.2)
+        type0_ad = (Const(1, 32) << (dev + 16)) | (self.cpu_addr[8:11] << 8) \
             | (self.cpu_addr[2:8] << 2)
+        type1_ad = (self.cpu_addr[:24] & ~3) | R.CONFIG_TYPE_1
+        cfg_ad = Mux(bus_no == 0, type0_ad, type1_ad)
         code = Mux(is_cfg, Mux(is_write, Cmd.CFG_WRITE, Cmd.CFG_READ),
                    Mux(is_write, Cmd.MEM_WRITE, Cmd.MEM_READ))
         op_is_read = Signal()           # the operation under way is a read

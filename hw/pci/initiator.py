@@ -149,7 +149,11 @@ class PciInitiator(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~active)
         with m.If(self.cmd.valid & ~active):
             m.d.sync += [active.eq(1), c.eq(self.cmd.payload),
-                         addr.eq(self.cmd.payload.addr & ~3),
+                         # AD[1:0] of a configuration command stay as given:
+                         # 00 type 0, 01 type 1 (PCI 2.3 §3.2.2.3.1); a memory
+                         # command's are 00 (linear burst order, §3.2.2.2)
+                         addr.eq(Mux(_is_cfg(self.cmd.payload.code), self.cmd.payload.addr,
+                                     self.cmd.payload.addr & ~3)),
                          remaining.eq(self.cmd.payload.count), moved.eq(0),
                          retries.eq(0), error.eq(0)]
 
@@ -437,3 +441,7 @@ class PciInitiator(wiring.Component):
         m.d.sync += [retries.eq(retries + 1), backoff.eq(2)]
         with m.If(retries == RETRY_LIMIT - 1):
             m.d.sync += error.eq(Status.GIVE_UP)
+
+
+def _is_cfg(code):
+    return (code == Cmd.CFG_READ) | (code == Cmd.CFG_WRITE)

@@ -3,10 +3,9 @@
 Primary bus, agents in resolver order: 0 the host bridge's CPU initiator,
 1 the host DRAM target, 2 the bridge's primary target, 3 the bridge's
 primary initiator; masters: the host bridge, the PCI bridge. The host
-bridge issues type-0 configuration cycles only; for type 1 the harness
-replaces its address phase with ``t1_addr`` while ``t1_en`` is set (what a
-host bridge does for configuration mechanism #1 with a bus number other
-than 0, PCI 2.3 §3.2.2.3.2).
+bridge issues type 0 for bus 0 and type 1 for any other bus number in the
+CPU's configuration address (PCI 2.3 §3.2.2.3.2); ``t1_en``/``t1_addr``
+still let a test put any address phase on the primary.
 
 Secondary bus: 0 the bridge's secondary target, 1 the bridge's secondary
 initiator, 2 a card initiator, 3 a card target (device ``SEC_DEVICE``,
@@ -120,11 +119,10 @@ class BridgeBench:
     async def cfg(self, bus, dev, reg, value=None, be=0xF, func=0):
         """A configuration read (value None) or write of dword ``reg``."""
         op = CpuOp.CFG_READ if value is None else CpuOp.CFG_WRITE
-        t1 = None
-        if bus != 0:
-            t1 = R.CONFIG_ADDRESS.bits(bus=bus, device=dev, function=func, register=reg >> 2,
-                                       type=R.CONFIG_TYPE_1)
-        rdata, status = await self.cpu(op, dev << 11 | func << 8 | reg, value or 0, be, t1=t1)
+        # the CPU's configuration address (bus << 16 | ...): the host bridge
+        # makes a bus other than 0 a type-1 cycle
+        addr = bus << 16 | dev << 11 | func << 8 | reg
+        rdata, status = await self.cpu(op, addr, value or 0, be)
         return rdata if value is None else status
 
     async def dma(self, addr, count, code, words=(), limit=20000):
