@@ -16,7 +16,7 @@ Fields not given are 0.
 from __future__ import annotations
 
 import enum
-from functools import lru_cache
+from typing import NamedTuple
 
 from amaranth.hdl import Shape, ShapeCastable
 from amaranth.lib import data
@@ -28,24 +28,52 @@ def _layout(layout) -> data.Layout:
     return data.Layout.cast(layout)
 
 
-@lru_cache(maxsize=None)
-def _members(layout):
-    """(name, offset, width, sub-layout or None) of each member."""
+class _Info(NamedTuple):
+    """What ``pack``/``unpack`` need of a layout, worked out once."""
+    bits: int
+    nbytes: int
+    members: tuple      # (name, offset, width, sub-layout or None) per member
+    names: dict         # name -> (offset, width, sub-layout or None)
+    is_array: bool
+
+
+#: id(layout) -> (layout, _Info). Keyed on identity: the layouts are module
+#: constants, and hashing or comparing an Amaranth layout walks its fields
+#: (an ``lru_cache`` on the layout spent more time in ``Layout.__eq__`` than
+#: the packing itself). The entry keeps the layout alive, so an id is never
+#: reused for another layout.
+_INFO: dict[int, tuple[object, _Info]] = {}
+
+
+def _info(layout) -> _Info:
+    hit = _INFO.get(id(layout))
+    if hit is not None and hit[0] is layout:
+        return hit[1]
     lay = _layout(layout)
-    out = []
+    members = []
     for name, f in lay:
         sub = f.shape
         nested = None
         if isinstance(sub, (data.StructLayout, data.ArrayLayout, data.UnionLayout)) or (
                 isinstance(sub, type) and issubclass(sub, data.Struct)):
             nested = sub
-        out.append((name, f.offset, f.width, nested))
-    return tuple(out)
+        members.append((name, f.offset, f.width, nested))
+    members = tuple(members)
+    info = _Info(lay.size, (lay.size + 7) // 8, members,
+                 {name: (off, width, nested) for name, off, width, nested in members},
+                 isinstance(lay, data.ArrayLayout))
+    _INFO[id(layout)] = (layout, info)
+    return info
+
+
+def _members(layout):
+    """(name, offset, width, sub-layout or None) of each member."""
+    return _info(layout).members
 
 
 def size(layout) -> int:
     """Bytes of a layout (its width rounded up to bytes)."""
-    return (_layout(layout).size + 7) // 8
+    return _info(layout).nbytes
 
 
 def byte_offset(layout, *path) -> int:
@@ -65,17 +93,17 @@ def byte_offset(layout, *path) -> int:
 def _encode(layout, value) -> int:
     if isinstance(value, (bytes, bytearray, memoryview)):
         v = int.from_bytes(bytes(value), "little")
-        if v >> _layout(layout).size:
-            raise ValueError(f"{len(value)} bytes do not fit {_layout(layout).size} bits")
+        bits = _info(layout).bits
+        if v >> bits:
+            raise ValueError(f"{len(value)} bytes do not fit {bits} bits")
         return v
     if isinstance(value, int):
         return value
-    members = _members(layout)
     if isinstance(value, dict):
         items = value.items()
     else:                                   # a list for an array
         items = enumerate(value)
-    names = {name: (off, width, nested) for name, off, width, nested in members}
+    names = _info(layout).names
     v = 0
     for name, x in items:
         try:
@@ -114,11 +142,12 @@ def pack(layout, value=None, **fields) -> bytes:
 
 def unpack_int(layout, v: int) -> dict:
     """Field name → value (nested structs as dicts, arrays as lists) of an integer."""
+    info = _info(layout)
     out = {}
-    for name, off, width, nested in _members(layout):
+    for name, off, width, nested in info.members:
         x = (v >> off) & ((1 << width) - 1)
         out[name] = unpack_int(nested, x) if nested is not None else x
-    if isinstance(_layout(layout), data.ArrayLayout):
+    if info.is_array:
         return [out[k] for k in range(len(out))]
     return out
 
