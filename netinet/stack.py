@@ -30,8 +30,8 @@ Input runs in the interface's interrupt handler (``ether_input`` →
 interrupt at splsoftnet, which on one CPU runs right after the hardware
 handler). Process-context protocol work runs at raised spl
 (``kernel.splraise``), so an interrupt never finds TCP half-updated. The TCP
-fast (200 ms) and slow (500 ms) timers run from a software interrupt line
-while any connection needs them.
+slow timer (500 ms) and each connection's delayed-ACK timeout run from a
+software interrupt line (BSD's softclock).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from .proto import (ETHER_ADDR_LEN, ETHER_HDR_LEN, ETHERMTU, ETHERTYPE_IP, IP_HD
                     IPPROTO_TCP, TCP_HDR_LEN, TcpHdr, ether_header, ip_aton, ip_header,
                     parse_ether, parse_ip, parse_tcp, tcp_segment)
 from .socket import AF_INET, SOCK_STREAM, TCP_RECVSPACE, TCP_SENDSPACE, Socket
-from .tcp import Tcp
+from .tcp import HZ, Tcp
 
 __all__ = ["NetStack", "IfNet", "SOFTCLOCK_LINE", "TCP_MSSDFLT"]
 
@@ -56,8 +56,8 @@ __all__ = ["NetStack", "IfNet", "SOFTCLOCK_LINE", "TCP_MSSDFLT"]
 #: numbered above the 16 ISA IRQs)
 SOFTCLOCK_LINE = 48
 TCP_MSSDFLT = 512            # tcp_var.h tcp_mssdflt
-FASTTICK = ms(200)           # PR_FASTHZ 5 (sys/protosw.h)
 SLOWTICK = ms(500)           # PR_SLOWHZ 2
+CLOCKTICK = ms(1000) // HZ   # one hardclock tick, 10 ms at HZ 100
 BROADCAST = b"\xff" * ETHER_ADDR_LEN
 _NET_KEYS = ("net.sosend", "net.soreceive", "net.tcp_output", "net.tcp_input", "net.tcp_timer",
              "net.ip_output", "net.ip_input", "net.ether_output", "net.ether_input",
@@ -92,6 +92,7 @@ class NetStack:
                  sendspace: int = TCP_SENDSPACE, recvspace: int = TCP_RECVSPACE,
                  write_quantum: Optional[int] = None, initial_window: int = 1,
                  ack_on_push: bool = False, do_rfc1323: bool = True,
+                 rfc3390: bool = False,
                  softclock_line: int = SOFTCLOCK_LINE):
         if write_quantum is not None and (type(write_quantum) is not int or write_quantum <= 0):
             raise ValueError(f"write_quantum must be a positive int, not {write_quantum!r}")
@@ -107,6 +108,7 @@ class NetStack:
         self.write_quantum = write_quantum
         self.initial_window = initial_window
         self.ack_on_push = ack_on_push
+        self.rfc3390 = bool(rfc3390)
         self.do_rfc1323 = do_rfc1323
         self.mssdflt = TCP_MSSDFLT
         self.pool = MbufPool(kernel.memory)
@@ -139,9 +141,10 @@ class NetStack:
         self.mhlen_room = MHLEN - IP_HDR_LEN - TCP_HDR_LEN - 12 - ETHER_HDR_LEN - 2
         self.tcp = Tcp(self)
         self._line = softclock_line
-        self._fast_due = self._slow_due = False
-        self._fast_at: Optional[int] = None
+        self._slow_due = False
         self._slow_at: Optional[int] = None
+        #: delayed-ACK timeouts that fired, waiting for the soft interrupt
+        self._delacks_due: list = []
         kernel.intr_establish(softclock_line, self._softclock, "softclock")
 
     # -------------------------------------------------------------- misc
@@ -185,32 +188,39 @@ class NetStack:
 
     # ------------------------------------------------------------ timers
     def arm_timers(self) -> None:
-        """Keep the 200 ms and 500 ms ticks running while a connection needs them."""
+        """Keep the 500 ms tick running while a connection needs it."""
         now = self.loop.now
-        if self._fast_at is None and self.tcp.wants_fast():
-            self._fast_at = (now // FASTTICK + 1) * FASTTICK
-            fut, _ = self.loop.call_at(self._fast_at, "tcp_fasttimo")
-            fut.add_done_callback(lambda _f: self._tick("fast"))
         if self._slow_at is None and self.tcp.wants_slow():
             self._slow_at = (now // SLOWTICK + 1) * SLOWTICK
             fut, _ = self.loop.call_at(self._slow_at, "tcp_slowtimo")
-            fut.add_done_callback(lambda _f: self._tick("slow"))
+            fut.add_done_callback(lambda _f: self._tick())
 
-    def _tick(self, which: str) -> None:
-        if which == "fast":
-            self._fast_at, self._fast_due = None, True
-        else:
-            self._slow_at, self._slow_due = None, True
+    def delack_arm(self, tp, ticks: int) -> int:
+        """``timeout_add(&tp->t_delack_to, ticks)``: fire at the ``ticks``-th
+        clock tick from now; returns that time (the timeout's identity)."""
+        when = (self.loop.now // CLOCKTICK + ticks) * CLOCKTICK
+        fut, _ = self.loop.call_at(when, "tcp_delack")
+        fut.add_done_callback(lambda _f: self._delack_fired(tp, when))
+        return when
+
+    def _delack_fired(self, tp, when: int) -> None:
+        if tp.delack_at != when:
+            return                                # cancelled (an ACK went out)
+        self._delacks_due.append((tp, when))
+        self.kernel.interrupt(self._line, True)
+
+    def _tick(self) -> None:
+        self._slow_at, self._slow_due = None, True
         self.kernel.interrupt(self._line, True)
 
     async def _softclock(self) -> bool:
-        if not (self._fast_due or self._slow_due):
+        if not (self._delacks_due or self._slow_due):
             return False
         self.kernel.interrupt(self._line, False)
-        while self._fast_due or self._slow_due:
-            if self._fast_due:
-                self._fast_due = False
-                await self.tcp.fasttimo()
+        while self._delacks_due or self._slow_due:
+            while self._delacks_due:
+                tp, when = self._delacks_due.pop(0)
+                await self.tcp.delack(tp, when)
             if self._slow_due:
                 self._slow_due = False
                 await self.tcp.slowtimo()

@@ -15,8 +15,15 @@ What is modelled:
   window updates (≥ 2 segments or ≥ half the receive buffer); ACKNOW, SYN,
   FIN, RST. Segment size ``t_maxseg`` = the peer's MSS, less 12 bytes when
   both ends use timestamps (1460 - 12 = 1448 on Ethernet).
-* Congestion window: ``snd_cwnd`` starts at ``initial_window`` segments (1
-  in 4.4BSD's ``tcp_mss``); +1 segment per ACK below ``snd_ssthresh`` (slow
+* Congestion window: ``tcp_mss`` sets ``snd_cwnd`` to ``initial_window``
+  segments (1, the ``tcp_do_rfc3390`` = 0 branch of OpenBSD's ``tcp_mss``,
+  ``sys/netinet/tcp_input.c`` rev 1.194), or with ``rfc3390`` to
+  min(4 MSS, max(2 MSS, 4380 bytes)) (RFC 3390 §1, the other branch); the
+  ACK of our SYN opens it by one segment on both ends (the active opener in
+  the SYN_SENT case, "Since new data was acked (the SYN)", unless the SYN was
+  retransmitted; the passive one in the ordinary ACK processing it falls
+  into from SYN_RECEIVED), so a connection starts sending with 2 segments;
+  +1 segment per ACK below ``snd_ssthresh`` (slow
   start), + maxseg²/cwnd above (congestion avoidance, RFC 5681 §3.1, without
   4.4BSD's extra maxseg/8); back to one segment after an idle period longer
   than the RTO (RFC 5681 §4.1). Three duplicate ACKs retransmit the missing
@@ -35,9 +42,12 @@ What is modelled:
 * Receive: in-order data appended to the socket buffer; out-of-order
   segments held in the reassembly queue and answered with an immediate
   (duplicate) ACK; delayed ACK as OpenBSD's ``TCP_SETUP_ACK``: the second
-  in-order segment is ACKed at once, a lone one at the next 200 ms fast-timer
-  tick (``tcp_fasttimo``; PR_FASTHZ 5); optionally at once on PUSH
-  (``tcp_ack_on_push``, off by default). PAWS (RFC 7323 §5).
+  in-order segment is ACKed at once, a lone one when the connection's own
+  delayed-ACK timeout fires (``TCP_SET_DELACK`` arms ``t_delack_to`` for
+  ``tcp_delack_ticks``, OpenBSD ``tcp_var.h`` rev 1.78: ``TCP_DELACK_MSECS``
+  200 at hz 100, i.e. at the 20th 10 ms clock tick, 190-200 ms after the
+  segment; sending any ACK cancels it, ``TCP_CLEAR_DELACK``); optionally at
+  once on PUSH (``tcp_ack_on_push``, off by default). PAWS (RFC 7323 §5).
 * Connection set-up and tear-down: the three-way handshake (active and
   passive, the listen queue), RST on a segment for no connection (RFC 793
   "Reset Generation"), FIN in every state, TIME_WAIT of 2 MSL (MSL 30 s,
@@ -94,6 +104,13 @@ TCP_MAXRXTSHIFT = 12
 TCP_BACKOFF = (1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64)
 TCP_RTT_SHIFT, TCP_RTTVAR_SHIFT = 3, 2
 TCP_MAXIDLE = TCPTV_KEEPCNT * TCPTV_KEEPINTVL     # tcp_maxidle, 10 min
+#: OpenBSD tcp_timer.h: how long a lone in-order segment's ACK may wait
+TCP_DELACK_MSECS = 200
+#: the kernel clock: HZ 100 (OpenBSD sys/conf/param.c, i386 default); a
+#: timeout of n ticks fires at the n-th clock tick after it was armed
+#: (timeout_add(9)), so the delayed ACK leaves 190-200 ms after its segment
+HZ = 100
+TCP_DELACK_TICKS = HZ * TCP_DELACK_MSECS // 1000
 TCP_MAXWIN = 65535
 TCP_MAX_WINSHIFT = 14
 TCPREXMTTHRESH = 3
@@ -164,6 +181,8 @@ class TcpCb:
                                   TCPTV_MIN, TCPTV_REXMTMAX)
         self.t_rcvtime = stack.tcp_now()        # t_idle = tcp_now - t_rcvtime
         self.reass: list[tuple[int, bytes, bool]] = []
+        #: when the armed delayed-ACK timeout fires (ps; None: not armed)
+        self.delack_at: Optional[int] = None
         if stack.do_rfc1323:
             self.flags |= TF_REQ_SCALE | TF_REQ_TSTMP
 
@@ -204,7 +223,23 @@ class Tcp:
         if (tp.flags & (TF_REQ_TSTMP | TF_RCVD_TSTMP)) == (TF_REQ_TSTMP | TF_RCVD_TSTMP):
             mss -= TCPOLEN_TSTAMP_APPA
         tp.t_maxseg = max(mss, 32)
-        tp.snd_cwnd = self.st.initial_window * tp.t_maxseg
+        if self.st.rfc3390:
+            # RFC 3390 §1 (OpenBSD tcp_mss with tcp_do_rfc3390)
+            tp.snd_cwnd = min(4 * tp.t_maxseg, max(2 * tp.t_maxseg, 4380))
+        else:
+            tp.snd_cwnd = self.st.initial_window * tp.t_maxseg
+
+    def set_delack(self, tp: TcpCb) -> None:
+        """``TCP_SET_DELACK``: mark the ACK delayed and arm its timeout (once)."""
+        if not tp.flags & TF_DELACK:
+            tp.flags |= TF_DELACK
+            tp.delack_at = self.st.delack_arm(tp, TCP_DELACK_TICKS)
+
+    @staticmethod
+    def clear_delack(tp: TcpCb) -> None:
+        """``TCP_CLEAR_DELACK``: an ACK went out; the timeout is void."""
+        tp.flags &= ~TF_DELACK
+        tp.delack_at = None
 
     def xmit_timer(self, tp: TcpCb, rtt: int) -> None:
         """``tcp_xmit_timer``: fold an RTT sample (ticks, ≥ 1) into srtt/rttvar."""
@@ -244,6 +279,7 @@ class Tcp:
         self.pcbs.pop(tp.key(), None)
         tp.state = TCPS_CLOSED
         tp.timer = [0, 0, 0, 0]
+        self.clear_delack(tp)
         so = tp.so
         so.tp = None
         so.isdisconnected()
@@ -401,7 +437,8 @@ class Tcp:
         if rwin > 0 and seq_gt(_add(tp.rcv_nxt, rwin), tp.rcv_adv):
             tp.rcv_adv = _add(tp.rcv_nxt, rwin)
         tp.last_ack_sent = tp.rcv_nxt
-        tp.flags &= ~(TF_ACKNOW | TF_DELACK)
+        tp.flags &= ~TF_ACKNOW
+        self.clear_delack(tp)
         self.stat("sndtotal")
         if length:
             self.stat("sndbyte", length)
@@ -631,7 +668,7 @@ class Tcp:
             if tp.flags & TF_DELACK or (self.st.ack_on_push and flags & TH_PUSH):
                 tp.flags |= TF_ACKNOW
             else:
-                tp.flags |= TF_DELACK
+                self.set_delack(tp)
             if data:
                 tp.rcv_nxt = _add(tp.rcv_nxt, len(data))
                 self.stat("rcvpack")
@@ -772,6 +809,8 @@ class Tcp:
         tp.rcv_nxt = tp.rcv_adv = _add(th.seq, 1)
         tp.flags |= TF_ACKNOW
         self.mss_update(tp, o.mss)
+        if tp.t_rxtshift > 0:
+            tp.snd_cwnd = tp.t_maxseg       # the SYN was retransmitted: 1 segment
         if flags & TH_ACK and seq_gt(tp.snd_una, tp.iss):
             self.stat("connects")
             self._scale(tp)
@@ -782,6 +821,9 @@ class Tcp:
                 self.xmit_timer(tp, self.st.tcp_now() - o.ts[1] + 1)
             elif tp.t_rtt_start:
                 self.xmit_timer(tp, self.st.tcp_now() - tp.t_rtt_start + 1)
+            # the SYN is acknowledged data: slow start opens the window by one
+            # segment (OpenBSD tcp_input.c rev 1.194, SYN_SENT case)
+            tp.snd_cwnd += tp.t_maxseg
         else:
             tp.state = TCPS_SYN_RECEIVED        # simultaneous open
         tp.snd_wnd = tiwin
@@ -791,21 +833,19 @@ class Tcp:
         self.st.arm_timers()
 
     # ------------------------------------------------------------ timers
-    def wants_fast(self) -> bool:
-        return any(tp.flags & TF_DELACK for tp in self.pcbs.values())
-
     def wants_slow(self) -> bool:
         return any(any(tp.timer) for tp in self.pcbs.values())
 
-    async def fasttimo(self) -> None:
-        """``tcp_fasttimo``: send the delayed ACKs (every 200 ms)."""
-        for tp in list(self.pcbs.values()):
-            if tp.flags & TF_DELACK:
-                await self.st.charge("tcp", self.st.c_tcp_timer)
-                tp.flags &= ~TF_DELACK
-                tp.flags |= TF_ACKNOW
-                self.stat("delack")
-                await self.output(tp)
+    async def delack(self, tp: TcpCb, when: int) -> None:
+        """``tcp_delack``: the connection's delayed-ACK timeout armed for
+        ``when`` fired; send the ACK unless one went out since."""
+        if tp.delack_at != when or not tp.flags & TF_DELACK or tp.state == TCPS_CLOSED:
+            return
+        await self.st.charge("tcp", self.st.c_tcp_timer)
+        self.clear_delack(tp)
+        tp.flags |= TF_ACKNOW
+        self.stat("delack")
+        await self.output(tp)
 
     async def slowtimo(self) -> None:
         """``tcp_slowtimo``: count every running timer down one tick (500 ms)."""

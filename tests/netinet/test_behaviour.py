@@ -11,7 +11,9 @@ from sim.loop import ms, us
 
 from .support import LOCAL, PARTNER, payload, run
 
-FAST_TICK = ms(200)
+#: the delayed-ACK timeout: TCP_DELACK_MSECS 200 at hz 100, armed as a
+#: 20-tick timeout, so it fires 190-200 ms after the segment
+DELACK_MIN, DELACK_MAX, CLOCK_TICK = ms(190), ms(200), ms(10)
 
 
 def _small_writes(count, size, nodelay=False, pause=0):
@@ -45,61 +47,94 @@ def test_nagle_coalesces_small_writes_and_the_lone_segment_waits_for_the_delayed
     assert len(data[0].data) == 10
     assert len(data) == 2 and len(data[1].data) == 490
     ack = next(s for s in segs if s.src == PARTNER and s.ack == (data[0].seq + 10) & 0xFFFFFFFF)
-    # the partner held its ACK of the lone segment until the 200 ms fast timer
-    assert ack.t_ps % FAST_TICK == 0 and ack.t_ps - data[0].t_ps > ms(1)
+    # the partner held its ACK of the lone segment for its delayed-ACK
+    # timeout: 190-200 ms after the segment reached it, on a 10 ms clock tick
+    # (the capture's times are the sender's tap; the wire adds ~2 us)
+    held = ack.t_ps - data[0].t_ps
+    assert DELACK_MIN - ms(1) < held <= DELACK_MAX + ms(1)
     assert data[1].t_ps > ack.t_ps
 
 
-def test_nodelay_sends_every_small_write_at_once(tmp_path):
-    r = run(tmp_path, _small_writes(50, 10, nodelay=True), serve=lambda pt: pt.sink(5001))
-    assert len(r.result["service"].data) == 500
-    data = [s for s in r.segs() if s.src == LOCAL and s.data]
-    assert len(data) == 50 and all(len(s.data) == 10 for s in data)
-    assert data[-1].t_ps - data[0].t_ps < ms(1)          # no waiting for ACKs
-
-
-def test_bulk_receiver_acks_every_second_segment(tmp_path):
-    data = payload(500_000)
-
+@pytest.mark.parametrize("pause", [0, ms(37), ms(133)])
+def test_the_delayed_ack_timeout_runs_from_the_segment_not_a_global_tick(tmp_path, pause):
+    """OpenBSD arms a per-connection timeout when it delays an ACK
+    (TCP_SET_DELACK): the hold is 190-200 ms whatever the phase of the
+    clock, not up to the next tick of a shared 200 ms timer."""
     async def client(p, r, res):
         st = r.local.stack
         err, fd = await st.sys_socket(p)
-        await st.sys_connect(p, fd, (PARTNER, 5001))
-        await st.sys_send(p, fd, data)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        await r.local.kernel.tsleep(res, PPAUSE, "nanosleep", ms(300) + pause)
+        assert await st.sys_send(p, fd, b"x" * 10) == (0, 10)
+        await r.local.kernel.tsleep(res, PPAUSE, "nanosleep", ms(500))
         await r.local.kernel.sys_close(p, fd)
     r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
     segs = r.segs()
-    nseg = sum(1 for s in segs if s.src == LOCAL and s.data)
-    acks = [s for s in segs if s.src == PARTNER and s.has(TH_ACK) and not s.data]
-    # one ACK per two full segments (plus window updates and the end)
-    assert 0.4 * nseg <= len(acks) <= 0.75 * nseg
-    # a delayed-ACK timer ACK happened only for the lone first segment
-    assert r.partner.stack.tcp.stats.get("delack", 0) <= 2
+    d = next(s for s in segs if s.src == LOCAL and s.data)
+    ack = next(s for s in segs if s.src == PARTNER and s.ack == (d.seq + 10) & 0xFFFFFFFF)
+    held = ack.t_ps - d.t_ps
+    assert DELACK_MIN - ms(1) < held <= DELACK_MAX + ms(1)
+    assert ack.t_ps % CLOCK_TICK < ms(1)
+    assert r.partner.stack.tcp.stats["delack"] >= 1
 
 
-def test_the_4088_byte_write_quantum_sends_its_tail_under_nagle(tmp_path):
-    """The socket-crypto paper's pattern: each 4088-byte send() becomes two
-    full segments and a 1192-byte tail, which waits until everything before
-    it is acknowledged."""
-    blob = payload(4088 * 12, seed=8)
+def test_the_ack_of_the_syn_opens_the_window_to_two_segments(tmp_path):
+    """After the handshake the active opener has cwnd = 1 + 1 segments (the
+    SYN_SENT case opens it by one MSS for the acknowledged SYN), so its
+    first two full segments leave back to back and the receiver's
+    every-second-segment rule ACKs them at once: no delayed-ACK stall."""
+    data = payload(4 * 1448, seed=3)
 
     async def client(p, r, res):
         st = r.local.stack
         err, fd = await st.sys_socket(p)
-        await st.sys_connect(p, fd, (PARTNER, 5001))
-        for i in range(12):
-            err, n = await st.sys_send(p, fd, blob[i * 4088:(i + 1) * 4088])
-            assert n == 4088
-            await r.local.kernel.user(us(150))    # the application's work between writes
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        assert await st.sys_send(p, fd, data) == (0, len(data))
         await r.local.kernel.sys_close(p, fd)
-    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001), local_kw={"write_quantum": 4088})
-    assert bytes(r.result["service"].data) == blob
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    assert bytes(r.result["service"].data) == data
     segs = r.segs()
-    tails = [s for s in segs if s.src == LOCAL and len(s.data) == 4088 - 2 * 1448]
-    assert len(tails) >= 5
-    for t in tails:
-        before = [s for s in segs[:segs.index(t)] if s.src == PARTNER]
-        assert before[-1].ack == t.seq        # nothing outstanding when it left (Nagle)
+    out = [s for s in segs if s.src == LOCAL and s.data]
+    first_ack = next(i for i, s in enumerate(segs) if s.src == PARTNER and s.data == b""
+                     and s.ack == (out[0].seq + 2 * 1448) & 0xFFFFFFFF)
+    # two segments before any ACK of data, the second ACKed at once
+    assert [s for s in segs[:first_ack] if s.src == LOCAL and s.data] == out[:2]
+    assert segs[first_ack].t_ps - out[1].t_ps < ms(1)
+    assert r.partner.stack.tcp.stats.get("delack", 0) == 0
+    # the whole transfer takes well under one delayed-ACK hold
+    assert out[-1].t_ps - out[0].t_ps < ms(5)
+
+
+@pytest.mark.parametrize("kw, mss_segments", [({}, 2), ({"rfc3390": True}, None),
+                                                 ({"initial_window": 3}, 4)])
+def test_initial_window_after_the_handshake(tmp_path, kw, mss_segments):
+    """cwnd once connect() returns: tcp_mss's initial window (1 segment; or
+    RFC 3390 §1's min(4 MSS, max(2 MSS, 4380 bytes))) plus one segment for
+    the acknowledged SYN; the passive end's too (its SYN is acknowledged by
+    the third segment of the handshake)."""
+    async def client(p, r, res):
+        st = r.local.stack
+        err, fd = await st.sys_socket(p)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        (tp,) = st.tcp.pcbs.values()
+        res["cwnd"], res["mss"] = tp.snd_cwnd, tp.t_maxseg
+        await r.local.kernel.tsleep(res, PPAUSE, "nanosleep", ms(10))
+        (ptp,) = r.partner.stack.tcp.pcbs.values()
+        res["pcwnd"] = ptp.snd_cwnd
+        await r.local.kernel.sys_close(p, fd)
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001), local_kw=kw, partner_kw=kw)
+    mss = r.result["mss"]
+    assert mss == 1460 - 12                       # timestamps on both ends
+    if mss_segments is None:
+        want = min(4 * mss, max(2 * mss, 4380)) + mss
+    else:
+        want = mss_segments * mss
+    assert r.result["cwnd"] == want
+    assert r.result["pcwnd"] == want
+
+
+def seq_after(a, b):
+    return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
 
 
 def _pru_sends(monkeypatch):

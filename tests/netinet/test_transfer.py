@@ -145,8 +145,7 @@ def test_throughput_is_bounded_by_the_wire(tmp_path):
     for a, b in zip(out, out[1:]):
         assert b.t_ps >= a.t_ps + wire_time(a.frame_len)
     data_out = [s for s in out if s.data]
-    # after the first data ACK: with a 1-segment initial window the first
-    # segment waits for the partner's delayed ACK (up to 200 ms)
+    # after the first data ACK (slow start begins at two segments)
     first_ack = next(s for s in segs if s.src == PARTNER and s.has(TH_ACK)
                      and s.ack != segs[2].seq and not s.has(TH_SYN))
     data_out = [s for s in data_out if s.t_ps > first_ack.t_ps]
