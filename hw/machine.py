@@ -39,14 +39,15 @@ from .pci.arbiter import Arbiter
 from .pci.bus import Resolver
 from .pci.host_bridge import HostBridge
 from .pci.monitor import Monitor, Checker, CLASSES, rules
-from .cards.slot import quiet_of
+from .cards.slot import M66_CAPABLE, quiet_of
 from .net.wire_port import WirePort, wire_port_names
 import functools
 import importlib
 import inspect
 import json
 
-__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "card_class", "wire_slots"]
+__all__ = ["Machine", "MachineSpec", "CardSpec", "CARD_KINDS", "BRIDGE_KINDS", "Segment",
+           "card_class", "wire_slots", "secondary_cards"]
 
 #: card kind → "module:Class" of its component, constructed as ``Class(**params)``;
 #: the component has ``hw.cards.slot.CardSignature``.
@@ -55,19 +56,59 @@ CARD_KINDS = {
     "bcm5820": "hw.cards.bcm5820:Bcm5820",
     "hifn7751": "hw.cards.hifn7751:Hifn7751",
     "em82544": "hw.cards.em8254x:Em8254x",
+    # PCI-to-PCI bridges: a card whose devices sit on a bus segment of their own
+    "ppb": "hw.pci.bridge:PciBridge",
+    "quad7751": "hw.cards.quad7751:Quad7751",
 }
+
+#: card kinds that are a PCI-to-PCI bridge with cards behind it: ``ppb``
+#: (``params["cards"]``: the cards on its secondary bus, each ``slot`` a
+#: device number 0..15; ``params["m66"]``: a 66 MHz capable bridge) and
+#: ``quad7751`` (four Hifn 7751 behind an on-card bridge, hw/cards/quad7751.py)
+BRIDGE_KINDS = ("ppb", "quad7751")
+#: device numbers on a secondary bus: IDSEL = AD[16 + d] (PPB 1.1 §3.2.5.3)
+SECONDARY_DEVICES = range(0, 16)
 
 
 def _slot_params(card: CardSpec, width: int, clock_mhz: int) -> dict:
     """A card's constructor arguments: its spec's, plus what the slot tells
     it — ``bus_width=64`` for a 64-bit master on a 64-bit bus, and the bus
-    clock to a card whose timers count bus clocks (``bus_mhz``)."""
+    clock to a card whose timers or rates count bus clocks (``bus_mhz``,
+    ``clock_mhz``: the clock its segment runs at, whatever the spec said,
+    since M66EN may have dropped it to 33 MHz). A bridge gets its secondary
+    masters and device numbers."""
+    if card.kind in BRIDGE_KINDS:
+        devices = tuple(c.slot for c in secondary_cards(card))
+        return {"masters": len(devices), "devices": devices}
     params = dict(card.params)
     if width == 64:
         params["bus_width"] = 64
-    if "bus_mhz" in inspect.signature(card_class(card.kind)).parameters:
-        params.setdefault("bus_mhz", clock_mhz)
+    names = inspect.signature(card_class(card.kind)).parameters
+    for name in ("bus_mhz", "clock_mhz"):
+        if name in names:
+            params[name] = clock_mhz
     return params
+
+
+def secondary_cards(card: "CardSpec") -> list["CardSpec"]:
+    """The cards behind a bridge card (``BRIDGE_KINDS``), by device number;
+    [] for any other card."""
+    if card.kind == "ppb":
+        cards = card.params.get("cards", [])
+    elif card.kind in BRIDGE_KINDS:
+        cards = card_class(card.kind).secondary_cards(card.params)
+    else:
+        return []
+    return sorted((c if isinstance(c, CardSpec) else CardSpec(**c) for c in cards),
+                  key=lambda c: c.slot)
+
+
+def m66_capable(card: "CardSpec") -> bool:
+    """Whether the card drives M66EN high: 66 MHz capable (PCI 2.3 §7.5.1;
+    the table in hw/cards/slot.py, a ``ppb``'s ``m66`` parameter)."""
+    if card.kind == "ppb":
+        return bool(card.params.get("m66", False))
+    return M66_CAPABLE[card.kind]
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,10 +135,11 @@ def _silence(obj, seen=None) -> None:
 
 
 def wire_slots(spec: "MachineSpec") -> list[int]:
-    """Slots holding a card with a ``phy`` port: each gets a wire port."""
+    """Slots of bus 0 holding a card with a ``phy`` port: each gets a wire port."""
     return [c.slot for c, w in zip(spec.cards, spec.card_widths())
-            if _has_phy(c.kind, json.dumps(_slot_params(c, w, spec.clock_mhz),
-                                           sort_keys=True))]
+            if c.kind not in BRIDGE_KINDS
+            and _has_phy(c.kind, json.dumps(_slot_params(c, w, spec.clock_mhz),
+                                            sort_keys=True))]
 
 
 def card_class(kind: str):
@@ -116,13 +158,86 @@ class CardSpec:
 
 
 @dataclass
+class Segment:
+    """One bus segment: bus 0 (the host bridge's) or the secondary bus of a
+    bridge card. ``index`` is the bus number enumeration gives it (depth
+    first, in slot order: drivers/pci.py); ``name`` is "" for bus 0, else the
+    path of its bridge card (``slot3``, ``slot3_1`` for a bridge at device 1
+    behind it), and prefixes its flat ports (``slot3_mon_total``).
+
+    Agents in resolver order: bus 0 ``bridge.cpu``, ``bridge.dram``; a
+    secondary ``<name>.up`` (the bridge's secondary target, which takes
+    upstream cycles) and ``<name>.down`` (its secondary initiator); then per
+    card ``<path>.target`` and ``<path>.master``. Masters in arbiter order:
+    the bridge, then the cards by slot/device number."""
+    index: int
+    name: str
+    cards: list
+    width: int
+    parent: int | None = None
+    bridge: CardSpec | None = None
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}_" if self.name else ""
+
+    def path(self, card: CardSpec) -> str:
+        return f"slot{card.slot}" if not self.name else f"{self.name}_{card.slot}"
+
+    def agent_names(self) -> list[str]:
+        names = ["bridge.cpu", "bridge.dram"] if not self.name else \
+            [f"{self.name}.up", f"{self.name}.down"]
+        for c in self.cards:
+            names += [f"{self.path(c)}.target", f"{self.path(c)}.master"]
+        return names
+
+    def master_agents(self) -> list[int]:
+        """Agent index of each master, in arbiter order."""
+        return [0 if not self.name else 1] + [3 + 2 * k for k in range(len(self.cards))]
+
+    def target_agents(self) -> list[int]:
+        return [1 if not self.name else 0] + [2 + 2 * k for k in range(len(self.cards))]
+
+    def master_names(self) -> list[str]:
+        return ["bridge" if not self.name else f"{self.name}.bridge"] + \
+            [self.path(c) for c in self.cards]
+
+    def card_widths(self) -> list[int]:
+        """Width of each card's master: 64 for a 64-bit capable card (its
+        class's ``PCI_WIDTH``) on a 64-bit bus, else 32 (a bridge's agents
+        are 32-bit: hw/pci/bridge.py)."""
+        return [32 if c.kind in BRIDGE_KINDS else
+                min(self.width, getattr(card_class(c.kind), "PCI_WIDTH", 32))
+                for c in self.cards]
+
+    def agent_widths(self) -> list[int]:
+        """Width of each agent, in resolver order. A card's register target
+        is a 32-bit agent everywhere (registers take single dwords)."""
+        widths = [self.width, self.width] if not self.name else [32, 32]
+        for w in self.card_widths():
+            widths += [32, w]
+        return widths
+
+    def m66(self) -> bool:
+        """Every device on the segment 66 MHz capable (M66EN high, PCI 2.3
+        §7.5.1); bus 0's host bridge is, when the board offers 66 MHz."""
+        return all(m66_capable(c) for c in self.cards) and \
+            (self.bridge is None or m66_capable(self.bridge))
+
+
+@dataclass
 class MachineSpec:
+    #: the clock bus 0 runs at: 33, or 66 when every device on it is 66 MHz
+    #: capable (M66EN, PCI 2.3 §7.5.1): a 66 MHz spec with a 33 MHz card on
+    #: bus 0 runs at 33 MHz. Every segment runs on this one clock (a 66 MHz
+    #: bus with a 33 MHz-only segment behind a 66 MHz bridge is refused)
     clock_mhz: int = 33
     dram_bytes: int = 4 << 20
     cards: list[CardSpec] = field(default_factory=list)
     blackbox_dram: bool = False
-    #: AD lines of the bus: 32, or 64 with the PCI 2.3 §3.8 extension (the
-    #: host bridge is then a 64-bit agent, and so is each 64-bit card's master)
+    #: AD lines of bus 0: 32, or 64 with the PCI 2.3 §3.8 extension (the
+    #: host bridge is then a 64-bit agent, and so is each 64-bit card's
+    #: master); a secondary bus is 32-bit
     bus_width: int = 32
 
     def __post_init__(self):
@@ -131,15 +246,19 @@ class MachineSpec:
             raise ValueError(f"bus clock must be 33 or 66 MHz, not {self.clock_mhz}")
         if self.bus_width not in (32, 64):
             raise ValueError(f"bus width must be 32 or 64 bits, not {self.bus_width}")
-        slots = [c.slot for c in self.cards]
-        if len(set(slots)) != len(slots):
-            raise ValueError(f"two cards in one slot: {slots}")
-        for c in self.cards:
-            if not 1 <= c.slot <= 15:   # IDSEL = AD[16+slot] must exist
-                raise ValueError(f"slot {c.slot} outside 1..15")
-            if c.kind not in CARD_KINDS:
-                raise ValueError(f"unknown card kind {c.kind!r}")
+        _check_cards(self.cards, range(1, 16), "slot")     # IDSEL = AD[16+slot]
         self.cards.sort(key=lambda c: c.slot)
+        #: what was asked for; ``clock_mhz`` is what M66EN lets bus 0 run at
+        self.offered_mhz = self.clock_mhz
+        segs = self.segments()
+        if self.clock_mhz == 66 and not segs[0].m66():
+            self.clock_mhz = 33
+        for seg in segs[1:]:
+            if self.clock_mhz == 66 and not seg.m66():
+                raise ValueError(
+                    f"bus {seg.index} behind {seg.name} holds a 33 MHz device behind a "
+                    f"66 MHz bridge on a 66 MHz bus: this model runs every segment on "
+                    f"one clock")
 
     @property
     def period_ps(self) -> int:
@@ -152,39 +271,71 @@ class MachineSpec:
     def from_dict(cls, d: dict) -> "MachineSpec":
         return cls(**d)
 
+    def segments(self) -> list[Segment]:
+        """Bus 0 and every secondary bus, in bus-number order (depth first)."""
+        segs = [Segment(0, "", list(self.cards), self.bus_width)]
+
+        def walk(k):
+            for c in segs[k].cards:
+                if c.kind in BRIDGE_KINDS:
+                    segs.append(Segment(len(segs), segs[k].path(c), secondary_cards(c), 32,
+                                        parent=k, bridge=c))
+                    walk(len(segs) - 1)
+        walk(0)
+        return segs
+
+    def segment_clocks(self) -> list[int]:
+        """The clock of each segment in MHz, in bus-number order."""
+        return [self.clock_mhz] * len(self.segments())
+
+    # bus 0's agents (segment 0): the host contract's unprefixed ports
     def agent_names(self) -> list[str]:
-        names = ["bridge.cpu", "bridge.dram"]
-        for c in self.cards:
-            names += [f"slot{c.slot}.target", f"slot{c.slot}.master"]
-        return names
+        return self.segments()[0].agent_names()
 
     def master_agents(self) -> list[int]:
         """Agent index of each master, in arbiter order."""
-        return [0] + [3 + 2 * k for k in range(len(self.cards))]
+        return self.segments()[0].master_agents()
 
     def target_agents(self) -> list[int]:
-        return [1] + [2 + 2 * k for k in range(len(self.cards))]
+        return self.segments()[0].target_agents()
 
     def master_names(self) -> list[str]:
-        return ["bridge"] + [f"slot{c.slot}" for c in self.cards]
+        return self.segments()[0].master_names()
 
     def card_widths(self) -> list[int]:
-        """Width of each card's master on this bus: 64 for a 64-bit capable
-        card (its class's ``PCI_WIDTH``) on a 64-bit bus, else 32."""
-        return [min(self.bus_width, getattr(card_class(c.kind), "PCI_WIDTH", 32))
-                for c in self.cards]
+        """Width of each bus-0 card's master on this bus: 64 for a 64-bit
+        capable card (its class's ``PCI_WIDTH``) on a 64-bit bus, else 32."""
+        return self.segments()[0].card_widths()
 
     def agent_widths(self) -> list[int]:
-        """Width of each agent, in resolver order. A card's register target
-        is a 32-bit agent everywhere (registers take single dwords)."""
-        widths = [self.bus_width, self.bus_width]
-        for w in self.card_widths():
-            widths += [32, w]
-        return widths
+        """Width of each bus-0 agent, in resolver order."""
+        return self.segments()[0].agent_widths()
 
     def ports(self) -> list[tuple[str, str, int]]:
         """Flat ports of :class:`Machine` as (name, "in"/"out", width)."""
         return _port_list(self)
+
+
+def _check_cards(cards, slots, what) -> None:
+    numbers = [c.slot for c in cards]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"two cards in one {what}: {numbers}")
+    for c in cards:
+        if c.slot not in slots:
+            raise ValueError(f"{what} {c.slot} outside {slots.start}..{slots.stop - 1}")
+        if c.kind not in CARD_KINDS:
+            raise ValueError(f"unknown card kind {c.kind!r}")
+        if c.kind in BRIDGE_KINDS:
+            behind = secondary_cards(c)
+            _check_cards(behind, SECONDARY_DEVICES, "device behind a bridge")
+            for b in behind:
+                if b.kind not in BRIDGE_KINDS and "phy" in _phy_probe(b):
+                    raise ValueError(f"a {b.kind} (a NIC) behind a bridge is not modelled")
+
+
+def _phy_probe(card: CardSpec) -> set:
+    return {"phy"} if _has_phy(card.kind, json.dumps(_slot_params(card, 32, 33),
+                                                      sort_keys=True)) else set()
 
 
 def _port_list(spec: MachineSpec):
@@ -204,20 +355,33 @@ def _port_list(spec: MachineSpec):
         # with ``skip`` = k - 1 (k <= quiet_for) that counts as k clocks
         ("skip", "in", 32), ("quiet", "out", 1), ("quiet_for", "out", 32),
     ]
-    ports += [(f"arb_wait_max{i}", "out", 16) for i in range(len(spec.master_names()))]
-    ports += [(f"mon_{c}", "out", Monitor.WIDTH) for c in CLASSES]
-    for a in spec.master_agents():
-        ports += [(f"mon_a{a}_{c}", "out", Monitor.WIDTH) for c in CLASSES[1:]]
-    for a in spec.target_agents():
-        ports.append((f"mon_t{a}_data", "out", Monitor.WIDTH))
-    if spec.bus_width == 64:        # data bytes moved, per master and per target
-        ports += [(f"mon_a{a}_bytes", "out", Monitor.WIDTH) for a in spec.master_agents()]
-        ports += [(f"mon_t{a}_bytes", "out", Monitor.WIDTH) for a in spec.target_agents()]
+    segs = spec.segments()
+    ports += _segment_ports(segs[0])
+    for seg in segs[1:]:
+        p = seg.prefix
+        ports += [(f"{p}mon_total", "out", Monitor.WIDTH),
+                  (f"{p}chk_error", "out", len(rules(seg.width)))]
+        ports += _segment_ports(seg)
     slots = wire_slots(spec)
     for slot in slots:
         ports += [(name, d, w) for name, (d, w) in wire_port_names(slot).items()]
     if slots:
         ports.append(("wire_events", "out", 16))
+    return ports
+
+
+def _segment_ports(seg: Segment):
+    """A segment's arbiter and monitor ports (bus 0's unprefixed)."""
+    p = seg.prefix
+    ports = [(f"{p}arb_wait_max{i}", "out", 16) for i in range(len(seg.master_names()))]
+    ports += [(f"{p}mon_{c}", "out", Monitor.WIDTH) for c in CLASSES]
+    for a in seg.master_agents():
+        ports += [(f"{p}mon_a{a}_{c}", "out", Monitor.WIDTH) for c in CLASSES[1:]]
+    for a in seg.target_agents():
+        ports.append((f"{p}mon_t{a}_data", "out", Monitor.WIDTH))
+    if seg.width == 64:        # data bytes moved, per master and per target
+        ports += [(f"{p}mon_a{a}_bytes", "out", Monitor.WIDTH) for a in seg.master_agents()]
+        ports += [(f"{p}mon_t{a}_bytes", "out", Monitor.WIDTH) for a in seg.target_agents()]
     return ports
 
 
@@ -230,12 +394,27 @@ class Machine(wiring.Component):
                           for name, d, w in _port_list(spec)})
         self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram,
                                  width=spec.bus_width)
-        self.cards = [card_class(c.kind)(**_slot_params(c, w, spec.clock_mhz))
-                      for c, w in zip(spec.cards, spec.card_widths())]
+        #: bus 0, then each bridge's secondary (bus-number order)
+        self.segments = spec.segments()
+        #: per segment, the component of each card on it (a bridge card's is
+        #: its :class:`hw.pci.bridge.PciBridge`)
+        self.seg_cards = [[card_class(c.kind)(**_slot_params(c, w, spec.clock_mhz))
+                           for c, w in zip(seg.cards, seg.card_widths())]
+                          for seg in self.segments]
+        self.cards = self.seg_cards[0]
+        #: segment index → the bridge component whose secondary it is
+        self.seg_bridge = {}
+        for k, seg in enumerate(self.segments):
+            for c, card in zip(seg.cards, self.seg_cards[k]):
+                if c.kind in BRIDGE_KINDS:
+                    sub = next(s for s in self.segments if s.parent == k and s.bridge is c)
+                    self.seg_bridge[sub.index] = card
         #: slot → the wire port of the NIC there
         self.wire_ports = {slot: WirePort(slot, spec.period_ps, blackbox=spec.blackbox_dram)
                            for slot in wire_slots(spec)}
-        self.resolver = Resolver(len(spec.agent_names()), spec.bus_width, spec.agent_widths())
+        self.resolvers = [Resolver(len(seg.agent_names()), seg.width, seg.agent_widths())
+                          for seg in self.segments]
+        self.resolver = self.resolvers[0]
         self.arbiter = Arbiter(len(spec.master_names()))
 
     def vcd_traces(self) -> dict:
@@ -252,60 +431,59 @@ class Machine(wiring.Component):
             "host bridge": [self.bridge.initiator.state, self.bridge.target.state,
                             self.cpu_ack, self.cpu_rdata, self.cpu_status],
         }
-        for spec_c, card in zip(self.spec.cards, self.cards):
-            name = f"slot{spec_c.slot} {spec_c.kind}"
-            own = card.vcd_traces() if hasattr(card, "vcd_traces") else {}
-            groups[name] = {"target": [card.target.state] if hasattr(card, "target") else [],
-                            "initiator": [card.initiator.state] if hasattr(card, "initiator") else [],
-                            **own}
+        for k, seg in enumerate(self.segments):
+            if k:
+                sec = self.resolvers[k].lines
+                br = self.seg_bridge[k]
+                groups[f"bus {k} ({seg.name})"] = {
+                    "lines": [sec[n] for n in ("frame", "irdy", "trdy", "stop", "devsel",
+                                               "ad", "cbe_n")],
+                    "bridge": [br.down.delayed, br.down.issue, br.up.delayed, br.up.issue,
+                               br.arbiter.gnt, br.int_out]}
+            for spec_c, card in zip(seg.cards, self.seg_cards[k]):
+                if spec_c.kind in BRIDGE_KINDS:
+                    continue
+                name = f"{seg.path(spec_c)} {spec_c.kind}"
+                own = card.vcd_traces() if hasattr(card, "vcd_traces") else {}
+                groups[name] = {"target": [card.target.state] if hasattr(card, "target") else [],
+                                "initiator": [card.initiator.state]
+                                if hasattr(card, "initiator") else [],
+                                **own}
         return groups
 
     def elaborate(self, platform):
         m = Module()
         spec = self.spec
-        n_agents = len(spec.agent_names())
-        n_masters = len(spec.master_names())
-
         m.submodules.bridge = bridge = self.bridge
-        m.submodules.resolver = res = self.resolver
         m.submodules.arbiter = arb = self.arbiter
-        mon = Monitor(n_agents, spec.master_agents(), spec.target_agents(), spec.bus_width)
-        # skipped clocks are idle clocks: the monitor's total and idle counts
-        # are its own counts plus the clocks skipped (one adder each, here)
-        own = {"mon_total": Signal(Monitor.WIDTH, name="mon_own_total"),
-               "mon_idle": Signal(Monitor.WIDTH, name="mon_own_idle")}
-        mon.bind_outputs(lambda name: own[name] if name in own else getattr(self, name))
         skipped = Signal(Monitor.WIDTH)
         with m.If(self.skip != 0):
             m.d.sync += skipped.eq(skipped + self.skip)
-        m.d.comb += [self.mon_total.eq(own["mon_total"] + skipped),
-                     self.mon_idle.eq(own["mon_idle"] + skipped)]
-        chk = Checker(n_agents, n_masters, spec.bus_width)
-        chk.bind_outputs(self.chk_error, self.chk_first_cycle, self.cycle)
-        m.submodules.monitor = mon
-        m.submodules.checker = chk
+        blocks, errors, firsts = [bridge, arb], [], []
+        for k, seg in enumerate(self.segments):
+            mon, chk, err, first = self._segment(m, k, seg, skipped)
+            blocks += [mon, chk]
+            errors.append(err)
+            firsts.append(first)
+        if len(self.segments) > 1:
+            # every segment's checker: rule by rule (RULES_64 extends RULES),
+            # the first cycle of the earliest
+            m.d.comb += self.chk_error.eq(_or_all(errors))
+            first = Const(0, 64)
+            for err, cyc in reversed(list(zip(errors, firsts))):
+                first = Mux((err != 0) & ((first == 0) | (cyc < first)), cyc, first)
+            m.d.comb += self.chk_first_cycle.eq(first)
 
-        agents = [bridge.pci_m, bridge.pci_t]
         masters = [bridge]
         for spec_c, card in zip(spec.cards, self.cards):
-            m.submodules[f"slot{spec_c.slot}"] = card
-            agents += [card.pci_t, card.pci_m]
             masters.append(card)
-            m.d.comb += card.idsel.eq(res.bus.ad[16 + spec_c.slot])
-        for agent, port in zip(agents, res.agents):
-            self._join(m, agent, port)
         for i, master in enumerate(masters):
-            m.d.comb += [arb.req[i].eq(master.req), master.gnt.eq(arb.gnt[i])]
-        m.d.comb += arb.bus.eq(res.bus)
-        for i in range(n_masters):
+            req, gnt = _req_gnt(master)
+            m.d.comb += [arb.req[i].eq(req), gnt.eq(arb.gnt[i])]
+        m.d.comb += arb.bus.eq(self.resolver.bus)
+        for i in range(len(masters)):
             m.d.comb += getattr(self, f"arb_wait_max{i}").eq(arb.wait_max[i])
-
-        # interrupt routing: slot N INTA# → system line (N-1) % 4
-        irq = [0, 0, 0, 0]
-        for spec_c, card in zip(spec.cards, self.cards):
-            line = (spec_c.slot - 1) % 4
-            irq[line] = irq[line] | card.inta
-        m.d.comb += self.irq.eq(Cat(*irq))
+        m.d.comb += self.irq.eq(self._interrupts(m))
 
         # CPU side and test knobs
         for name in ("cpu_seq", "cpu_op", "cpu_addr", "cpu_wdata", "cpu_be",
@@ -315,30 +493,94 @@ class Machine(wiring.Component):
         m.d.comb += [self.cpu_ack.eq(bridge.cpu_ack), self.cpu_rdata.eq(bridge.cpu_rdata),
                      self.cpu_status.eq(bridge.cpu_status)]
 
-        # monitor and checker
-        master_agent = spec.master_agents()
+        # cycle counter and attention counter
+        m.d.sync += self.cycle.eq(self.cycle + 1 + self.skip)
+        prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(self.chk_error))
+        m.d.sync += [prev_ack.eq(self.cpu_ack), prev_irq.eq(self.irq),
+                     prev_err.eq(self.chk_error)]
+        wire_event = self._wires(m)
+        attn_due = ((prev_ack != self.cpu_ack) | (prev_irq != self.irq)
+                    | (prev_err != self.chk_error) | wire_event)
+        with m.If(attn_due):
+            m.d.sync += self.attn.eq(self.attn + 1)
+        self._quiet(m, blocks, attn_due)
+        return m
+
+    def _segment(self, m, k, seg, skipped):
+        """One segment's resolver, agents, monitor and checker; its secondary
+        arbiter's GNT# (a bridge's). Returns (monitor, checker, its error
+        bits, its first-violation cycle)."""
+        res, p = self.resolvers[k], seg.prefix
+        n_agents = len(seg.agent_names())
+        m.submodules[f"{p}resolver"] = res
+        mon = Monitor(n_agents, seg.master_agents(), seg.target_agents(), seg.width)
+        # skipped clocks are idle clocks: the monitor's total and idle counts
+        # are its own counts plus the clocks skipped (one adder each, here)
+        own = {"mon_total": Signal(Monitor.WIDTH, name=f"{p}mon_own_total"),
+               "mon_idle": Signal(Monitor.WIDTH, name=f"{p}mon_own_idle")}
+        mon.bind_outputs(lambda name: own[name] if name in own else getattr(self, p + name))
+        m.d.comb += [getattr(self, f"{p}mon_total").eq(own["mon_total"] + skipped),
+                     getattr(self, f"{p}mon_idle").eq(own["mon_idle"] + skipped)]
+        chk = Checker(n_agents, len(seg.master_names()), seg.width)
+        if len(self.segments) == 1:
+            err, first = self.chk_error, self.chk_first_cycle
+        else:
+            err = getattr(self, f"{p}chk_error") if k else \
+                Signal(len(rules(seg.width)), name="chk_error_bus0")
+            first = Signal(64, name=f"{p}chk_first")
+        chk.bind_outputs(err, first, self.cycle)
+        m.submodules[f"{p}monitor"] = mon
+        m.submodules[f"{p}checker"] = chk
+
+        cards = self.seg_cards[k]
+        if k == 0:
+            agents, gnt = [self.bridge.pci_m, self.bridge.pci_t], self.arbiter.gnt
+        else:
+            br = self.seg_bridge[k]
+            agents, gnt = [br.sec_t, br.sec_m], br.sec_arb_gnt
+        for i, (spec_c, card) in enumerate(zip(seg.cards, cards)):
+            m.submodules[seg.path(spec_c)] = card
+            if spec_c.kind in BRIDGE_KINDS:
+                agents += [card.pri_t, card.pri_m]
+            else:
+                agents += [card.pci_t, card.pci_m]
+            m.d.comb += card.idsel.eq(res.bus.ad[16 + spec_c.slot])
+            if k:
+                req, card_gnt = _req_gnt(card)
+                m.d.comb += [br.sec_req[i].eq(req), card_gnt.eq(br.sec_gnt[i])]
+        for agent, port in zip(agents, res.agents):
+            self._join(m, agent, port)
+        if k:
+            for i in range(len(seg.master_names())):
+                m.d.comb += getattr(self, f"{p}arb_wait_max{i}").eq(br.arbiter.wait_max[i])
+
         gnt_of_agent = [0] * (n_agents + 1)
-        for i, a in enumerate(master_agent):
-            gnt_of_agent[a + 1] = arb.gnt[i]
+        for i, a in enumerate(seg.master_agents()):
+            gnt_of_agent[a + 1] = gnt[i]
         m.d.comb += [
             mon.bus.eq(res.bus), mon.master_of.eq(res.frame_owner),
             mon.target_of.eq(res.devsel_owner),
-            chk.bus.eq(res.bus), chk.contention.eq(res.contention), chk.gnt.eq(arb.gnt),
+            chk.bus.eq(res.bus), chk.contention.eq(res.contention), chk.gnt.eq(gnt),
             chk.gnt_of_agent.eq(Cat(*gnt_of_agent)), chk.master_of.eq(res.frame_owner),
         ]
+        return mon, chk, err, first
 
-        # cycle counter and attention counter
-        m.d.sync += self.cycle.eq(self.cycle + 1 + self.skip)
-        prev_ack, prev_irq, prev_err = Signal(), Signal(4), Signal(len(chk.rules))
-        m.d.sync += [prev_ack.eq(self.cpu_ack), prev_irq.eq(self.irq),
-                     prev_err.eq(chk.error)]
-        wire_event = self._wires(m)
-        attn_due = ((prev_ack != self.cpu_ack) | (prev_irq != self.irq)
-                    | (prev_err != chk.error) | wire_event)
-        with m.If(attn_due):
-            m.d.sync += self.attn.eq(self.attn + 1)
-        self._quiet(m, bridge, arb, mon, chk, attn_due)
-        return m
+    def _interrupts(self, m):
+        """Bus 0: slot N's INTA# (a bridge card's INTA#..INTD#: its swizzled
+        outputs, PPB 1.1 §9.1) onto system line (N-1+pin) % 4; behind a
+        bridge, each device's pins into the bridge's swizzle."""
+        for k, seg in enumerate(self.segments[1:], start=1):
+            br = self.seg_bridge[k]
+            for i, (spec_c, card) in enumerate(zip(seg.cards, self.seg_cards[k])):
+                pins = card.int_out if spec_c.kind in BRIDGE_KINDS else Cat(card.inta, 0, 0, 0)
+                m.d.comb += br.dev_int[i].eq(pins)
+        irq = [0, 0, 0, 0]
+        for spec_c, card in zip(self.spec.cards, self.cards):
+            pins = card.int_out if spec_c.kind in BRIDGE_KINDS else [card.inta]
+            for pin in range(len(pins)):
+                line = (spec_c.slot - 1 + pin) % 4
+                irq[line] = irq[line] | pins[pin]
+        return Cat(*irq)
 
     def _wires(self, m):
         """Each NIC's ``phy`` to its wire port; returns 'a wire event this clock'."""
@@ -372,19 +614,24 @@ class Machine(wiring.Component):
         m.d.sync += prev.eq(self.wire_events)
         return prev != self.wire_events
 
-    def _quiet(self, m, bridge, arb, mon, chk, attn_due) -> None:
-        """``quiet``: every block at rest (bridge, arbiter, monitor, checker,
-        cards), no attention due;
+    def _quiet(self, m, blocks, attn_due) -> None:
+        """``quiet``: every block at rest (host bridge, arbiter, each
+        segment's monitor and checker, every card and bridge card on every
+        segment), no attention due;
         ``quiet_for``: the least of the cards' (a card with no timer running
         gives all ones). A block without a ``quiet`` output is never quiet,
         so a machine with one is never skipped."""
-        cards = self.cards
-        parts = [quiet_of(b) for b in (bridge, arb, mon, chk)] + [~attn_due]
-        parts += [quiet_of(card) for card in cards]
+        parts = [quiet_of(b) for b in blocks] + [~attn_due]
+        timed = []
+        for seg, cards in zip(self.segments, self.seg_cards):
+            for spec_c, card in zip(seg.cards, cards):
+                parts.append(quiet_of(card))
+                if spec_c.kind not in BRIDGE_KINDS:
+                    timed.append(card)
         parts += [port.quiet for port in self.wire_ports.values()]
         m.d.comb += self.quiet.eq(Cat(*parts).all())
         bound = Const(2**32 - 1, 32)
-        for card in cards:
+        for card in timed:
             nxt = Signal(32)
             m.d.comb += [card.skip.eq(self.skip),
                          nxt.eq(Mux(card.quiet_for < bound, card.quiet_for, bound))]
@@ -395,3 +642,17 @@ class Machine(wiring.Component):
     def _join(m, agent, port):
         """Connect a card's ``Out(AgentSignature)`` to a resolver slot."""
         m.d.comb += [port.o.eq(agent.o), port.oe.eq(agent.oe), agent.bus.eq(port.bus)]
+
+
+def _req_gnt(master):
+    """A master's REQ#/GNT# pair (a bridge card's primary pair)."""
+    if hasattr(master, "pri_req"):
+        return master.pri_req, master.pri_gnt
+    return master.req, master.gnt
+
+
+def _or_all(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out

@@ -30,7 +30,7 @@ from ..pci.initiator import Status
 from ..pci.pcireg import COMMAND, STATUS
 
 __all__ = ["CardSignature", "card_signature", "connect_slot", "report_aborts", "drive_inta",
-           "quiet_of", "drive_quiet"]
+           "quiet_of", "drive_quiet", "M66_CAPABLE"]
 
 
 def card_signature(width: int = 32) -> wiring.Signature:
@@ -109,3 +109,22 @@ def drive_quiet(m, card, *parts, quiet_for=None) -> None:
     bits = [p if isinstance(p, Value) else quiet_of(p) for p in parts]
     m.d.comb += card.quiet.eq(Cat(*bits).all())
     m.d.comb += card.quiet_for.eq(2**32 - 1 if quiet_for is None else quiet_for)
+
+
+#: 66 MHz capability (the M66EN pin and the status register's 66MHz Capable
+#: bit, PCI 2.3 §7.5.1 and §6.2.3) per card kind. A segment runs at 66 MHz
+#: only if every device on it is capable (hw/machine.py). Sources: the
+#: BCM5820 (Broadcom BCM5820 product brief: 64-bit/66 MHz PCI) and the 82544
+#: (Intel 82544EI datasheet: 64-bit/66 MHz PCI) are; the Hifn 7751 is a
+#: 32-bit/33 MHz part (Hifn 7751 datasheet); a PCI-PCI bridge in the manner
+#: of the 21152 is a 33 MHz part (Intel 21152 datasheet; a ``ppb`` card may
+#: say ``m66``, as a 21154 would); the DMA test card is the model's own and
+#: runs at either clock.
+M66_CAPABLE = {
+    "dmatest": True,
+    "bcm5820": True,
+    "em82544": True,
+    "hifn7751": False,
+    "ppb": False,
+    "quad7751": False,
+}
