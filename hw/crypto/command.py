@@ -4,11 +4,19 @@
 from amaranth.lib import data, enum
 
 __all__ = ["Cipher", "Mac", "Order", "CommandLayout", "StatusLayout", "ResultLayout",
-           "LEN_BITS"]
+           "LEN_BITS", "MAC_FULL_BYTES", "MAC_96_BYTES", "PAD_LEN_BITS", "TAIL_BITS"]
 
 # hifn7751reg.h: Hifn byte counts are 18 bits (bits 17:16 carried in
 # session_num); the BCM5820 packet length is 16 bits (ubsecreg.h).
 LEN_BITS = 18
+#: HMAC-SHA1 output (RFC 2104 with SHA-1, FIPS 180-4: 160 bits) and its
+#: truncation HMAC-SHA1-96 (RFC 2404)
+MAC_FULL_BYTES = 20
+MAC_96_BYTES = 12
+#: TLS 1.0 padding_length is a uint8 (RFC 2246 §6.2.3.2)
+PAD_LEN_BITS = 8
+#: bytes the one-pass extension appends: MAC (<= 20) + padding (<= 256)
+TAIL_BITS = 9
 
 
 class Cipher(enum.Enum, shape=2):
@@ -48,6 +56,11 @@ CommandLayout = data.StructLayout({
     "mac_key": 512,             # raw HMAC key, zero padded to 64 bytes
     "inner": 160,               # HMAC inner midstate H0..H4
     "outer": 160,               # HMAC outer midstate
+    # one-pass extension (``tls_onepass``): after the data the MAC and
+    # pad_len + 1 bytes of value pad_len go through the cipher too
+    # (RFC 2246 §6.2.3.2, MAC-then-encrypt of a TLS 1.0 record)
+    "mac_append": 1,
+    "pad_len": PAD_LEN_BITS,
 })
 
 StatusLayout = data.StructLayout({

@@ -29,6 +29,18 @@ Conventions
   the output plaintext). In short: MAC_FIRST taps the input bytes,
   CIPHER_FIRST taps the output bytes; cipher and MAC always run
   concurrently.
+* One-pass extension (``tls_onepass=True``, switchable; not in either
+  chip): ``mac_append`` with MAC_FIRST and encrypt feeds, after the data,
+  the MAC (20 bytes, 12 with ``trunc``) and then ``pad_len + 1`` bytes of
+  value ``pad_len`` through the cipher, so the output is
+  ``data | E(region | MAC | padding)`` of ``length + maclen + pad_len + 1``
+  bytes: a whole TLS 1.0 record (RFC 2246 §6.2.3.2) in one request. The
+  cipher region must end at ``length`` (else ``region``) and, with the
+  tail, be a multiple of 8 (else ``cipher_len``); the MAC region may start
+  before it (the 13-byte seq/type/version/length pseudo-header of
+  RFC 2246 §6.2.3.1, MAC'd and passed through). ``mac_append`` without
+  the extension, or without that ordering, is ``unsupported``. The result
+  still carries the MAC and the last ciphertext block.
 * MAC: ``SHA1`` plain hash of the MAC region; ``HMAC_KEY`` from a raw key of
   up to 64 bytes, zero padded to 64 (``mac_key``, first key byte in the top
   bits), the engine derives the ipad/opad midstates itself (RFC 2104; as the
@@ -70,7 +82,7 @@ from .cbc import CipherStage
 from .command import (LEN_BITS, Cipher, CommandLayout, Mac, Order, ResultLayout,
                       StatusLayout)
 from .mac import IPAD, OPAD, SHA1_BLOCK, MacStage, MacState
-from .router import ByteRouter
+from .router import ByteRouter, TailSource
 from .sequencer import EngineState, RequestSequencer
 
 __all__ = ["Cipher", "Mac", "Order", "CommandLayout", "WordLayout",
@@ -86,6 +98,8 @@ class TransformEngine(wiring.Component):
     des_rounds : DES rounds per cycle (1, 2, 4, 8, 16).
     sha_rounds : SHA-1 rounds per cycle (a divisor of 80).
     tls_orders : accept MAC-then-encrypt and decrypt-then-MAC (extension).
+    tls_onepass : accept ``mac_append``: MAC and padding encrypted after
+        the data (extension).
 
     Ports
     -----
@@ -106,10 +120,11 @@ class TransformEngine(wiring.Component):
     and :class:`~hw.crypto.mac.MacStage` → :class:`~hw.crypto.bytestream.BytePacker`.
     """
 
-    def __init__(self, des_rounds=1, sha_rounds=1, tls_orders=True):
+    def __init__(self, des_rounds=1, sha_rounds=1, tls_orders=True, tls_onepass=False):
         self.des_rounds = des_rounds
         self.sha_rounds = sha_rounds
         self.tls_orders = tls_orders
+        self.tls_onepass = tls_onepass
         super().__init__({
             "cmd": In(stream.Signature(CommandLayout)),
             "i": In(stream.Signature(WordLayout)),
@@ -124,9 +139,9 @@ class TransformEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.sequencer = seq = RequestSequencer(self.tls_orders)
+        m.submodules.sequencer = seq = RequestSequencer(self.tls_orders, self.tls_onepass)
         m.submodules.unpacker = up = WordUnpacker(LEN_BITS)
-        m.submodules.router = rt = ByteRouter()
+        m.submodules.router = rt = ByteRouter(tail=self.tls_onepass)
         m.submodules.cipher = cs = CipherStage(self.des_rounds)
         m.submodules.mac = ms = MacStage(self.sha_rounds)
         m.submodules.packer = pk = BytePacker(LEN_BITS)
@@ -156,7 +171,8 @@ class TransformEngine(wiring.Component):
         # Control from the sequencer.
         m.d.comb += [
             up.enable.eq(seq.running), up.length.eq(seq.length),
-            pk.length.eq(seq.length), pk.drop.eq(seq.bad),
+            pk.length.eq(seq.out_length if self.tls_onepass else seq.length),
+            pk.drop.eq(seq.bad),
             cs.enable.eq(seq.running),
             ms.abort.eq(seq.running & seq.bad),
             rt.enable.eq(seq.running), rt.cipher_on.eq(seq.cipher_on),
@@ -178,4 +194,18 @@ class TransformEngine(wiring.Component):
             # and the result is taken, and no stage moves without RUN or start
             self.idle.eq((seq.state == EngineState.IDLE) & ~self.cmd.valid),
         ]
+        if self.tls_onepass:
+            self._tail(m, seq, up, ms, rt)
         return m
+
+    def _tail(self, m, seq, up, ms, rt):
+        """One-pass extension: MAC and padding into the cipher after the data."""
+        m.submodules.tail = tl = TailSource()
+        wiring.connect(m, tl.o, rt.tail)
+        m.d.comb += [
+            tl.start.eq(seq.start),
+            # every input byte taken (so every MAC byte) and the MAC final
+            tl.enable.eq(seq.running & (up.pos == seq.length) & ms.done),
+            tl.tail_len.eq(seq.tail_len), tl.mac_bytes.eq(seq.mac_bytes),
+            tl.pad_len.eq(seq.pad_len), tl.digest.eq(ms.digest),
+        ]

@@ -94,7 +94,7 @@ def _word_raw(w, be, last):
     return _pack(WordLayout, {"data": w, "be": be, "last": last})
 
 
-def run_engine(requests, *, des_rounds=1, sha_rounds=1, tls_orders=True,
+def run_engine(requests, *, des_rounds=1, sha_rounds=1, tls_orders=True, tls_onepass=False,
                in_stall=0.0, out_stall=0.0, res_stall=0.0, sparse=0.0,
                seed=0, words=None, expect_out=None, max_cycles=None,
                vcd=None, engine=None):
@@ -109,7 +109,7 @@ def run_engine(requests, *, des_rounds=1, sha_rounds=1, tls_orders=True,
     """
     rng = random.Random(seed)
     dut = engine or TransformEngine(des_rounds=des_rounds, sha_rounds=sha_rounds,
-                                    tls_orders=tls_orders)
+                                    tls_orders=tls_orders, tls_onepass=tls_onepass)
     reqs = [(dict(c), bytes(d)) for c, d in requests]
     if words is None:
         words = [to_words(d, rng, sparse) for _, d in reqs]

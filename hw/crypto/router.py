@@ -13,6 +13,14 @@ stage), ``mac`` (to the MAC stage; ``valid`` only with ``ready``), ``dst``
 (to the packer), all byte streams; ``enable`` (RUN), ``cipher_on``,
 ``mac_on``, ``tap_in`` and the regions [``cipher_skip``, ``cipher_end``),
 [``mac_skip``, ``mac_end``) of the request; ``in_pos``, ``out_pos``.
+With ``tail=True`` (the one-pass extension) a further byte stream ``tail``
+feeds the cipher stage after the input: the unpacker has given every byte
+by then, so the two never offer at once.
+
+:class:`TailSource` gives that tail: the first ``mac_bytes`` bytes of the
+digest, then ``pad_len + 1`` bytes of value ``pad_len`` (TLS 1.0
+padding, RFC 2246 §6.2.3.2), ``tail_len`` bytes in all, offered only while
+``enable`` (every input byte taken and the MAC finished).
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -20,16 +28,17 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .bytestream import ByteSignature
-from .command import LEN_BITS
+from .command import LEN_BITS, MAC_FULL_BYTES, PAD_LEN_BITS, TAIL_BITS
 
-__all__ = ["ByteRouter"]
+__all__ = ["ByteRouter", "TailSource"]
 
 
 class ByteRouter(wiring.Component):
     """Steers bytes between the unpacker, the stages and the packer."""
 
-    def __init__(self):
-        super().__init__({
+    def __init__(self, tail=False):
+        self.has_tail = tail
+        super().__init__({**({"tail": In(ByteSignature)} if tail else {}),
             "enable": In(1),
             "cipher_on": In(1),
             "mac_on": In(1),
@@ -89,12 +98,22 @@ class ByteRouter(wiring.Component):
         m.d.comb += out_take.eq(from_cipher | passed)
 
         to_cipher = Signal()
-        m.d.comb += [
-            cin.valid.eq(src.valid & ic & mac_ok_in),
-            cin.payload.eq(src.payload),
-            to_cipher.eq(cin.valid & cin.ready),
-            src.ready.eq(to_cipher | passed),
-        ]
+        if self.has_tail:
+            src_cipher = Signal()
+            m.d.comb += [
+                src_cipher.eq(src.valid & ic & mac_ok_in),
+                cin.valid.eq(src_cipher | self.tail.valid),
+                cin.payload.eq(Mux(self.tail.valid, self.tail.payload, src.payload)),
+                self.tail.ready.eq(cin.ready),
+                to_cipher.eq(src_cipher & cin.ready),
+            ]
+        else:
+            m.d.comb += [
+                cin.valid.eq(src.valid & ic & mac_ok_in),
+                cin.payload.eq(src.payload),
+                to_cipher.eq(cin.valid & cin.ready),
+            ]
+        m.d.comb += src.ready.eq(to_cipher | passed)
 
         in_take = Signal()
         m.d.comb += in_take.eq(src.valid & src.ready)
@@ -102,4 +121,37 @@ class ByteRouter(wiring.Component):
             mac.valid.eq(Mux(self.tap_in, in_take & itap, out_take & otap)),
             mac.payload.eq(Mux(self.tap_in, src.payload, dst.payload)),
         ]
+        return m
+
+
+class TailSource(wiring.Component):
+    """MAC bytes then TLS padding, after the data (module docstring)."""
+
+    def __init__(self):
+        super().__init__({
+            "start": In(1),
+            "enable": In(1),
+            "tail_len": In(TAIL_BITS),
+            "mac_bytes": In(5),
+            "pad_len": In(PAD_LEN_BITS),
+            "digest": In(8 * MAC_FULL_BYTES),
+            "o": Out(ByteSignature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pos = Signal(TAIL_BITS)
+        mac_byte = Signal(8)
+        with m.Switch(pos):
+            for j in range(MAC_FULL_BYTES):     # first MAC byte in the top bits
+                with m.Case(j):
+                    m.d.comb += mac_byte.eq(self.digest[8 * (19 - j):8 * (20 - j)])
+        m.d.comb += [
+            self.o.valid.eq(self.enable & (pos < self.tail_len)),
+            self.o.payload.eq(Mux(pos < self.mac_bytes, mac_byte, self.pad_len)),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += pos.eq(pos + 1)
+        with m.If(self.start):
+            m.d.sync += pos.eq(0)
         return m
