@@ -40,8 +40,12 @@ memory (packed with :mod:`hw.structs`) and its interrupt.
 * transmit cleanup (``em_clean_transmit_interrupts``): from the oldest used
   descriptor while DD: free its buffer; IFF_OACTIVE off once a packet fits.
 
-CPU costs are ``driver`` work: profile keys ``em.<name>`` when the host
-profile has them, else the estimates in :data:`DEFAULT_COSTS` (CPU cycles).
+CPU costs are ``driver`` work, from the host profile's ``[em]`` table
+(:data:`COST_KEYS`; cycles, so a faster profile scales them): ``encap`` per
+packet and ``segment`` per further descriptor in ``em_start``/``em_encap``,
+``txclean`` per descriptor freed by the transmit cleanup, ``rxframe`` per frame
+handed up and ``refill`` per receive buffer given back to the card
+(``em_get_buf``), ``intr`` per ``em_intr`` entry.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from hw.cards.em8254xreg import (CTRL, EERD, ICR, IMC, IMS, ITR, RAH0, RAL0, RCT
 from hw.structs import pack, unpack
 from sim.kernel.errno import EINVAL, ENOBUFS
 
-__all__ = ["MATCH", "attach", "Em", "NTXD", "NRXD", "DEFAULT_COSTS"]
+__all__ = ["MATCH", "attach", "Em", "NTXD", "NRXD", "COST_KEYS"]
 
 MATCH = {(E.VENDOR_ID, E.DEVICE_ID): "Intel 82544GC Gigabit Ethernet"}
 
@@ -89,14 +93,9 @@ COLLISION_THRESHOLD, FDX_COLLISION_DISTANCE = 0x10, 0x40
 #: polls of CTRL while RST clears (model's choice; em waits 5 ms without looking)
 RESET_POLLS = 100
 
-#: estimates in CPU cycles, used when the profile has no ``em.<name>``
-DEFAULT_COSTS = {
-    "encap": 600,      # em_encap: dmamap load, one descriptor per segment, TDT
-    "segment": 60,     # per further segment
-    "txclean": 150,    # per descriptor freed by em_clean_transmit_interrupts
-    "rxframe": 700,    # per frame received: mbuf replace, ether_input hand-off
-    "intr": 300,       # em_intr entry, ICR decode
-}
+#: the driver's CPU costs: keys of the host profile's ``[em]`` table
+#: (sim/profiles/*.toml gives each one's source)
+COST_KEYS = ("encap", "segment", "txclean", "rxframe", "refill", "intr")
 
 
 class Em:
@@ -124,8 +123,11 @@ class Em:
         self.ntxd, self.nrxd = ntxd, nrxd
         self.itr, self.tidv, self.tadv, self.rdtr, self.radv = itr, tidv, tadv, rdtr, radv
         p = self.kernel.profile
-        self.c = {k: (p.cost(f"em.{k}") if p.has(f"em.{k}") else int(round(v * 1e12 / p.hz)))
-                  for k, v in DEFAULT_COSTS.items()}
+        missing = [f"em.{k}" for k in COST_KEYS if not p.has(f"em.{k}")]
+        if missing:
+            raise ValueError(f"host profile {p.name!r} lacks {', '.join(missing)} "
+                             "(the em driver's [em] costs; see sim/profiles/p3-1400-openbsd.toml)")
+        self.c = {k: p.cost(f"em.{k}") for k in COST_KEYS}
         self.mac = b""
         self.link_active = False
         self.snd: deque = deque()          # if_snd
@@ -137,7 +139,8 @@ class Em:
         self.rx_partial = b""
         self.ih = None
         self.counters = dict(opackets=0, ipackets=0, oerrors=0, snd_drops=0, oactive=0,
-                             interrupts=0, claimed=0, txclean=0, link_changes=0, ierrors=0)
+                             interrupts=0, claimed=0, txclean=0, link_changes=0, ierrors=0,
+                             txdesc=0, rxdesc=0)
         self.txd_cmd = {"ifcs": 1, "rs": 1, "ide": int(tidv > 0)}
 
     # -------------------------------------------------------------- attach
@@ -304,6 +307,7 @@ class Em:
             i = (i + 1) % self.ntxd
         self.tx_next = i
         self.tx_avail -= len(segs)
+        self.counters["txdesc"] += len(segs)
         await self.regs.write(TDT, i)
         self.counters["opackets"] += 1
         return True
@@ -339,8 +343,10 @@ class Em:
                 break
             data = mem.read(self.rx_bufs[i], d["length"])
             mem.write(at, pack(RxDesc, addr=self.rx_bufs[i]))     # status 0: the card's again
+            await self.kernel.charge("driver", self.c["refill"])
             await self.regs.write(RDT, i)
             self.rx_next = (i + 1) % self.nrxd
+            self.counters["rxdesc"] += 1
             if d["errors"]["ce"] or d["errors"]["rxe"]:
                 self.counters["ierrors"] += 1
                 self.rx_partial = b""
