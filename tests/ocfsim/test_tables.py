@@ -166,3 +166,49 @@ def test_coalescing_at_32_processes():
     st = r["steady"]["drivers"]["ubsec0"]
     assert st["packets"] / st["records"] > 1.2
     assert r["steady"]["interrupts_per_op"] < 1
+
+
+# -- fitted cells -----------------------------------------------------------------------
+def _calibrated(profile):
+    return {key: src for key, _, _, src in profile.table() if "calibrated" in src.lower()}
+
+
+def test_fitted_cells_are_few_and_named_by_the_profile():
+    """At most six cells are fitted, and the default profile's calibrated
+    constants are exactly those the list names, each naming its cell(s)."""
+    from sim.kernel.profile import DEFAULT_PROFILE, load_profile
+    assert 0 < len(tables.FITTED_CELLS) <= tables.MAX_FITTED == 6
+    fitted = {k for _, keys in tables.FITTED_CELLS.values() for k in keys}
+    calibrated = _calibrated(load_profile(DEFAULT_PROFILE))
+    assert set(calibrated) == fitted
+    for key, src in calibrated.items():
+        named = [c for c in tables.FITTED_CELLS if c in src]
+        assert named, f"{key}: its source names no fitted cell"
+        assert all(key in tables.FITTED_CELLS[c][1] for c in named), key
+    # no cell of the tables is fitted: every one of their cells is a prediction
+    assert not [c for c in tables.FITTED_CELLS if c.split()[0] in ("table1", "table2")]
+
+
+def test_other_profiles_name_the_cells_they_inherit():
+    from sim.kernel.profile import load_profile, profile_names
+    fitted = {k for _, keys in tables.FITTED_CELLS.values() for k in keys}
+    for name in profile_names():
+        for key, src in _calibrated(load_profile(name)).items():
+            assert key in fitted and any(c in src for c in tables.FITTED_CELLS), (name, key)
+
+
+def test_benches_print_the_fitted_cells():
+    from bench import fig1
+    row = {"series": "null", "size": 1024, "mbps": 420.0, "ref_mbps": 420.0, "error": 0.0,
+           "interrupts_per_s": 0.0, "cpu_busy": 1.0, "pci_utilisation": 0.0,
+           "cycles_per_s": 0.0, "ok": True}
+    text = fig1.format_table({"backend": "verilator", "jobs": 1, "dask": None, "wall_s": 0.0,
+                              "rows": [row, dict(row, series="bcm5820", size=16, mbps=6.0,
+                                                 ref_mbps=5.42, error=6.0 / 5.42 - 1)]})
+    assert "+0 % (fitted)" in text
+    # the fitted null point is left out of the count; the 5820 point is +11 %
+    assert "within ±10 % of the paper: 0 of 1 predicted points" in text
+    for cell in tables.FITTED_CELLS:
+        assert cell in text and cell in tables.fitted_text("table2")
+    assert "none in this bench" in tables.fitted_text("table2")
+    assert ("null", 1024) in fig1.CALIBRATED and ("null", 8192) in fig1.CALIBRATED
