@@ -65,10 +65,11 @@ class PciCryptoSoftc:
         raise NotImplementedError
 
     # ------------------------------------------------------------ OCF and watchdog
-    def register_algs(self, algs: Iterable[int]) -> None:
+    def register_algs(self, algs: Iterable[int], flags: int = 0) -> None:
         """``crypto_get_driverid`` + ``crypto_register`` of this softc for ``algs``
-        (both cards do the IPsec order, ``CRYPTOCAP_F_ENCRYPT_MAC``)."""
-        self.cid = self.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC)
+        (both cards do the IPsec order, ``CRYPTOCAP_F_ENCRYPT_MAC``; ``flags``:
+        further capabilities)."""
+        self.cid = self.crypto.get_driverid(CRYPTOCAP_F_ENCRYPT_MAC | flags)
         for alg in algs:
             self.crypto.register(self.cid, alg, 0, 0, self)
 
