@@ -357,6 +357,8 @@ def _port_list(spec: MachineSpec):
     ]
     segs = spec.segments()
     ports += _segment_ports(segs[0])
+    if len(segs) > 1:        # bus 0's own checker bits (``chk_error`` ORs every segment's)
+        ports.append(("chk_error_bus0", "out", len(rules(spec.bus_width))))
     for seg in segs[1:]:
         p = seg.prefix
         ports += [(f"{p}mon_total", "out", Monitor.WIDTH),
@@ -525,8 +527,7 @@ class Machine(wiring.Component):
         if len(self.segments) == 1:
             err, first = self.chk_error, self.chk_first_cycle
         else:
-            err = getattr(self, f"{p}chk_error") if k else \
-                Signal(len(rules(seg.width)), name="chk_error_bus0")
+            err = getattr(self, f"{p}chk_error" if k else "chk_error_bus0")
             first = Signal(64, name=f"{p}chk_first")
         chk.bind_outputs(err, first, self.cycle)
         m.submodules[f"{p}monitor"] = mon

@@ -489,20 +489,36 @@ class Host(HardwarePort):
         self._write("DRAM timing knobs", knobs)
 
     # ------------------------------------------------------------ statistics
-    def bus_stats(self) -> dict:
-        """Monitor counters: totals by class, per master and per target."""
-        get = self._get
-        names = self.spec.agent_names()
-        by_class = {c: get(f"mon_{c}") for c in CLASSES}
-        total = get("mon_total")
+    def bus_stats(self, segment: int | None = None) -> dict:
+        """Monitor counters: totals by class, per master and per target.
+
+        Without ``segment``, bus 0's (the keys as on a machine without
+        bridges) plus, on a machine with bus segments behind bridges,
+        ``segments``: one such dict per segment in bus-number order, each
+        with its ``bus``, ``name`` (the bridge card's path, "" for bus 0)
+        and ``clock_mhz``. With ``segment``: that segment's counters alone."""
+        segs = self.spec.segments()
+        k = 0 if segment is None else segment
+        if not 0 <= k < len(segs):
+            raise ValueError(f"no bus segment {segment!r} (0..{len(segs) - 1})")
+        stats = self._segment_stats(segs[k])
+        if segment is None and len(segs) > 1:
+            stats["segments"] = [self._segment_stats(seg) for seg in segs]
+        return stats
+
+    def _segment_stats(self, seg) -> dict:
+        get, p = self._get, seg.prefix
+        names = seg.agent_names()
+        by_class = {c: get(f"{p}mon_{c}") for c in CLASSES}
+        total = get(f"{p}mon_total")
         masters = {}
-        for a in self.spec.master_agents():
-            counts = {c: get(f"mon_a{a}_{c}") for c in CLASSES[1:]}
+        for a in seg.master_agents():
+            counts = {c: get(f"{p}mon_a{a}_{c}") for c in CLASSES[1:]}
             if any(counts.values()):
                 masters[names[a]] = counts
         targets = {}
-        for a in self.spec.target_agents():
-            data = get(f"mon_t{a}_data")
+        for a in seg.target_agents():
+            data = get(f"{p}mon_t{a}_data")
             if data:
                 targets[names[a]] = data
         stats = {
@@ -512,10 +528,12 @@ class Host(HardwarePort):
             "by_master": masters,
             "target_data": targets,
         }
-        if self.spec.bus_width == 64:
+        if seg.index:
+            stats.update(bus=seg.index, name=seg.name, clock_mhz=self.spec.clock_mhz)
+        if seg.width == 64:
             # a data phase moves up to 8 bytes: utilisation of the bus's
             # capacity is bytes over 8 per clock (PCI 2.3 §3.8)
-            moved = {names[a]: get(f"mon_a{a}_bytes") for a in self.spec.master_agents()}
+            moved = {names[a]: get(f"{p}mon_a{a}_bytes") for a in seg.master_agents()}
             stats["bytes_by_master"] = {k: v for k, v in moved.items() if v}
             stats["data_bytes"] = sum(moved.values())
             stats["byte_utilisation"] = stats["data_bytes"] / (8 * total) if total else 0.0
@@ -523,39 +541,34 @@ class Host(HardwarePort):
 
     def bus_stats_since(self, before: dict) -> dict:
         """:meth:`bus_stats` counted from an earlier snapshot ``before`` on."""
-        after = self.bus_stats()
-        out = {"total": after["total"] - before["total"],
-               "breakdown": {k: v - before["breakdown"][k]
-                             for k, v in after["breakdown"].items()},
-               "by_master": {}, "target_data": {}}
-        for name, counts in after["by_master"].items():
-            prev = before["by_master"].get(name, {})
-            delta = {k: v - prev.get(k, 0) for k, v in counts.items()}
-            if any(delta.values()):
-                out["by_master"][name] = delta
-        for name, data in after["target_data"].items():
-            if data - before["target_data"].get(name, 0):
-                out["target_data"][name] = data - before["target_data"].get(name, 0)
-        out["pci_utilisation"] = (out["breakdown"]["data"] / out["total"]
-                                  if out["total"] else 0.0)
-        if "data_bytes" in after:
-            out["bytes_by_master"] = {k: v - before["bytes_by_master"].get(k, 0)
-                                      for k, v in after["bytes_by_master"].items()
-                                      if v != before["bytes_by_master"].get(k, 0)}
-            out["data_bytes"] = after["data_bytes"] - before["data_bytes"]
-            out["byte_utilisation"] = (out["data_bytes"] / (8 * out["total"])
-                                       if out["total"] else 0.0)
-        return out
+        return _stats_delta(self.bus_stats(), before)
 
     def arbiter_wait_max(self) -> dict[str, int]:
         """Longest wait for the bus per master so far (REQ# asserted until the
-        master starts its transaction), in bus clocks."""
-        return {name: self._get(f"arb_wait_max{i}")
-                for i, name in enumerate(self.spec.master_names())}
+        master starts its transaction), in bus clocks; bus 0's masters, then
+        those of each segment behind a bridge (their arbiter is the bridge's)."""
+        out = {}
+        for seg in self.spec.segments():
+            out.update({name: self._get(f"{seg.prefix}arb_wait_max{i}")
+                        for i, name in enumerate(seg.master_names())})
+        return out
 
-    def checker_errors(self) -> list[str]:
-        bits = self._get("chk_error")
-        return [r for i, r in enumerate(rules(self.spec.bus_width)) if bits >> i & 1]
+    def checker_errors(self, segment: int | None = None) -> list[str]:
+        """Rules the protocol checkers saw broken: on any segment (without
+        ``segment``), or on that segment alone."""
+        segs = self.spec.segments()
+        if segment is None:
+            port, width = "chk_error", self.spec.bus_width
+        elif not 0 <= segment < len(segs):
+            raise ValueError(f"no bus segment {segment!r} (0..{len(segs) - 1})")
+        else:
+            seg = segs[segment]
+            port = ("chk_error_bus0" if len(segs) > 1 else "chk_error") if segment == 0 \
+                else f"{seg.prefix}chk_error"
+            width = seg.width
+        bits = self._get(port)
+        return [r for i, r in enumerate(rules(width)) if bits >> i & 1]
+
 
     # ------------------------------------------------------- hardware port
     async def advance(self, limit: Optional[int], horizon: Optional[int] = None) -> int:
@@ -765,3 +778,33 @@ def _has_quiet(backend: Backend) -> bool:
 
 _OP_NAMES = {CpuOp.MEM_READ: "mmio read", CpuOp.MEM_WRITE: "mmio write",
              CpuOp.CFG_READ: "config read", CpuOp.CFG_WRITE: "config write"}
+
+
+def _stats_delta(after: dict, before: dict) -> dict:
+    """One segment's :meth:`Host.bus_stats` from ``before`` to ``after``."""
+    out = {"total": after["total"] - before["total"],
+           "breakdown": {k: v - before["breakdown"][k]
+                         for k, v in after["breakdown"].items()},
+           "by_master": {}, "target_data": {}}
+    for name, counts in after["by_master"].items():
+        prev = before["by_master"].get(name, {})
+        delta = {k: v - prev.get(k, 0) for k, v in counts.items()}
+        if any(delta.values()):
+            out["by_master"][name] = delta
+    for name, data in after["target_data"].items():
+        if data - before["target_data"].get(name, 0):
+            out["target_data"][name] = data - before["target_data"].get(name, 0)
+    out["pci_utilisation"] = (out["breakdown"]["data"] / out["total"]
+                              if out["total"] else 0.0)
+    out.update({k: after[k] for k in ("bus", "name", "clock_mhz") if k in after})
+    if "segments" in after:
+        out["segments"] = [_stats_delta(a, b) for a, b in
+                           zip(after["segments"], before["segments"])]
+    if "data_bytes" in after:
+        out["bytes_by_master"] = {k: v - before["bytes_by_master"].get(k, 0)
+                                  for k, v in after["bytes_by_master"].items()
+                                  if v != before["bytes_by_master"].get(k, 0)}
+        out["data_bytes"] = after["data_bytes"] - before["data_bytes"]
+        out["byte_utilisation"] = (out["data_bytes"] / (8 * out["total"])
+                                   if out["total"] else 0.0)
+    return out
