@@ -15,6 +15,18 @@ records packed with :mod:`hw.structs`), and its interrupt.
 * process: validate the request, build the packet (80-byte context, input
   and output particle chains over the request's segments, MAC buffer) in DMA
   memory, put it on the software queue and feed the chip.
+* one-pass TLS records (the card's TLS flag, a model extension;
+  docs/bcm5820.md): advertised as ``CRYPTOCAP_F_TLS_ONEPASS``; a request
+  whose cipher descriptor carries ``CRD_F_MAC_ENCRYPT_ALL`` (layout:
+  :func:`ocf.cryptodefs.mac_encrypt_all_layout`) on a 3DES + HMAC-SHA1
+  session with the full 20-byte MAC is one packet: the input chain is the
+  MAC region (behind 0..3 lead-in bytes so that the cipher starts on a
+  dword), the output chain the cipher region, data | MAC | padding. Such a
+  session (``mlen`` 20 is accepted only together with a cipher) serves its
+  other requests with the MAC on the host CPU, as the chip writes 12 bytes.
+  A one-pass request the card cannot take (a 12-byte MAC, longer than a
+  packet) is served the same way: MAC and padding by the host, the cipher
+  on the chip.
 * requests the chip cannot take as one packet (its length field has 16
   bits; a packet cannot be empty) are still served, with the same answer as
   cryptosoft: a cipher range of length 0 is left alone; an HMAC-SHA1 over an
@@ -71,7 +83,9 @@ from typing import Any, Optional
 
 from ocf.sha1 import SHA1_IV, hmac_sha1_midstates, sha1_compress  # noqa: F401 (re-exported)
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
+                            CRD_F_MAC_ENCRYPT_ALL, CRYPTOCAP_F_TLS_ONEPASS,
                             CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC,
+                            mac_encrypt_all_layout,
                             SID_LOCAL_MASK, CryptoDesc, CryptoIni, CryptoOp)
 from drivers.pci import ALL_ONES, PciAttachArgs
 from drivers.softc import PciCryptoSoftc
@@ -108,6 +122,7 @@ class _Session:
     inner: Optional[tuple] = None
     outer: Optional[tuple] = None
     iv: bytes = b""
+    mlen: int = MAC_BYTES              # MAC bytes the session gives (12, or 20 with a cipher)
 
 
 @dataclass
@@ -173,7 +188,7 @@ class Ubsec(PciCryptoSoftc):
         self.counters = dict(requests=0, records=0, packets=0, interrupts=0, claimed=0,
                       completed=0, errors=0, dma_errors=0, resets=0, mcr1_full=0,
                       max_aggr=0, queue_max=0, chip_max=0, einval=0,
-                      recoveries=0, gone=0, offline=0)
+                      recoveries=0, gone=0, offline=0, tls_onepass=0, tls_host=0)
 
     # ------------------------------------------------------------ board
     async def reset_board(self) -> bool:
@@ -208,7 +223,8 @@ class Ubsec(PciCryptoSoftc):
         self.start_watchdog(mbps=DATASHEET_MBPS,
                             outstanding=lambda: sum(q.nbytes for rec in self.chip for q in rec.qs),
                             collect=self._complete_done, resume=self.feed)
-        self.register_algs((CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC))
+        self.register_algs((CRYPTO_DES_CBC, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC),
+                           CRYPTOCAP_F_TLS_ONEPASS)
         self.kernel.printf(f"{self.name} at pci0 dev {self.dev.slot}: {self.product}, irq line "
                            f"{self.dev.irq}, maxaggr {self.maxaggr}"
                            f"{', imod %#x' % self.imod if self.imod else ''}")
@@ -240,9 +256,12 @@ class Ubsec(PciCryptoSoftc):
             ses.iv = bytes(k.random.getrandbits(8) for _ in range(8))
         if mac is not None:
             key = bytes(mac.key or b"")
+            # the full MAC only beside a cipher: a one-pass TLS session
+            mlens = (0, MAC_BYTES) + ((U.TLS_MAC_BYTES,) if enc is not None else ())
             if not isinstance(mac.klen, int) or mac.klen % 8 or mac.klen // 8 > len(key) \
-                    or mac.mlen not in (0, MAC_BYTES):
+                    or mac.mlen not in mlens:
                 return EINVAL, 0
+            ses.mlen = mac.mlen or MAC_BYTES
             await k.charge("driver", self.c["hmac_precompute"])
             ses.inner, ses.outer = hmac_sha1_midstates(key[:mac.klen // 8])
         lid = self._next_lid
@@ -300,6 +319,8 @@ class Ubsec(PciCryptoSoftc):
                 return EINVAL, None
         buflen = crp.buf.length
         encrypt = bool(enc and enc.flags & CRD_F_ENCRYPT)
+        if any(d.flags & CRD_F_MAC_ENCRYPT_ALL for d in crp.desc):
+            return self._prepare_onepass(crp, ses, enc, mac)
         if enc and mac:
             # IPsec orders only: encrypt-then-MAC, or MAC-then-decrypt
             first = crp.desc[0]
@@ -310,48 +331,95 @@ class Ubsec(PciCryptoSoftc):
                 return EINVAL, None
         if enc and (enc.len % 8 or enc.skip + enc.len > buflen):
             return EINVAL, None
-        if mac and (mac.skip + mac.len > buflen or mac.inject + MAC_BYTES > buflen):
+        if mac and (mac.skip + mac.len > buflen or mac.inject + ses.mlen > buflen):
             return EINVAL, None
-        # IV (swcr_encdec semantics, see ocf/cryptosoft.py)
+        iv, err = self._iv(crp, ses, enc, encrypt)
+        if err:
+            return err, None
+        if enc and enc.len == 0:
+            enc = None                         # nothing to cipher (cryptosoft: unchanged)
+        main = mac or enc
+        if main is None or main.len == 0 or main.len > self.max_packet \
+                or (mac is not None and ses.mlen != MAC_BYTES):
+            # the chip writes a 12-byte MAC: a full one is the host's
+            return 0, lambda: self._not_one_packet(crp, ses, enc, mac, iv, encrypt)
+        return self._packet(crp, ses, enc, mac, iv, encrypt, main.skip, main.len)
+
+    def _iv(self, crp: CryptoOp, ses: _Session, enc, encrypt: bool) -> tuple[bytes, int]:
+        """The request's IV (swcr_encdec semantics, see ocf/cryptosoft.py), errno."""
+        buflen = crp.buf.length
         iv = b""
         if enc:
             if enc.flags & CRD_F_IV_EXPLICIT:
                 if not isinstance(enc.iv, (bytes, bytearray)) or len(enc.iv) < 8:
-                    return EINVAL, None
+                    return b"", EINVAL
                 iv = bytes(enc.iv[:8])
             elif encrypt and not enc.flags & CRD_F_IV_PRESENT:
                 if enc.inject + 8 > buflen:
-                    return EINVAL, None
+                    return b"", EINVAL
                 iv = ses.iv
                 crp.buf.write(enc.inject, iv)
             else:
                 if enc.inject + 8 > buflen:
-                    return EINVAL, None
+                    return b"", EINVAL
                 iv = crp.buf.read(enc.inject, 8)
-        if enc and enc.len == 0:
-            enc = None                         # nothing to cipher (cryptosoft: unchanged)
-        main = mac or enc
-        if main is None or main.len == 0 or main.len > self.max_packet:
-            return 0, lambda: self._not_one_packet(crp, ses, enc, mac, iv, encrypt)
-        start, pktlen = main.skip, main.len
+        return iv, 0
+
+    def _prepare_onepass(self, crp: CryptoOp, ses: _Session, enc, mac) -> tuple[int, Any]:
+        """CRD_F_MAC_ENCRYPT_ALL: one TLS packet, or MAC and padding on the host."""
+        pad = mac_encrypt_all_layout(crp.desc, ses.mlen) if enc and mac else None
+        if pad is None or crp.desc[0] is not mac or enc.len % 8 \
+                or enc.skip + enc.len > crp.buf.length:
+            return EINVAL, None
+        iv, err = self._iv(crp, ses, enc, True)
+        if err:
+            return err, None
+        gap = enc.skip - mac.skip            # MAC'd bytes before the cipher
+        lead = -gap % 4                      # so that the cipher starts on a dword
+        pktlen = lead + mac.len
+        if ses.mlen != U.TLS_MAC_BYTES or pktlen > self.max_packet or mac.len == 0:
+            self.counters["tls_host"] += 1
+            return 0, lambda: self._onepass_host(crp, ses, enc, mac, iv, pad)
+        self.counters["tls_onepass"] += 1
+        return self._packet(crp, ses, enc, mac, iv, True, mac.skip, mac.len,
+                            tls=dict(lead=lead, pad_len=pad, offset=(gap + lead) // 4))
+
+    async def _onepass_host(self, crp: CryptoOp, ses: _Session, enc, mac, iv: bytes,
+                            pad: int) -> None:
+        """A one-pass request the card cannot take: MAC and padding written by
+        the host, then the cipher region encrypted on the chip."""
+        await self._host_mac(crp, ses, mac)
+        end = enc.skip + enc.len
+        crp.buf.write(end - pad - 1, bytes([pad]) * (pad + 1))
+        await self._not_one_packet(crp, ses, enc, None, iv, True)
+
+    def _packet(self, crp: CryptoOp, ses: _Session, enc, mac, iv: bytes, encrypt: bool,
+                start: int, pktlen: int, tls: Optional[dict] = None) -> tuple[int, Any]:
+        """Lay out one packet: context, particle chains, MAC buffer."""
         in_parts = _particles(crp.buf.segs, start, pktlen)
         out_parts = _particles(crp.buf.segs, enc.skip, enc.len) if enc else []
-        if max(len(in_parts), len(out_parts)) > MAX_PARTICLES:
+        lead = tls["lead"] if tls else 0
+        if max(len(in_parts) + bool(lead), len(out_parts)) > MAX_PARTICLES:
             # the card refuses a longer chain (a DMA error that would fail every
             # request on it); OpenBSD's bus_dmamap_load of more than
             # UBS_MAX_SCATTER segments fails and ubsec_process returns ENOMEM
             return ENOMEM, None
         nextra = max(0, len(in_parts) - 1) + max(0, len(out_parts) - 1)
-        size = CTX_LONG_BYTES + MACBUF_BYTES + PKTBUF_BYTES * nextra
+        nextra += bool(lead)
+        size = CTX_LONG_BYTES + MACBUF_BYTES + PKTBUF_BYTES * nextra + 4 * bool(lead)
         dma = self.kernel.malloc(size, 16)
         if dma is None:
             return ENOMEM, None
         macbuf = dma + CTX_LONG_BYTES
         # context (struct ubsec_pktctx_long)
+        flags = dict(enc_3des=bool(enc), auth_sha1=bool(mac), inbound=bool(enc and not encrypt))
+        if tls:
+            flags.update(tls=1, lead=lead, pad_len=tls["pad_len"])
+            offset = tls["offset"]
+        else:
+            offset = (enc.skip - mac.skip) // 4 if enc and mac else 0
         ctx = pack(ContextLong, len=CTX_LONG_BYTES, type=U.UBS_PKTCTX_TYPE_IPSEC,
-                   flags=dict(enc_3des=bool(enc), auth_sha1=bool(mac),
-                              inbound=bool(enc and not encrypt)),
-                   offset=(enc.skip - mac.skip) // 4 if enc and mac else 0,
+                   flags=flags, offset=offset,
                    deskey=ses.deskey or (0,) * 6, iv=_ctx_words(iv) if iv else (0, 0),
                    hminner=ses.inner or (0,) * 5, hmouter=ses.outer or (0,) * 5)
         mem = self.kernel.memory
@@ -375,14 +443,19 @@ class Ubsec(PciCryptoSoftc):
                 mem.write(descs[0], raw)
             return dict(addr=parts[0][0], next=descs[0] if descs else tail, len=parts[0][1])
 
+        if lead:                               # lead-in bytes: not MAC'd, not written
+            leadbuf = dma + size - 4
+            mem.write(leadbuf, bytes(4))
+            in_parts = [(leadbuf, lead)] + in_parts
         ipb = chain(in_parts, 0)
         opb = chain(out_parts, macbuf if mac else 0)
-        packet = pack(McrPacket, ctxp=dma, ipkt=ipb, pktlen=pktlen, opkt=opb)
+        packet = pack(McrPacket, ctxp=dma, ipkt=ipb, pktlen=pktlen + lead, opkt=opb)
         q = _Q(crp=crp, ses=ses, dma=dma, packet=packet, macbuf=macbuf,
-               mac_inject=mac.inject if mac else None,
+               # one-pass: the MAC is inside the ciphertext already
+               mac_inject=mac.inject if mac and not tls else None,
                mac_len=MAC_BYTES, enc_out=(enc.skip, enc.len) if enc and encrypt else None,
                inbound=bool(enc and not encrypt), nparts=len(in_parts) + len(out_parts),
-               nbytes=pktlen, descs=all_descs)
+               nbytes=pktlen + lead, descs=all_descs)
         return 0, q
 
     async def feed(self) -> bool:
@@ -577,12 +650,13 @@ class Ubsec(PciCryptoSoftc):
         self._done(crp, 0)
 
     async def _host_mac(self, crp: CryptoOp, ses: _Session, mac) -> None:
-        """HMAC-SHA1-96 of the MAC range on the host CPU, from the midstates."""
+        """HMAC-SHA1 (the session's length, 12 or 20 bytes) of the MAC range on
+        the host CPU, from the midstates."""
         p = self.kernel.profile
         await self.kernel.charge("crypto", p.cost("cryptosoft.sha1_hmac.op")
                                  + p.bytes_cost("cryptosoft.sha1_hmac.byte", mac.len))
         inner = _sha1_finish(ses.inner, crp.buf.read(mac.skip, mac.len))
-        crp.buf.write(mac.inject, _sha1_finish(ses.outer, inner)[:MAC_BYTES])
+        crp.buf.write(mac.inject, _sha1_finish(ses.outer, inner)[:ses.mlen])
 
     def stats(self) -> dict:
         return dict(self.counters, queued=len(self.queue), on_chip=sum(len(r.qs) for r in self.chip),

@@ -46,8 +46,8 @@ from typing import Any, Awaitable, Callable, Optional, Protocol, runtime_checkab
 from sim.kernel import PLOCK, Kernel
 from sim.kernel.errno import EAGAIN, EINVAL, EIO, ENOENT, ERESTART
 
-from .cryptodefs import (CRYPTO_ALGORITHM_ALL, CRYPTO_ALGORITHM_MAX, CRYPTO_F_DONE,
-                         CRYPTOCAP_F_SOFTWARE, SID_LOCAL_MASK, CryptoDesc, CryptoIni,
+from .cryptodefs import (CRD_F_MAC_ENCRYPT_ALL, CRYPTO_ALGORITHM_ALL, CRYPTO_ALGORITHM_MAX,
+                         CRYPTO_F_DONE, CRYPTOCAP_F_SOFTWARE, CRYPTOCAP_F_TLS_ONEPASS, SID_LOCAL_MASK, CryptoDesc, CryptoIni,
                          CryptoOp)
 
 __all__ = ["Crypto", "CryptoCap", "CryptoDriver", "DriverStats"]
@@ -406,6 +406,10 @@ class Crypto:
             if drv is not None and drv.cleanup:
                 await self.freesession(sid)
             await self._migrate(crp)
+            return
+        if not drv.flags & CRYPTOCAP_F_TLS_ONEPASS and \
+                any(d.flags & CRD_F_MAC_ENCRYPT_ALL for d in crp.desc if type(d.flags) is int):
+            self._fail(crp, EINVAL)          # the driver cannot do the one-pass record
             return
         drv.stats.operations += 1
         drv.stats.bytes += crp.ilen if type(crp.ilen) is int else 0

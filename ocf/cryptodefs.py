@@ -48,6 +48,9 @@ CRYPTOCAP_F_CLEANUP = 0x01      # unregistered, sessions remain
 CRYPTOCAP_F_SOFTWARE = 0x02
 CRYPTOCAP_F_ENCRYPT_MAC = 0x04  # can do encrypt-then-MAC (IPsec order)
 CRYPTOCAP_F_MAC_ENCRYPT = 0x08  # can do MAC-then-encrypt (TLS order)
+#: the model's extension: takes CRD_F_MAC_ENCRYPT_ALL (a whole TLS 1.0 record
+#: in one request); requests with that flag reach only drivers that have it
+CRYPTOCAP_F_TLS_ONEPASS = 0x10
 
 # -- per-algorithm flags (crypto_register) ---------------------------------------
 CRYPTO_ALG_FLAG_SUPPORTED = 0x01
@@ -59,6 +62,10 @@ CRD_F_ENCRYPT = 0x01
 CRD_F_IV_PRESENT = 0x02     # the IV is (to be) in the buffer at crd_inject
 CRD_F_IV_EXPLICIT = 0x04    # the IV is in crd_iv
 CRD_F_DSA_SHA_NEEDED = 0x08
+#: the model's extension, on the cipher descriptor of a MAC-then-encrypt
+#: chain: the MAC and the padding are encrypted too; the buffer has room for
+#: them (see :func:`mac_encrypt_all_layout`)
+CRD_F_MAC_ENCRYPT_ALL = 0x100
 
 # -- request flags (struct cryptop) ----------------------------------------------
 CRYPTO_F_IMBUF = 0x0001
@@ -67,6 +74,38 @@ CRYPTO_F_REL = 0x0004
 CRYPTO_F_DONE = 0x0020
 
 SID_LOCAL_MASK = 0xFFFF_FFFF
+#: largest TLS padding_length (a uint8, RFC 2246 §6.2.3.2)
+TLS_PAD_MAX = 255
+
+
+def mac_encrypt_all_layout(desc: list, maclen: int) -> Optional[int]:
+    """The padding length of a CRD_F_MAC_ENCRYPT_ALL request, or None when
+    the request does not have that shape (the caller's EINVAL).
+
+    ``desc`` = [MAC descriptor, cipher descriptor with CRD_F_ENCRYPT and
+    CRD_F_MAC_ENCRYPT_ALL]; ``maclen`` the session's MAC bytes. The MAC
+    region ``[mac.skip, mac.inject)`` ends where the MAC goes and may start
+    before the cipher region (a pseudo-header MAC'd but not encrypted, as
+    TLS's seq/type/version/length, RFC 2246 §6.2.3.1). After the MAC come
+    ``p + 1`` bytes of value ``p`` up to the end of the cipher region,
+    ``p`` in 0..255 (RFC 2246 §6.2.3.2); the cipher region
+    ``[enc.skip, enc.skip + enc.len)`` covers data, MAC and padding. The
+    driver writes MAC and padding and then encrypts, so the result is a
+    TLS 1.0 ``GenericBlockCipher`` body."""
+    if len(desc) != 2:
+        return None
+    mac, enc = desc
+    need = CRD_F_ENCRYPT | CRD_F_MAC_ENCRYPT_ALL
+    if (enc.flags & need) != need or mac.flags & CRD_F_MAC_ENCRYPT_ALL:
+        return None
+    if any(type(v) is not int or v < 0 for d in desc for v in (d.skip, d.len, d.inject)):
+        return None
+    end = enc.skip + enc.len
+    pad = end - mac.inject - maclen - 1
+    if mac.skip + mac.len != mac.inject or not mac.skip <= enc.skip <= mac.inject \
+            or not 0 <= pad <= TLS_PAD_MAX:
+        return None
+    return pad
 
 
 def crypto_sid(hid: int, lid: int) -> int:

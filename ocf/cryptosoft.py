@@ -15,6 +15,12 @@ encryption CRD_F_IV_PRESENT also means "read it from the buffer" (OpenBSD
 used a random IV there, which made /dev/crypto's "first block is the IV"
 unusable), and with neither flag a random IV (``kernel.random``) is written
 at ``crd_inject``.
+
+CRD_F_MAC_ENCRYPT_ALL (the model's one-pass TLS record, advertised as
+CRYPTOCAP_F_TLS_ONEPASS): the layout is checked first
+(:func:`ocf.cryptodefs.mac_encrypt_all_layout`, EINVAL otherwise); the MAC
+descriptor writes the MAC at ``crd_inject``, then the padding bytes are
+written behind it and the cipher region, data, MAC and padding, encrypted.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sim.kernel.errno import EINVAL, ENOENT
 
 from .crypto import Crypto
 from .cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_IV_PRESENT,
+                         CRD_F_MAC_ENCRYPT_ALL, CRYPTOCAP_F_TLS_ONEPASS, mac_encrypt_all_layout,
                          CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_MD5, CRYPTO_MD5_HMAC,
                          CRYPTO_NULL, CRYPTO_SHA1, CRYPTO_SHA1_HMAC,
                          CRYPTOCAP_F_ENCRYPT_MAC, CRYPTOCAP_F_MAC_ENCRYPT,
@@ -75,7 +82,7 @@ class CryptoSoft:
         self.sessions: dict[int, list[_SwAlg]] = {}
         self._next_lid = 1
         self.cid = crypto.get_driverid(CRYPTOCAP_F_SOFTWARE | CRYPTOCAP_F_ENCRYPT_MAC
-                                       | CRYPTOCAP_F_MAC_ENCRYPT)
+                                       | CRYPTOCAP_F_MAC_ENCRYPT | CRYPTOCAP_F_TLS_ONEPASS)
         for alg in SOFT_ALGORITHMS:
             crypto.register(self.cid, alg, 0, 0, self)
 
@@ -130,6 +137,8 @@ class CryptoSoft:
         sess = self.sessions.get(crp.sid & 0xFFFF_FFFF) if type(crp.sid) is int else None
         if sess is None:
             err = ENOENT
+        elif (pad := self._onepass_pad(sess, crp)) == -1:
+            err = EINVAL
         else:
             for crd in crp.desc:
                 sw = next((a for a in sess if a.alg == crd.alg), None)
@@ -138,7 +147,7 @@ class CryptoSoft:
                     break
                 await k.charge("crypto", sw.op_ps + int(round(sw.byte_ps * crd.len)))
                 try:
-                    err = self._apply(sw, crd, crp)
+                    err = self._apply(sw, crd, crp, pad)
                 except (ValueError, TypeError) as exc:
                     k.printf(f"cryptosoft: {exc}")
                     err = EINVAL
@@ -149,6 +158,17 @@ class CryptoSoft:
         return 0
 
     @staticmethod
+    def _onepass_pad(sess: list, crp: CryptoOp) -> Optional[int]:
+        """CRD_F_MAC_ENCRYPT_ALL: its padding length, -1 when the request does
+        not have the layout; None without the flag."""
+        if not any(type(d.flags) is int and d.flags & CRD_F_MAC_ENCRYPT_ALL for d in crp.desc):
+            return None
+        mac = next((a for a in sess if crp.desc and a.alg == crp.desc[0].alg
+                    and a.alg not in ENC_XFORMS), None)
+        pad = mac_encrypt_all_layout(crp.desc, mac.mlen) if mac is not None else None
+        return -1 if pad is None else pad
+
+    @staticmethod
     def _desc_ok(crd: CryptoDesc, crp: CryptoOp) -> bool:
         n = crp.buf.length
         for v in (crd.skip, crd.len, crd.inject, crd.flags):
@@ -156,7 +176,8 @@ class CryptoSoft:
                 return False
         return crd.skip + crd.len <= n
 
-    def _apply(self, sw: _SwAlg, crd: CryptoDesc, crp: CryptoOp) -> int:
+    def _apply(self, sw: _SwAlg, crd: CryptoDesc, crp: CryptoOp,
+               pad: Optional[int] = None) -> int:
         buf = crp.buf
         if sw.alg in ENC_XFORMS:
             x = ENC_XFORMS[sw.alg]
@@ -175,6 +196,10 @@ class CryptoSoft:
                 buf.write(crd.inject, iv)
             else:
                 iv = buf.read(crd.inject, x.ivsize)
+            if pad is not None and crd.flags & CRD_F_MAC_ENCRYPT_ALL:
+                # the MAC is in place (the MAC descriptor ran first); then
+                # pad_len + 1 bytes of value pad_len (RFC 2246 §6.2.3.2)
+                buf.write(crd.skip + crd.len - pad - 1, bytes([pad]) * (pad + 1))
             key = sw.key * 3 if sw.alg == CRYPTO_DES_CBC else sw.key
             cipher = Cipher(TripleDES(key), modes.CBC(iv))
             ctx = cipher.encryptor() if enc else cipher.decryptor()

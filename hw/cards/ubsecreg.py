@@ -33,6 +33,7 @@ __all__ = [
     "UBS_MCR_DONE", "UBS_MCR_ERROR", "UBS_MCR_ERRORCODE", "UBS_PKTBUF_LEN",
     "UBS_PKTCTX_TYPE_IPSEC", "UBS_PKTCTX_ENC_3DES", "UBS_PKTCTX_INBOUND",
     "UBS_PKTCTX_AUTH", "UBS_PKTCTX_AUTH_MD5", "UBS_PKTCTX_AUTH_SHA1",
+    "UBS_PKTCTX_TLS", "UBS_PKTCTX_LEAD", "UBS_PKTCTX_PADLEN", "TLS_MAC_BYTES", "TLS_PAD_MAX",
     "ERR_CONTEXT", "ERR_LENGTH", "ERR_INPUT", "ERR_OUTPUT", "ERR_CHAIN",
     "UBS_MAX_SCATTER", "MAX_PARTICLES", "UBS_MAX_AGGR", "MAX_PKTLEN",
     "MCR_BYTES", "MCR_ADD_BYTES", "PKTBUF_BYTES", "CTX_LONG_BYTES", "MAC_BYTES",
@@ -151,8 +152,13 @@ class Mcr(data.Struct):
 
 class PktCtxFlags(data.Struct):
     """``pc_flags``: UBS_PKTCTX_ENC_3DES 8000, INBOUND 4000, AUTH 3000
-    (AUTH_MD5 1000, AUTH_SHA1 2000)."""
-    reserved: 12
+    (AUTH_MD5 1000, AUTH_SHA1 2000). The model's extension in the chip's
+    reserved bits: TLS 0800 (one-pass TLS 1.0 record), LEAD 0300, PADLEN
+    00ff (docs/bcm5820.md, "One-pass TLS records")."""
+    pad_len: 8        # model's: TLS padding_length (RFC 2246 §6.2.3.2)
+    lead: 2           # model's: input bytes before the MAC region (TLS only)
+    reserved: 1
+    tls: 1            # model's: MAC, then encrypt data | MAC | padding
     auth_md5: 1
     auth_sha1: 1
     inbound: 1
@@ -183,11 +189,22 @@ UBS_PKTCTX_INBOUND = 0x4000
 UBS_PKTCTX_AUTH = 0x3000
 UBS_PKTCTX_AUTH_MD5 = 0x1000
 UBS_PKTCTX_AUTH_SHA1 = 0x2000
+#: the model's one-pass TLS extension (not in the chip): the flag, the
+#: lead-in count and the padding length
+UBS_PKTCTX_TLS = 0x0800
+UBS_PKTCTX_LEAD = 0x0300
+UBS_PKTCTX_PADLEN = 0x00FF
+#: HMAC-SHA1 in a TLS 1.0 record: the full 20 bytes (RFC 2246 §6.2.3.1)
+TLS_MAC_BYTES = 20
+#: padding_length is a uint8 (RFC 2246 §6.2.3.2)
+TLS_PAD_MAX = 255
 
 #: record error codes (mcr_flags bits 15:8; the model's codes, the chip's are
-#: not published): MD5 or both MAC bits (this card has no MD5)
+#: not published): MD5 or both MAC bits (this card has no MD5); TLS without
+#: 3DES and SHA-1 or with INBOUND
 ERR_CONTEXT = 1
 #: packet length 0, offset past the end, or a cipher region not a multiple of 8
+#: (with TLS: data, MAC and padding together; or an output over MAX_PKTLEN)
 ERR_LENGTH = 2
 #: input chain shorter than the packet (missing bytes processed as zeros)
 ERR_INPUT = 3
@@ -233,4 +250,7 @@ assert _flag_mask(PktCtxFlags, "enc_3des") == UBS_PKTCTX_ENC_3DES
 assert _flag_mask(PktCtxFlags, "inbound") == UBS_PKTCTX_INBOUND
 assert _flag_mask(PktCtxFlags, "auth_md5") == UBS_PKTCTX_AUTH_MD5
 assert _flag_mask(PktCtxFlags, "auth_sha1") == UBS_PKTCTX_AUTH_SHA1
+assert _flag_mask(PktCtxFlags, "tls") == UBS_PKTCTX_TLS
+assert _flag_mask(PktCtxFlags, "lead") == UBS_PKTCTX_LEAD
+assert _flag_mask(PktCtxFlags, "pad_len") == UBS_PKTCTX_PADLEN
 assert _flag_mask(PktBuf, "len") == UBS_PKTBUF_LEN

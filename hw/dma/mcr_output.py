@@ -43,7 +43,7 @@ class OutputSequencer(wiring.Component):
             "start": In(1),
             "cipher_on": In(1),
             "mac_on": In(1),
-            "out_len": In(16),            # bytes of the cipher region
+            "out_len": In(16),            # bytes of the cipher region (TLS: and the tail)
             "drop_words": In(16),         # engine words before it
             "eo": In(stream.Signature(WordLayout)),
             "result_valid": In(1),

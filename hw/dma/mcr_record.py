@@ -10,6 +10,12 @@ record's flags (DONE unless a chain was refused; ERROR and the code of the
 last error) and pulses ``record_done`` — or, for a refused chain, raises
 ``chain_halt`` at the offending particle (``chain_addr``) for the issuer to
 report as a DMA error.
+
+With the model's TLS flag (``PktCtxFlags.tls``, docs/bcm5820.md) the packet
+is one TLS 1.0 record: the engine MACs bytes [lead, pktlen) (pseudo-header
+and data), encrypts the data from ``offset`` x 4 and, after it, the 20-byte
+MAC and ``pad_len`` + 1 padding bytes (RFC 2246 §6.2.3.2), so the output is
+``pktlen - offset x 4 + 21 + pad_len`` bytes.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -17,7 +23,7 @@ from amaranth.lib import enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..cards.ubsecreg import (CTX_LONG_BYTES, ERR_CHAIN, ERR_CONTEXT, ERR_INPUT, ERR_LENGTH,
-                              ERR_OUTPUT,
+                              ERR_OUTPUT, MAX_PKTLEN, TLS_MAC_BYTES,
                               MCR_ADD_BYTES, MCR_BYTES, McrFlags, McrHeader, McrPacket,
                               byte_offset)
 from ..crypto.command import Cipher, CommandLayout, Mac, Order, ResultLayout
@@ -108,15 +114,24 @@ class RecordSequencer(wiring.Component):
         # packet checks (on the loaded context)
         skip = Signal(18)
         cipher_on, inbound = ctx.flags.enc_3des, ctx.flags.inbound
-        bad_ctx = ctx.flags.auth_md5                   # MD5 or both MAC bits
+        tls = ctx.flags.tls
+        # MD5 or both MAC bits; TLS only as 3DES + SHA-1 outbound
+        bad_ctx = ctx.flags.auth_md5 | (tls & (~cipher_on | ~ctx.flags.auth_sha1 | inbound))
         bad_len = Signal()
+        tail = Signal(9)               # TLS: MAC + padding after the data
+        clen = Signal(17)              # bytes through the cipher (and out)
+        mskip = Signal(2)              # MAC start: the lead-in (TLS) or 0
         m.d.comb += [
             skip.eq(ctx.offset << 2),
             self.cipher_on.eq(cipher_on),
             self.mac_on.eq(ctx.flags.auth_sha1 & ~ctx.flags.auth_md5),
+            tail.eq(Mux(tls, TLS_MAC_BYTES + ctx.flags.pad_len + 1, 0)),
+            clen.eq(pktlen - skip + tail),
+            mskip.eq(Mux(tls, ctx.flags.lead, 0)),
             bad_len.eq((pktlen == 0) | (skip > pktlen) |
-                       (cipher_on & ((pktlen - skip)[0:3] != 0))),
-            self.out_len.eq(pktlen - skip),
+                       (cipher_on & (clen[0:3] != 0)) |
+                       (tls & ((clen > MAX_PKTLEN) | (mskip > skip)))),
+            self.out_len.eq(clen),
             self.packet_at.eq(pkt_addr - MCR_ADD_BYTES),
             self.busy.eq((mst != MainState.IDLE) | q.r_rdy),
             self.idle.eq((mst == MainState.IDLE) & ~q.r_rdy & ~self.mcr1_push),
@@ -168,13 +183,16 @@ class RecordSequencer(wiring.Component):
                         ecmd.cipher.eq(Mux(cipher_on, Cipher.TDES, Cipher.NONE)),
                         ecmd.decrypt.eq(inbound),
                         ecmd.mac.eq(Mux(self.mac_on, Mac.HMAC_STATE, Mac.NONE)),
-                        ecmd.order.eq(Mux(inbound, Order.MAC_FIRST, Order.CIPHER_FIRST)),
-                        ecmd.trunc.eq(1),
+                        ecmd.order.eq(Mux(inbound | tls, Order.MAC_FIRST,
+                                          Order.CIPHER_FIRST)),
+                        ecmd.trunc.eq(~tls),          # TLS: the full HMAC-SHA1
                         ecmd.length.eq(pktlen),
                         ecmd.cipher_skip.eq(skip),
                         ecmd.cipher_len.eq(pktlen - skip),
-                        ecmd.mac_skip.eq(0),
-                        ecmd.mac_len.eq(pktlen),
+                        ecmd.mac_skip.eq(mskip),
+                        ecmd.mac_len.eq(pktlen - mskip),
+                        ecmd.mac_append.eq(tls),
+                        ecmd.pad_len.eq(ctx.flags.pad_len),
                         mst.eq(MainState.START),
                     ]
             with m.Case(MainState.START):

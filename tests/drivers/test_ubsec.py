@@ -210,3 +210,77 @@ def test_chain_longer_than_the_card_walks_is_enomem_and_spares_the_others():
     assert res[1]["etype"] == ENOMEM
     assert all(res[i]["etype"] == 0 and res[i]["ok"] for i in (0, 2)), res
     assert r["driver"]["dma_errors"] == 0
+
+
+# ---------------------------------------------------------------- one-pass TLS records
+def _tls_reference(datas, mlen=20):
+    """The record bodies, built here from cryptography and hmac (RFC 2246
+    §6.2.3: HMAC-SHA1 over seq | type | version | length | data, then
+    3DES-CBC over data | MAC | padding, each record's IV the last block of
+    the one before)."""
+    import hmac as _hmac
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+    key, mackey = bytes(range(1, 25)), bytes(range(0x40, 0x54))
+    iv = bytes.fromhex("0123456789abcdef")
+    out = []
+    for seq, data in enumerate(datas):
+        n = len(data)
+        ad = seq.to_bytes(8, "big") + bytes([23, 3, 1]) + n.to_bytes(2, "big")
+        mac = _hmac.new(mackey, ad + data, hashlib.sha1).digest()[:mlen or 12]
+        pad = (-(n + len(mac) + 1)) % 8
+        e = Cipher(TripleDES(key), modes.CBC(iv)).encryptor()
+        body = e.update(data + mac + bytes([pad]) * (pad + 1)) + e.finalize()
+        out.append((ad, body))
+        iv = body[-8:]
+    return out
+
+
+TLS_SIZES = [0, 1, 7, 8, 9, 16, 45, 100]
+
+
+def test_tls_one_pass_record_byte_exact_and_same_as_two_requests():
+    r1 = run(machine(), f"{SC}:tls_records", {"sizes": TLS_SIZES})
+    r2 = run(machine(), f"{SC}:tls_records", {"sizes": TLS_SIZES, "mode": "two"})
+    for r in (r1, r2):
+        assert r["hw"] and r["checker"] == [] and r["dup_done"] == 0
+        assert r["bad_layout"] == EINVAL
+    datas = [bytes.fromhex(x["data"]) for x in r1["records"]]
+    assert [len(d) for d in datas] == TLS_SIZES
+    for (ad, body), a, b in zip(_tls_reference(datas), r1["records"], r2["records"]):
+        assert a["etype"] == 0 and b["etype"] == 0
+        assert bytes.fromhex(a["ad"]) == ad                   # pseudo-header untouched
+        assert bytes.fromhex(a["body"]) == body, a["n"]
+        assert a["body"] == b["body"]
+        assert a["chip_records"] == 1                         # one packet on the card
+        assert a["ses_iv"] == body[-8:].hex()
+    d1, d2 = r1["driver"], r2["driver"]
+    assert d1["tls_onepass"] == len(TLS_SIZES) and d1["tls_host"] == 0
+    assert d1["completed"] == len(TLS_SIZES) and d2["completed"] == 2 * len(TLS_SIZES)
+
+
+def test_tls_one_pass_host_fallback_and_refusal():
+    """A 12-byte MAC (the card appends 20) is served with MAC and padding on
+    the host and the cipher on the chip: the same bytes as cryptosoft;
+    a one-pass request on a session the card cannot hold goes nowhere else."""
+    r = run(machine(), f"{SC}:tls_records", {"sizes": [0, 5, 30], "mlen": 12, "pieces": 1})
+    assert r["hw"] and r["driver"]["tls_host"] == 3 and r["driver"]["tls_onepass"] == 0
+    datas = [bytes.fromhex(x["data"]) for x in r["records"]]
+    for (ad, body), a in zip(_tls_reference(datas, mlen=12), r["records"]):
+        assert a["etype"] == 0 and bytes.fromhex(a["body"]) == body
+
+
+def test_tls_one_pass_same_bytes_on_cryptosoft_and_refused_without_capability():
+    from ocf.cryptodefs import CRYPTOCAP_F_TLS_ONEPASS
+    sizes = [0, 9, 45]
+    soft = run(MachineSpec(clock_mhz=66, cards=[]), f"{SC}:tls_records",
+               {"sizes": sizes, "hard": False})
+    card = run(machine(), f"{SC}:tls_records", {"sizes": sizes})
+    assert not soft["hw"] and soft["driver_flags"] & CRYPTOCAP_F_TLS_ONEPASS
+    assert [x["body"] for x in soft["records"]] == [x["body"] for x in card["records"]]
+    assert all(x["etype"] == 0 for x in soft["records"]) and soft["bad_layout"] == EINVAL
+    # the Hifn 7751 does not advertise the capability: OCF refuses the flag
+    hifn = run(MachineSpec(clock_mhz=33, cards=[CardSpec("hifn7751", 1)]), f"{SC}:tls_records",
+               {"sizes": [9]})
+    assert not hifn["driver_flags"] & CRYPTOCAP_F_TLS_ONEPASS
+    assert hifn["newsession"] == 0 and hifn["records"][0]["etype"] == EINVAL

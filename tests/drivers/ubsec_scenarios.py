@@ -238,3 +238,100 @@ async def invalid(host):
     out["driver"] = sc.stats()
     out["checker"] = host.checker_errors()
     return out
+
+
+async def tls_records(host, sizes, mode="onepass", mlen=20, seed=3, pieces=2, hard=True):
+    """TLS 1.0 records (RFC 2246 §6.2.3.2) through OCF on a 3DES + HMAC-SHA1
+    session: ``onepass`` = one request with CRD_F_MAC_ENCRYPT_ALL on the
+    cipher descriptor; ``two`` = the MAC alone, then the cipher over data,
+    MAC and padding (padding written here), as for an IPsec-order card.
+    The OCF buffer is the 13-byte pseudo-header then the record body, split
+    into ``pieces`` segments at odd alignments. Returns per record the body
+    (hex), the errno, the driver's records and the session IV after it; the
+    test builds the expected bytes itself."""
+    from ocf.cryptodefs import CRD_F_MAC_ENCRYPT_ALL
+    system = await boot(host)
+    k, crypto = system.kernel, system.crypto
+    sc = next((s for s in system.softcs if s.name.startswith("ubsec")), None)
+    rng = random.Random(seed)
+    key = bytes(range(1, 25))
+    mackey = bytes(range(0x40, 0x54))
+    iv0 = bytes.fromhex("0123456789abcdef")
+    enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, key)
+    mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 160, mackey, mlen=mlen)
+    out = {"records": []}
+    chan = object()
+    got = {}
+
+    def cb(crp):
+        got[crp.opaque] = crp.etype
+        k.wakeup(chan)
+
+    async def run1(sid, descs, buf, tag):
+        crp = CryptoOp(sid=sid, ilen=buf.length, olen=buf.length, buf=buf, desc=descs,
+                       callback=cb, opaque=tag)
+        crypto.dispatch(crp)
+        while tag not in got:
+            await k.tsleep(chan, PWAIT, "tls")
+        return got[tag]
+
+    async def body(t):
+        err, sid = await crypto.newsession([enc_ini, mac_ini], hard)
+        out["newsession"] = err
+        out["hw"] = bool(not err and sc is not None and sid >> 32 == sc.cid)
+        if err:
+            return
+        iv = iv0
+        for seq, n in enumerate(sizes):
+            maclen = mlen or 12
+            pad = (-(n + maclen + 1)) % 8
+            clen = n + maclen + pad + 1
+            ad = (seq.to_bytes(8, "big") + bytes([23, 3, 1]) + n.to_bytes(2, "big"))
+            data = bytes(rng.getrandbits(8) for _ in range(n))
+            total = 13 + clen
+            cuts = sorted(rng.sample(range(14, total), pieces - 1)) if pieces > 1 and \
+                total > 14 + pieces else []
+            segs, addrs = [], []
+            for a, b in zip([0] + cuts, cuts + [total]):
+                m = k.malloc(b - a + 4, 4)
+                addrs.append(m)
+                segs.append((m + rng.randrange(4), b - a))
+            buf = CryptoBuf(k.memory, segs)
+            buf.write(0, ad + data + bytes(clen - n))
+            mac = CryptoDesc(mac_ini, skip=0, len=13 + n, inject=13 + n)
+            enc = CryptoDesc(enc_ini, skip=13, len=clen, flags=CRD_F_ENCRYPT | CRD_F_IV_EXPLICIT,
+                             iv=iv)
+            t0 = k.now
+            recs0 = sc.counters["records"] if sc else 0
+            if mode == "onepass":
+                enc.flags |= CRD_F_MAC_ENCRYPT_ALL
+                e = await run1(sid, [mac, enc], buf, (seq, 0))
+            else:
+                e = await run1(sid, [mac], buf, (seq, 0))
+                if not e:
+                    buf.write(13 + n + maclen, bytes([pad]) * (pad + 1))
+                    e = await run1(sid, [enc], buf, (seq, 1))
+            rec = buf.read(13, clen)
+            out["records"].append({"n": n, "etype": e, "body": rec.hex(), "data": data.hex(),
+                                   "ad": buf.read(0, 13).hex(), "ps": k.now - t0,
+                                   "chip_records": sc.counters["records"] - recs0 if sc else 0,
+                                   "ses_iv": sc.sessions[sid & 0xFFFF_FFFF].iv.hex()
+                                   if out["hw"] else None})
+            iv = rec[-8:]                      # the next record chains on (§6.2.3.2)
+            for a in addrs:
+                k.free(a)
+        # a bad layout (padding over 255 bytes) and a driver without the capability
+        bad = CryptoBuf(k.memory, [(k.malloc(13 + 8 + 300), 13 + 8 + 300)])
+        out["bad_layout"] = await run1(sid, [
+            CryptoDesc(mac_ini, skip=0, len=21, inject=21),
+            CryptoDesc(enc_ini, skip=13, len=8 + 296,
+                       flags=CRD_F_ENCRYPT | CRD_F_IV_EXPLICIT | CRD_F_MAC_ENCRYPT_ALL,
+                       iv=iv0)], bad, "bad")
+        out["driver"] = sc.stats() if sc else None
+        out["driver_flags"] = crypto._driver(sid >> 32).flags
+        await crypto.freesession(sid)
+
+    await k.kthread_create("tls", body).task
+    out["checker"] = host.checker_errors()
+    out["dup_done"] = crypto.dup_done
+    return out
