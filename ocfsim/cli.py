@@ -519,6 +519,9 @@ def _prefixed(option: str, problem: str | None) -> str | None:
 # ----------------------------------------------------------------------- net
 #: most bytes ``ocfsim net`` moves in one run (the partner keeps them in memory)
 NET_MAX_BYTES = 1 << 30
+#: the steady figure is measured after this much (or a quarter of the file):
+#: past the handshake and slow start (docs/network.md, Table I)
+NET_WARMUP_BYTES = 256 << 10
 
 
 def cmd_net(args) -> int:
@@ -531,9 +534,13 @@ def cmd_net(args) -> int:
     spec = net_machine(args.card)
     make_parent(args.pcap)
     t0 = time.perf_counter()
+    size = args.bytes or os.path.getsize(args.file)
+    so = {"encrypt": "so_crypt", "framing": args.so_crypt, "mode": args.mode,
+          "one_pass": args.one_pass} if args.so_crypt else {"encrypt": args.encrypt}
     r = run(spec, "ocfsim.workloads.net:net",
             {"nbytes": args.bytes or 0, "file": _abs(args.file), "write_size": args.write_size,
-             "encrypt": args.encrypt, "rx": args.rx, "profile": args.profile, "seed": args.seed,
+             "rx": args.rx, "profile": args.profile, "seed": args.seed,
+             "warmup_bytes": min(NET_WARMUP_BYTES, size // 4), **so,
              "pcap": _abs(args.pcap), **_wire_faults(args)},
             backend=args.backend, vcd=_abs(args.vcd))
     result = {k: v for k, v in r.items() if not k.startswith("_")}
@@ -546,12 +553,19 @@ def cmd_net(args) -> int:
                   vcd=args.vcd, skipped_share=skipped_share(r))
 
     def human(res):
+        sc = res["so_crypt"]
         enc = {"none": "no encryption", "evp": "EVP (user-space 3DES-CBC + HMAC-SHA1)",
-               "devcrypto": f"/dev/crypto 3DES-CBC + HMAC-SHA1 on the {res['card']}"}
+               "devcrypto": f"/dev/crypto 3DES-CBC + HMAC-SHA1 on the {res['card']}",
+               "so_crypt": sc and (f"SO_CRYPT {sc['framing']} records (3DES-CBC + HMAC-SHA1, "
+                                   f"{sc['mode']}{', one pass' if sc['one_pass'] else ''}) "
+                                   "built in the kernel")}
         what = res["file"] or f"{res['bytes']} random bytes"
-        verdict = ("byte-exact" + (", decrypted and MACs checked with cryptography/hmac"
-                                   if res["encrypt"] != "none" else "")) if res["ok"] else \
-            "FAILED"
+        check = (", every record decoded by the partner (RFC 2246/4253 rules on cryptography/"
+                 "hmac), its plaintext equal to the file" if not res["rx"] else
+                 ", the plaintext read from the SO_CRYPT socket equal to the file") \
+            if sc else ", decrypted and MACs checked with cryptography/hmac"
+        verdict = ("byte-exact" + (check if res["encrypt"] != "none" else "")) \
+            if res["ok"] else "FAILED"
         lines = [f"ocfsim net: {what} {res['direction']} over TCP through the em NIC, "
                  f"writes of {res['write_size']} B, {enc[res['encrypt']]}; "
                  f"{res['bus_width']}-bit/{res['clock_mhz']} MHz PCI, profile {res['profile']}, "
@@ -559,7 +573,10 @@ def cmd_net(args) -> int:
                  f"  verified         {res['bytes']} bytes, {verdict}",
                  f"  throughput       {res['mbps']:.2f} Mbit/s over {si_time(res['sim_time_s'])} "
                  f"simulated" + (f"; {res['seconds_per_100mb']:.2f} s per 100 MB"
-                                 if res["seconds_per_100mb"] else ""),
+                                 if res["seconds_per_100mb"] else "")
+                 + (f"; steady {res['steady_mbps']:.2f} Mbit/s after the first "
+                    f"{res['warmup_bytes']} B (warm-up {si_time(res['warmup_s'])})"
+                    if res.get("steady_mbps") and res.get("warmup_bytes") else ""),
                  f"  CPU busy         {100 * res['cpu_busy']:.1f} %: " + ", ".join(
                      f"{k} {100 * v:.1f} %" for k, v in res["cpu_by_kind"].items()
                      if k != "idle"),
@@ -569,6 +586,12 @@ def cmd_net(args) -> int:
                  f"partner → host {100 * res['wire_utilisation']['rx']:.1f} % of 1 Gbit/s; "
                  f"frames {res['frames']['tx']} / {res['frames']['rx']}; TCP retransmissions "
                  f"{res['tcp']['rexmttimeo'] + res['tcp']['fastrexmt']}"]
+        if sc:
+            lines.append(f"  SO_CRYPT         {sc['records']} records, "
+                         f"{sc['records_per_s'] or 0:.0f} records/s, "
+                         f"{sc['ocf_requests_per_record'] or 0:.2f} OCF requests per record ("
+                         + (", ".join(f"{k} {v}" for k, v in res["ocf_by_driver"].items())
+                            or "none") + ")")
         ev = res["fault_events"]
         if ev["tx"] or ev["rx"]:
             def kinds(events):
@@ -626,6 +649,15 @@ def _net_problem(args, block: int) -> str | None:
             return f"--file {args.file}: {size} bytes is outside 1..{NET_MAX_BYTES}"
         if not os.access(args.file, os.R_OK):
             return f"--file {args.file}: not readable"
+    if args.so_crypt:
+        from .workloads.net import so_crypt_unsupported
+        if args.encrypt != "none":
+            return f"--so-crypt and --encrypt {args.encrypt}: give one way of encrypting"
+        why = so_crypt_unsupported(args.mode, args.one_pass, args.rx)
+        if why:
+            return why
+    elif args.mode or args.one_pass:
+        return f"--{args.mode or 'one-pass'} needs --so-crypt tls1.0|ssh2|paper"
     if args.encrypt != "none" and args.write_size % block:
         near = max(block, args.write_size - args.write_size % block)
         return (f"--write-size {args.write_size} is not a multiple of the {block}-byte 3DES "
@@ -731,7 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="A process sends N bytes (or a file) over TCP through the em "
                     "gigabit NIC to the link partner (a second host with a free CPU), "
                     "optionally encrypting each write (EVP: user-space 3DES-CBC + HMAC-SHA1 "
-                    "at the profile's evp cost; devcrypto: /dev/crypto on the card); the "
+                    "at the profile's evp cost; devcrypto: /dev/crypto on the card) or "
+                    "letting the socket do it (--so-crypt: TLS 1.0, SSH2 or the paper's "
+                    "records built in the kernel through OCF, decoded by the partner); the "
                     "partner's bytes are checked against the cryptography package. The "
                     "machine: the BCM5820 and the NIC on a 64-bit/66 MHz bus (the socket "
                     "paper's testbed), or the Hifn 7751 and the NIC on a 32-bit/33 MHz bus "
@@ -744,10 +778,24 @@ def build_parser() -> argparse.ArgumentParser:
                          "a multiple of 8 when encrypting")
     sp.add_argument("--encrypt", choices=("none", "evp", "devcrypto"), default="none",
                     help="encrypt each write: no, in user space (EVP), or through /dev/crypto")
+    sp.add_argument("--so-crypt", choices=("tls1.0", "ssh2", "paper"), metavar="FRAMING",
+                    help="SO_CRYPT on the socket: the process writes plaintext and the "
+                         "kernel sends tls1.0, ssh2 or paper records (3DES-CBC + HMAC-SHA1 "
+                         "through OCF), which the partner decodes and checks")
+    mode = sp.add_mutually_exclusive_group()
+    mode.add_argument("--whole-frame", dest="mode", action="store_const", const="whole-frame",
+                      help="SO_CRYPT: build a record once all its bytes are in the kernel "
+                           "(the default)")
+    mode.add_argument("--piecemeal", dest="mode", action="store_const", const="piecemeal",
+                      help="SO_CRYPT: encrypt a record piece by piece as the bytes arrive "
+                           "(the socket paper's prototype)")
+    sp.add_argument("--one-pass", action="store_true",
+                    help="SO_CRYPT: MAC and encrypt in one request on the card")
     sp.add_argument("--card", choices=("bcm5820", "hifn7751"), default="bcm5820",
                     help="the crypto card beside the NIC (and so the bus, see above)")
     sp.add_argument("--rx", action="store_true",
-                    help="the partner sends (encrypted), the process reads and decrypts")
+                    help="the partner sends (encrypted), the process reads and decrypts "
+                         "(with --so-crypt: reads plaintext from its SO_CRYPT socket)")
     sp.add_argument("--pcap", type=output_file, metavar="FILE",
                     help="write every frame of the wire to a pcap file (simulated ns)")
     for fault, what in (("drop", "lost"), ("reorder", "delivered 50 µs late"),

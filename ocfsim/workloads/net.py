@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import dataclasses
 import random
+import struct
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -52,7 +54,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from hw.machine import CardSpec, MachineSpec
 from netinet.if_em import EmIf
 from netinet.partner import Partner, Transfer
-from netinet.socket import MSG_WAITALL
+from netinet import socrypt
+from netinet.socket import MSG_WAITALL, SOL_SOCKET
 from netinet.stack import NetStack
 from netinet.wire import Faults, Link, NicWire, nic_capture_lag, wire_time
 from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC
@@ -63,11 +66,13 @@ from sim.kernel.errno import errorname
 from sim.kernel.profile import DEFAULT_PROFILE
 
 __all__ = ["net", "net_machine", "NET_CARDS", "ENCRYPTS", "BLOCK", "MAC_BYTES", "PORT",
-           "LOCAL_IP", "PARTNER_IP", "NIC_SLOT", "CARD_SLOT", "WRITE_QUANTUM", "MB"]
+           "LOCAL_IP", "PARTNER_IP", "NIC_SLOT", "CARD_SLOT", "WRITE_QUANTUM", "MB",
+           "SO_CRYPT_FRAMINGS", "SO_CRYPT_MODES", "RecordReader", "RecordError",
+           "encode_records", "so_crypt_unsupported"]
 
 #: cards a network machine may hold beside the NIC
 NET_CARDS = ("bcm5820", "hifn7751")
-ENCRYPTS = ("none", "evp", "devcrypto")
+ENCRYPTS = ("none", "evp", "devcrypto", "so_crypt")
 #: the 3DES block (FIPS 46-3): writes are encrypted in whole blocks
 BLOCK = 8
 #: HMAC-SHA1 truncated to 96 bits, as /dev/crypto returns it (RFC 2404)
@@ -171,8 +176,17 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
               profile: str = DEFAULT_PROFILE, seed: int = 1, pcap: str | None = None,
               faults_tx: dict | None = None, faults_rx: dict | None = None,
               partner_profile: str | None = None, write_quantum: int | None = WRITE_QUANTUM,
-              warmup_bytes: int = 0, timeout_s: float = 120.0) -> dict:
+              warmup_bytes: int = 0, timeout_s: float = 120.0, framing: str = "tls1.0",
+              mode: str | None = None, one_pass: bool = False) -> dict:
     """Send (``rx``: receive) ``nbytes`` random bytes (or ``file``) through the NIC.
+
+    ``encrypt="so_crypt"``: the process sets SO_CRYPT (netinet.socrypt) on
+    its socket with ``framing`` (tls1.0, ssh2, paper), ``mode``
+    (whole-frame, piecemeal; None: socrypt's default) and ``one_pass``, and
+    writes plaintext; the partner decodes the records with
+    :class:`RecordReader` and compares the plaintext with the file. With
+    ``rx`` the partner sends records made by :func:`encode_records` and the
+    process reads plaintext from its SO_CRYPT socket.
 
     ``faults_tx`` / ``faults_rx``: :class:`netinet.wire.Faults` keywords for
     the NIC → partner and partner → NIC directions. ``timeout_s``: the run
@@ -184,7 +198,16 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         raise ValueError(f"encrypt must be one of {', '.join(ENCRYPTS)}, not {encrypt!r}")
     if type(write_size) is not int or write_size <= 0:
         raise ValueError(f"write_size must be a positive int, not {write_size!r}")
-    if encrypt != "none" and write_size % BLOCK:
+    so = encrypt == "so_crypt"
+    if so:
+        if framing not in SO_CRYPT_FRAMINGS:
+            raise ValueError(f"framing must be one of {', '.join(SO_CRYPT_FRAMINGS)}")
+        if mode is not None and mode not in SO_CRYPT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SO_CRYPT_MODES)}")
+        why = so_crypt_unsupported(mode, one_pass, rx)
+        if why:
+            raise ValueError(why)
+    if encrypt in ("evp", "devcrypto") and write_size % BLOCK:
         raise ValueError(f"write_size {write_size} is not a multiple of the {BLOCK}-byte "
                          "3DES block")
     rng = random.Random(seed)
@@ -197,8 +220,13 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     if not nbytes:
         raise ValueError("nothing to send: give nbytes > 0 or a file that is not empty")
     key, mackey, iv0 = rng.randbytes(KEY_BYTES), rng.randbytes(MACKEY_BYTES), rng.randbytes(BLOCK)
-    padded = plain + bytes(-len(plain) % BLOCK) if encrypt != "none" else plain
-    if encrypt != "none":
+    padded = plain + bytes(-len(plain) % BLOCK) if encrypt in ("evp", "devcrypto") else plain
+    reader = RecordReader(framing, key, iv0, mackey) if so and not rx else None
+    if so:
+        # rx: what a SO_CRYPT sender would put on the wire (the partner sends it)
+        wire_data = encode_records(framing, plain, write_size, key, iv0, mackey,
+                                   random.Random(seed + 2)) if rx else None
+    elif encrypt != "none":
         e = Cipher(TripleDES(key), modes.CBC(iv0)).encryptor()
         wire_data = e.update(padded) + e.finalize()       # what the wire must carry
     else:
@@ -212,6 +240,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     ifp = EmIf(sc)
     stack = NetStack(kernel, LOCAL_IP, write_quantum=write_quantum)
     stack.attach(ifp)
+    if so:
+        socrypt.attach(stack, system.crypto)
     link = Link(host.loop, pcap=pcap, faults_ab=_faults(faults_tx), faults_ba=_faults(faults_rx),
                 capture_lag=nic_capture_lag())
     nic = NicWire(host, sc.dev.slot, link.a)
@@ -224,11 +254,14 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     errors: list[str] = []
     macs: list[bytes] = []
     got = bytearray()                   # rx: what the process decrypted / read
+    decoded = bytearray()               # SO_CRYPT tx: the plaintext the partner decoded
+    want_total = nbytes if so else len(wire_data)   # bytes the far end must deliver
     arrivals: list[tuple[int, int]] = []  # (ps, bytes delivered so far) per read
 
     def counters():
         return {"bus": host.bus_stats(), "cpu": kernel.accounting(),
-                "irq": _claimed(kernel), "t": kernel.now}
+                "irq": _claimed(kernel), "t": kernel.now, "ocf": _ocf_counts(system.crypto),
+                "records": reader.records if reader else len(arrivals)}
 
     def open_window():
         if window["start"] is None:
@@ -244,6 +277,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             window["end"] = kernel.now
             edges["end"] = counters()
             edges["bus"] = host.bus_stats_since(edges["start"]["bus"])
+            if "warm" in edges:
+                edges["steady_bus"] = host.bus_stats_since(edges["warm"]["bus"])
 
     def engine(p_encrypt):
         if encrypt == "evp":
@@ -267,9 +302,17 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             if n == 0:
                 break
             t.data += buf[:n]
-            arrivals.append((partner.kernel.now, len(t.data)))
-            warm(len(t.data))
-            if len(t.data) >= len(wire_data):
+            have = len(t.data)
+            if reader is not None:
+                try:
+                    decoded.extend(b"".join(reader.feed(bytes(buf[:n]))))
+                except RecordError as exc:
+                    errors.append(f"the partner refused a record: {exc}")
+                    break
+                have = len(decoded)
+            arrivals.append((partner.kernel.now, have))
+            warm(have)
+            if have >= want_total:
                 close_window()
         await partner.kernel.sys_close(p, fd)
         t.done_ps = partner.kernel.now
@@ -288,6 +331,16 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         if err:
             errors.append(f"connect: {errorname(err)}")
             return None, None
+        if so:
+            extra = {"mode": mode} if mode is not None and "mode" in _transform_fields() else {}
+            if one_pass:
+                extra["one_pass"] = True
+            tr = socrypt.Transform(framing, key, iv0, mackey, seq=0,
+                                   direction="tx" if forward else "rx", **extra)
+            err = await stack.sys_setsockopt(p, fd, SOL_SOCKET, socrypt.SO_CRYPT, tr)
+            if err:
+                errors.append(f"setsockopt SO_CRYPT: {errorname(err)}")
+                return None, None
         return eng, fd
 
     async def sender(p):
@@ -297,6 +350,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             return
         for rec in _records(padded, write_size):
             open_window()
+            # (SO_CRYPT: the plaintext goes to send(); the socket builds the records)
             if isinstance(eng, _Evp):
                 rec, tag = await eng.run(rec)
                 macs.append(tag)
@@ -323,7 +377,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         if fd is None:
             return
         buf = bytearray(write_size)
-        left = len(wire_data)
+        left = want_total
         while left:
             open_window()
             want = min(write_size, left)
@@ -375,19 +429,25 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
 
     # ------------------------------------------------------------ checks
     received = bytes(t.data) if not rx else bytes(got)
-    if rx:
+    if so:
+        exact = (bytes(decoded) if not rx else received) == plain
+    elif rx:
         exact = received == padded
     else:
         exact = received == wire_data
-    if encrypt != "none" and not rx and exact:
+    if encrypt in ("evp", "devcrypto") and not rx and exact:
         d = Cipher(TripleDES(key), modes.CBC(iv0)).decryptor()
         exact = (d.update(received) + d.finalize())[:nbytes] == plain
-    recs = _records(wire_data, write_size)
-    mac_ok = encrypt == "none" or (len(macs) == len(recs) and all(
-        m == hmac.new(mackey, r, hashlib.sha1).digest()[:MAC_BYTES] for m, r in zip(macs, recs)))
+    recs = _records(wire_data, write_size) if not so else _records(plain, write_size)
+    if so:
+        # every record's MAC checked by RecordReader (tx) or by the socket (rx)
+        mac_ok = exact and (rx or reader.records > 0)
+    else:
+        mac_ok = encrypt == "none" or (len(macs) == len(recs) and all(
+            m == hmac.new(mackey, r, hashlib.sha1).digest()[:MAC_BYTES] for m, r in zip(macs, recs)))
     if not exact:
         errors.append(f"the partner got {len(received)} bytes that differ from the "
-                      f"{len(wire_data)} expected" if not rx else
+                      f"{want_total} expected" if not rx else
                       "the bytes read differ from the file")
     if not mac_ok:
         errors.append("a MAC differs from hmac HMAC-SHA1 over the ciphertext")
@@ -424,6 +484,20 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         steady["steady_interrupts_per_s"] = {
             name: (n - w["irq"].get(name, 0)) / wsecs for name, n in b["irq"].items()
             if n - w["irq"].get(name, 0)}
+        # after the warm-up: counts over the plaintext bytes delivered then
+        # (steady_bytes), so a bench scales them to any file size
+        steady["steady_ocf_requests"] = {k: v - w["ocf"].get(k, 0) for k, v in b["ocf"].items()}
+        steady["steady_records"] = b["records"] - w["records"] if so else None
+        steady["steady_interrupts"] = {name: n - w["irq"].get(name, 0)
+                                       for name, n in b["irq"].items()
+                                       if n - w["irq"].get(name, 0)}
+        steady["steady_cpu_s"] = {k: v / 1e12 for k, v in sorted(wcpu.items()) if v}
+        steady["steady_pci_utilisation"] = edges["steady_bus"]["pci_utilisation"]
+        steady["steady_wire_utilisation"] = {
+            d: sum(wire_time(n) for s, dd, n in link.log if dd == i and w["t"] <= s < end)
+            / (b["t"] - w["t"]) for i, d in enumerate(("tx", "rx"))}
+    ocf = {k: v - a["ocf"].get(k, 0) for k, v in b["ocf"].items()}
+    nrec = (b["records"] - a["records"]) if so else None
     result = {
         "ok": not errors and exact and mac_ok and not kernel.catchalls
         and not host.checker_errors() and nic.bad_fcs == 0,
@@ -451,6 +525,12 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         "checker": host.checker_errors(), "profile": profile,
         "devices": [f"{d.slot}:{d.name}" for d in system.devices],
         "pcap": pcap,
+        "ocf_requests": ocf["total"],
+        "ocf_by_driver": {k: v for k, v in ocf.items() if k != "total" and v},
+        "so_crypt": {"framing": framing, "mode": mode or "whole-frame", "one_pass": one_pass,
+                     "records": nrec, "records_per_s": nrec / secs if nrec else None,
+                     "ocf_requests_per_record": ocf["total"] / nrec if nrec else None}
+        if so else None,
     }
     return result
 
@@ -483,3 +563,170 @@ def _steady(arrivals: list[tuple[int, int]], start: int | None, warmup: int) -> 
     return {"steady_mbps": 8 * (n1 - n0) / ((t1 - t0) / 1e12) / 1e6, "warmup_bytes": n0,
             "warmup_s": (t0 - (start or t0)) / 1e12, "steady_bytes": n1 - n0,
             "steady_spread": spread}
+
+
+# ------------------------------------------------------------- SO_CRYPT records
+#: framings ``ocfsim net --so-crypt`` takes (netinet.socrypt.FRAMINGS)
+SO_CRYPT_FRAMINGS = ("tls1.0", "ssh2", "paper")
+#: RFC 2246 §6.2.1: application_data, version {3, 1}; FIPS 180-1: SHA-1 is 20 bytes
+_TLS_APPDATA, _TLS10, _SHA1 = 23, b"\x03\x01", 20
+
+
+class RecordError(ValueError):
+    """A record the far end cannot accept (bad MAC, padding or length)."""
+
+
+class RecordReader:
+    """The far end's decoder of a SO_CRYPT stream, written from the RFCs and
+    independent of netinet/socrypt.py: ``feed(bytes)`` returns the
+    plaintexts of the records completed so far, and raises
+    :class:`RecordError` on a bad one.
+
+    * ``tls1.0`` (RFC 2246 §6.2.3.1-2): a 5-byte clear header (type 23,
+      version 03 01, length), then 3DES-CBC over data | HMAC-SHA1 | padding |
+      padding length, each padding byte equal to the length; the MAC covers
+      seq(8) | type | version | data length(2) | data; the IV of a record is
+      the previous record's last ciphertext block, so one CBC decryptor runs
+      across the records' encrypted parts.
+    * ``paper``: the same layout with the MAC over the data alone (the
+      socket-crypto paper §IV-B as written).
+    * ``ssh2`` (RFC 4253 §6, §6.3, §6.4): E(packet_length(4) | padding_length
+      | payload | padding ≥ 4) | MAC(seq(4) | packet), the chain running on
+      across packets, the whole packet a multiple of 8."""
+
+    def __init__(self, framing: str, key: bytes, iv: bytes, mac_key: bytes,
+                 mac_len: int = _SHA1, seq: int = 0):
+        self.framing, self.mac_key, self.mac_len, self.seq = framing, mac_key, mac_len, seq
+        self.dec = Cipher(TripleDES(key), modes.CBC(iv)).decryptor()
+        self.buf = bytearray()
+        self.records = 0
+        self._first = None              # ssh2: the decrypted first block of a packet
+
+    def _mac(self, data: bytes) -> bytes:
+        return hmac.new(self.mac_key, data, hashlib.sha1).digest()[:self.mac_len]
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        out = []
+        while True:
+            rec = self._ssh() if self.framing == "ssh2" else self._tls()
+            if rec is None:
+                return out
+            out.append(rec)
+            self.records += 1
+            self.seq = (self.seq + 1) % (1 << (32 if self.framing == "ssh2" else 64))
+
+    def _tls(self) -> bytes | None:
+        b = self.buf
+        if len(b) < 5:
+            return None
+        rtype, version, clen = b[0], bytes(b[1:3]), int.from_bytes(b[3:5], "big")
+        if rtype != _TLS_APPDATA or version != _TLS10:
+            raise RecordError(f"record {self.records}: header {bytes(b[:5]).hex()}")
+        if clen % BLOCK or clen < _SHA1 + 1:
+            raise RecordError(f"record {self.records}: length {clen}")
+        if len(b) < 5 + clen:
+            return None
+        pt = self.dec.update(bytes(b[5:5 + clen]))
+        del b[:5 + clen]
+        pad = pt[-1]
+        if pad + 1 + _SHA1 > clen or pt[-1 - pad:] != bytes([pad]) * (pad + 1):
+            raise RecordError(f"record {self.records}: bad padding")
+        n = clen - _SHA1 - pad - 1
+        data, tag = pt[:n], pt[n:n + _SHA1]
+        ad = b"" if self.framing == "paper" else \
+            struct.pack("!QB2sH", self.seq, _TLS_APPDATA, _TLS10, n)
+        if not hmac.compare_digest(tag, self._mac(ad + data)):
+            raise RecordError(f"record {self.records}: bad MAC")
+        return data
+
+    def _ssh(self) -> bytes | None:
+        b = self.buf
+        if self._first is None:
+            if len(b) < BLOCK:
+                return None
+            self._first = self.dec.update(bytes(b[:BLOCK]))
+        plen = int.from_bytes(self._first[:4], "big")
+        if (4 + plen) % BLOCK or plen < 1 + 4 or plen > 35000:   # RFC 4253 §6.1
+            raise RecordError(f"packet {self.records}: packet_length {plen}")
+        total = 4 + plen + self.mac_len
+        if len(b) < total:
+            return None
+        packet = self._first + self.dec.update(bytes(b[BLOCK:4 + plen]))
+        tag = bytes(b[4 + plen:total])
+        del b[:total]
+        self._first = None
+        padlen = packet[4]
+        if not 4 <= padlen <= plen - 1:
+            raise RecordError(f"packet {self.records}: padding_length {padlen}")
+        if not hmac.compare_digest(tag, self._mac(struct.pack("!I", self.seq) + packet)):
+            raise RecordError(f"packet {self.records}: bad MAC")
+        return packet[5:4 + plen - padlen]
+
+
+def encode_records(framing: str, plain: bytes, size: int, key: bytes, iv: bytes,
+                   mac_key: bytes, rng: random.Random, mac_len: int = _SHA1,
+                   seq: int = 0) -> bytes:
+    """What a SO_CRYPT sender puts on the wire for ``plain`` in records of
+    ``size`` bytes (the partner's side of ``rx``), by the rules
+    :class:`RecordReader` checks: TLS padding the least that fills the block,
+    SSH padding 4..11 random bytes (paramiko's ``3 + 8 - (n + 8) % 8``)."""
+    enc = Cipher(TripleDES(key), modes.CBC(iv)).encryptor()
+    out = bytearray()
+    for data in _records(plain, size):
+        n = len(data)
+        if framing == "ssh2":
+            pad = 3 + BLOCK - (n + 8) % BLOCK
+            packet = struct.pack("!IB", 1 + n + pad, pad) + data + rng.randbytes(pad)
+            tag = hmac.new(mac_key, struct.pack("!I", seq) + packet, hashlib.sha1).digest()
+            out += enc.update(packet) + tag[:mac_len]
+            seq = (seq + 1) % (1 << 32)
+        else:
+            pad = -(n + _SHA1 + 1) % BLOCK
+            ad = b"" if framing == "paper" else struct.pack("!QB2sH", seq, _TLS_APPDATA, _TLS10, n)
+            tag = hmac.new(mac_key, ad + data, hashlib.sha1).digest()
+            body = data + tag + bytes([pad]) * (pad + 1)
+            out += struct.pack("!B2sH", _TLS_APPDATA, _TLS10, len(body)) + enc.update(body)
+            seq = (seq + 1) % (1 << 64)
+    return bytes(out)
+
+
+#: ``Transform(mode=...)`` values (the prototype's piecemeal build, or one record per write)
+SO_CRYPT_MODES = ("whole-frame", "piecemeal")
+
+
+def _rx_built() -> bool:
+    """Does netinet.socrypt have a receive side (a ``...Rx`` class beside SoCryptTx)?"""
+    return any(isinstance(v, type) and n.startswith("SoCrypt") and n.endswith("Rx")
+               for n, v in vars(socrypt).items())
+
+
+def _transform_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(socrypt.Transform)}
+
+
+def so_crypt_unsupported(mode: str | None = None, one_pass: bool = False,
+                         rx: bool = False) -> str | None:
+    """Why netinet/socrypt.py as it stands cannot run this SO_CRYPT variant
+    (one line), or None when it can. Records are built whole-frame when
+    ``Transform`` has no ``mode``."""
+    fields = _transform_fields()
+    if mode not in (None, "whole-frame") and "mode" not in fields:
+        return (f"--{mode}: netinet.socrypt does not build records {mode} yet "
+                "(only whole-frame)")
+    if one_pass and "one_pass" not in fields:
+        return "--one-pass: netinet.socrypt has no one-pass transform yet"
+    if rx and not _rx_built():
+        return "--rx with --so-crypt: netinet.socrypt has no receive side yet"
+    return None
+
+
+def _ocf_counts(crypto) -> dict[str, int]:
+    """OCF requests dispatched so far (``total``) and handed to each driver."""
+    out = {"total": crypto.dispatched}
+    for d in crypto.drivers:
+        if d is not None:
+            name = getattr(d.driver, "name", None) or ("cryptosoft" if d.software
+                                                        else f"driver{d.cid}")
+            out[name] = out.get(name, 0) + d.stats.operations
+    return out
