@@ -40,13 +40,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from sim.kernel import PSOCK, Context, File
 from sim.kernel.errno import (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EALREADY, ECONNABORTED,
-                              ECONNRESET, EFAULT,
-                              EINVAL, EISCONN, ENOBUFS, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP,
-                              EPIPE, EWOULDBLOCK)
+                              ECONNRESET, EFAULT, EINVAL, EISCONN, EMSGSIZE, ENOBUFS,
+                              ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPIPE, EWOULDBLOCK)
 
 from .mbuf import MCLBYTES, MINCLSIZE, MLEN, SockBuf
 from .proto import IPPROTO_TCP, ip_aton
-from .socrypt import RX, SO_CRYPT, SoCryptTx, check_transform
+from .socrypt import RX, SO_CRYPT, TLS_HDR, SoCryptTx, check_transform
 from .tcp import (TCP_MAX_WINSHIFT, TCP_MAXWIN, TCPS_ESTABLISHED, TCPS_LISTEN, TCPS_SYN_SENT,
                   TCPT_KEEP, TCPTV_KEEP_INIT, TF_NODELAY, TcpCb)
 
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Socket", "AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_SNDBUF", "SO_RCVBUF",
            "SO_SNDLOWAT", "SO_RCVLOWAT", "SO_ERROR", "SO_TYPE", "TCP_NODELAY", "TCP_MAXSEG",
-           "MSG_PEEK", "MSG_WAITALL", "MSG_DONTWAIT", "SHUT_RD", "SHUT_WR", "SHUT_RDWR",
+           "MSG_PEEK", "MSG_EOR", "MSG_WAITALL", "MSG_DONTWAIT", "SHUT_RD", "SHUT_WR", "SHUT_RDWR",
            "SOMAXCONN", "SB_MAX", "TCP_SENDSPACE", "TCP_RECVSPACE"]
 
 # sys/socket.h (OpenBSD 3.x)
@@ -65,7 +64,7 @@ SOL_SOCKET = 0xFFFF
 SO_ACCEPTCONN = 0x0002
 SO_SNDBUF, SO_RCVBUF, SO_SNDLOWAT, SO_RCVLOWAT = 0x1001, 0x1002, 0x1003, 0x1004
 SO_ERROR, SO_TYPE = 0x1007, 0x1008
-MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT = 0x2, 0x40, 0x80
+MSG_PEEK, MSG_EOR, MSG_WAITALL, MSG_DONTWAIT = 0x2, 0x8, 0x40, 0x80
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 SOMAXCONN = 128
 # netinet/tcp.h
@@ -295,7 +294,7 @@ class Socket(File):
         if k.user_buffer(buf, n) is None:
             return EFAULT, 0
         if self.crypt_tx is not None:
-            return await self._sosend_crypt(buf, n, bool(flags & MSG_DONTWAIT))
+            return await self._sosend_crypt(buf, n, flags)
         nonblock = bool(flags & MSG_DONTWAIT)
         quantum = st.write_quantum
         sent = 0
@@ -356,16 +355,36 @@ class Socket(File):
                     break                    # non-atomic: one mbuf per PRU_SEND
             await self._pru_send(top)
 
-    async def _sosend_crypt(self, buf: Any, n: int, nonblock: bool) -> tuple[int, int]:
-        """SO_CRYPT transmit (netinet.socrypt): the write cut into records of
-        at most ``record_size`` bytes, each built and protected in the kernel
-        (whole frame) and handed to TCP as one ``PRU_SEND``."""
+    async def _sosend_crypt(self, buf: Any, n: int, flags: int) -> tuple[int, int]:
+        """SO_CRYPT transmit (netinet.socrypt). Whole frame: the write cut into
+        records of at most ``record_size`` bytes, each built and protected
+        when all its bytes are in the kernel and handed to TCP as one
+        ``PRU_SEND``. Piecemeal: records of ``record_size`` bytes, fed piece
+        by piece (a piece is at most the stack's write quantum when it has
+        one), each piece's whole cipher blocks sent at once.
+
+        ``MSG_EOR`` asks for the write to be (or, piecemeal, to end) one
+        record: more bytes than a record holds → EMSGSIZE (FreeBSD
+        ``sosend_generic`` for a KTLS atomic send); a piecemeal write that
+        would end the open record short of the length its header already
+        carries → EINVAL."""
         k, sb, tx = self.stack.kernel, self.snd, self.crypt_tx
+        nonblock = bool(flags & MSG_DONTWAIT)
+        eor = bool(flags & MSG_EOR)
+        t = tx.t
+        if eor:
+            left = tx.remaining()
+            if n > (left or t.record_size):
+                return EMSGSIZE, 0
+            if left and n < left:
+                return EINVAL, 0
         err = await tx.open()
         if err:
             return err, 0
+        quantum = self.stack.write_quantum if tx.piecemeal else None
+        empty = n == 0 and t.framing != "ssh2" and not tx.remaining()
         sent = 0
-        while sent < n or (n == 0 and tx.t.framing != "ssh2" and not sent):
+        while sent < n or (empty and not sent):
             if self.state & SS_CANTSENDMORE:
                 return EPIPE, sent
             if self.error:
@@ -373,9 +392,16 @@ class Socket(File):
                 return err, sent
             if not self.state & SS_ISCONNECTED:
                 return ENOTCONN, sent
-            size = min(tx.t.record_size, n - sent)
-            wlen = tx.layout(size)[3]
-            # a record goes whole; one longer than the buffer waits for it to drain
+            if tx.piecemeal:
+                left = tx.remaining()
+                # a record's length is fixed when its header goes out
+                rlen = left or (n - sent if eor or n == 0 else t.record_size)
+                take = min(left or rlen, n - sent, quantum or n)
+                wlen = take + TLS_HDR + 64            # at most: header, held block, trailer
+            else:
+                take = min(t.record_size, n - sent)
+                wlen = tx.layout(take)[3]
+            # a record (piece) goes whole; one longer than the buffer waits for it to drain
             if sb.space() < min(wlen, sb.hiwat) and sb.cc:
                 if nonblock:
                     return (EWOULDBLOCK if not sent else 0), sent
@@ -383,11 +409,15 @@ class Socket(File):
                 await k.tsleep(sb, PSOCK, "netio")
                 k.splx(s)
                 continue
-            err, top = await tx.record(buf, sent, size)
+            if tx.piecemeal:
+                err, top = await tx.piece(buf, sent, take, rlen)
+            else:
+                err, top = await tx.record(buf, sent, take)
             if err:
                 return err, sent
-            await self._pru_send(top)
-            sent += size
+            if top:
+                await self._pru_send(top)
+            sent += take
             if n == 0:
                 break
         return 0, sent

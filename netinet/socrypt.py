@@ -50,12 +50,19 @@ profile key ``socrypt.record`` when the profile has it, else
 :data:`RECORD_CYCLES`; the copy and OCF's own costs are charged as usual
 (``copy``, ``ocf``, ``crypto``, ``driver``).
 
-Not done yet: receive (records reassembled and verified in the kernel) and
-the piecemeal build of a record larger than one send.
+Piecemeal mode (``mode="piecemeal"``, the paper's prototype): a record of
+``record_size`` bytes is opened with its header and encrypted piece by
+piece as writes bring its bytes (one cipher request per piece, the CBC
+chain carried in the last ciphertext block, a partial block held in the
+kernel); neither card can hand back a partial HMAC state, so the MAC is
+computed incrementally in the kernel's software HMAC on the host CPU
+(charged at cryptosoft's costs). See docs/so_crypt.md.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -69,13 +76,16 @@ from sim.kernel.errno import EAGAIN, EINVAL, ENOBUFS, ENOMEM
 from .mbuf import MCLBYTES
 
 __all__ = ["SO_CRYPT", "Transform", "SoCryptTx", "attach", "TX", "RX", "BOTH",
-           "TLS_MAX_PLAINTEXT", "SSH_MAX_PAYLOAD", "RECORD_CYCLES"]
+           "WHOLE_FRAME", "PIECEMEAL", "MODES", "TLS_MAX_PLAINTEXT", "SSH_MAX_PAYLOAD",
+           "RECORD_CYCLES", "PIECE_CYCLES"]
 
 #: the option number: OpenBSD 3.x's sys/socket.h uses SOL_SOCKET options up to
 #: 0x1008 (SO_TYPE) and 0x0400 (SO_REUSEPORT) etc.; the paper names no value,
 #: so 0x1020 is ours
 SO_CRYPT = 0x1020
 TX, RX, BOTH = "tx", "rx", "both"
+WHOLE_FRAME, PIECEMEAL = "whole-frame", "piecemeal"
+MODES = (WHOLE_FRAME, PIECEMEAL)
 FRAMINGS = ("tls1.0", "ssh2", "paper")
 TLS_MAX_PLAINTEXT = 1 << 14          # RFC 2246 §6.2.1: length <= 2^14
 SSH_MAX_PAYLOAD = 32768              # RFC 4253 §6.1: uncompressed payload >= 32768 supported
@@ -87,6 +97,9 @@ DES_BLOCK = 8                        # FIPS 46-3: 64-bit blocks
 #: socrypt work per record (framing, header, padding, OCF request set-up):
 #: estimate ~600 cycles, of the order of one sosend pass plus a cryptodev op
 RECORD_CYCLES = 600
+#: socrypt work per piecemeal piece besides the record's (carry of the last
+#: partial block, request set-up): estimate ~300 cycles, half a record's
+PIECE_CYCLES = 300
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,11 @@ class Transform:
     ``mac_len`` 20 (12 = hmac-sha1-96, SSH only); ``seq`` the first record's
     sequence number; ``direction`` tx | rx | both; ``record_size`` the most
     plaintext per record (TLS ≤ 2^14, SSH payload ≤ 32768); ``rtype`` the
-    TLS content type of the records sent (application_data)."""
+    TLS content type of the records sent (application_data); ``mode``
+    ``whole-frame`` (a record is built when all its bytes are in the
+    kernel) or ``piecemeal`` (the socket paper's prototype: a record of
+    ``record_size`` bytes is encrypted piece by piece as the bytes arrive,
+    the MAC carried incrementally on the host CPU)."""
 
     framing: str
     key: bytes
@@ -109,6 +126,7 @@ class Transform:
     direction: str = BOTH
     record_size: int = TLS_MAX_PLAINTEXT
     rtype: int = TLS_APPLICATION_DATA
+    mode: str = WHOLE_FRAME
 
     def check(self) -> Optional[str]:
         """None when valid, else why not (setsockopt answers EINVAL)."""
@@ -131,7 +149,14 @@ class Transform:
             return f"record_size must be 1..{limit}"
         if type(self.rtype) is not int or not 0 <= self.rtype <= 255:
             return "rtype must be a byte"
+        if self.mode not in MODES:
+            return f"mode must be one of {MODES}"
         return None
+
+    @property
+    def seq_mod(self) -> int:
+        """Sequence numbers wrap at 2^32 (SSH, RFC 4253 §6.4) or 2^64 (TLS, RFC 2246 §6.1)."""
+        return 1 << (32 if self.framing == "ssh2" else 64)
 
 
 def attach(stack: Any, crypto: Any) -> None:
@@ -156,6 +181,20 @@ class _Wait:
         self.done = False
 
 
+class _Open:
+    """A piecemeal record in progress: its length, what has been taken, the
+    running HMAC (software: neither card exports a partial HMAC state) and
+    the sequence number it was opened with."""
+
+    __slots__ = ("n", "done", "mac", "seq", "hdr", "prefix", "pad", "padding", "adlen")
+
+    def __init__(self, n: int, seq: int):
+        self.n, self.done, self.seq = n, 0, seq
+        self.mac: Any = None
+        self.hdr = self.prefix = self.padding = b""
+        self.pad = self.adlen = 0
+
+
 class SoCryptTx:
     """The transmit side of one socket's SO_CRYPT state."""
 
@@ -170,16 +209,42 @@ class SoCryptTx:
         self.mac_sid: Optional[int] = None
         self.records = 0
         self.requests = 0
+        self.pieces = 0
+        #: piecemeal: the record being built, and the plaintext of its last
+        #: partial cipher block (two halves of one kernel buffer, so a failed
+        #: piece leaves the held bytes as they were)
+        self.open_rec: Optional[_Open] = None
+        self.carry_buf: Optional[int] = None
+        self.carry_half = 0
+        self.ncarry = 0
         p = self.kernel.profile
-        self.c_record = (p.cost("socrypt.record") if p.has("socrypt.record")
-                         else int(round(RECORD_CYCLES * 1e12 / p.hz)))
+        self.c_record = _cost(p, "socrypt.record", RECORD_CYCLES)
+        self.c_piece = _cost(p, "socrypt.piece", PIECE_CYCLES)
+        # the incremental MAC runs the kernel's C HMAC-SHA1 on the host CPU:
+        # cryptosoft's own per-request and per-byte costs
+        self.c_mac_op = p.cost("cryptosoft.sha1_hmac.op")
+        self.c_mac_byte = p.per_byte("cryptosoft.sha1_hmac.byte")
+
+    @property
+    def piecemeal(self) -> bool:
+        return self.t.mode == PIECEMEAL
 
     # ------------------------------------------------------------ sessions
     async def open(self) -> int:
         """One session with both algorithms; if the chosen driver refuses it
-        (the BCM5820 with a 20-byte MAC), a cipher and a MAC session."""
+        (the BCM5820 with a 20-byte MAC), a cipher and a MAC session.
+        Piecemeal needs only the cipher session (its MAC is software)."""
         if self.enc_sid is not None:
             return 0
+        if self.piecemeal:
+            if self.carry_buf is None:
+                self.carry_buf = self.kernel.malloc(2 * DES_BLOCK)
+                if self.carry_buf is None:
+                    return ENOMEM
+            err, sid = await self.crypto.newsession([self.enc_ini])
+            if not err:
+                self.enc_sid = sid
+            return err
         err, sid = await self.crypto.newsession([self.enc_ini, self.mac_ini])
         if not err:
             self.enc_sid = self.mac_sid = sid
@@ -198,6 +263,9 @@ class SoCryptTx:
         for sid in {self.enc_sid, self.mac_sid} - {None}:
             await self.crypto.freesession(sid)
         self.enc_sid = self.mac_sid = None
+        if self.carry_buf is not None:
+            self.kernel.free(self.carry_buf)
+            self.carry_buf = None
 
     def one_pass(self) -> bool:
         """Can one request do MAC-then-encrypt (the driver holds both, in that order)?"""
@@ -228,12 +296,32 @@ class SoCryptTx:
             if crp.etype != EAGAIN:
                 return crp.etype
             w.done = False
-            if which == "enc" or self.enc_sid == self.mac_sid:
-                if self.enc_sid == self.mac_sid:
-                    self.mac_sid = crp.sid
-                self.enc_sid = crp.sid
-            else:
-                self.mac_sid = crp.sid
+            err = await self._migrated(crp.sid, which, len({d.ini.alg for d in descs}))
+            if err:
+                return err
+
+    async def _migrated(self, nsid: int, which: str, nalgs: int) -> int:
+        """OCF moved a session (its driver went away): the new one holds the
+        algorithms of the request that found out. A shared session moved by
+        a one-algorithm request leaves the other algorithm without one: it
+        gets its own (FreeBSD's separate ``mac_sid``)."""
+        shared = self.enc_sid == self.mac_sid and self.mac_sid is not None
+        if shared and nalgs == 2:
+            self.enc_sid = self.mac_sid = nsid
+            return 0
+        if shared:
+            other = self.mac_ini if which == "enc" else self.enc_ini
+            err, osid = await self.crypto.newsession([other])
+            if err:
+                await self.crypto.freesession(nsid)
+                self.enc_sid = self.mac_sid = None
+                return err
+            self.enc_sid, self.mac_sid = (nsid, osid) if which == "enc" else (osid, nsid)
+        elif which == "enc":
+            self.enc_sid = nsid
+        else:
+            self.mac_sid = nsid
+        return 0
 
     # ------------------------------------------------------------ one record
     def layout(self, n: int) -> tuple[bytes, bytes, int, int]:
@@ -252,10 +340,43 @@ class SoCryptTx:
             struct.pack("!QB2sH", self.seq, t.rtype, TLS10_VERSION, n)
         return hdr, ad, TLS_HDR, TLS_HDR + clen
 
+    def _clusters(self, wlen: int) -> Optional[list]:
+        """Clusters for ``wlen`` wire bytes, or None (ENOBUFS)."""
+        pool = self.so.stack.pool
+        mbufs = []
+        left = wlen
+        while left:
+            m = pool.get()
+            if m is None or not pool.clget(m):
+                if m is not None:
+                    pool.free(m)
+                self._free(mbufs)
+                return None
+            m.len = min(MCLBYTES, left)
+            left -= m.len
+            mbufs.append(m)
+        return mbufs
+
+    def _free(self, mbufs: list) -> None:
+        for x in mbufs:
+            self.so.stack.pool.free(x)
+
+    async def _copyin(self, view: memoryview, mbufs: list, off: int, n: int) -> int:
+        """``uiomove`` of ``view[:n]`` into the clusters at wire offset ``off``."""
+        done = 0
+        while done < n:
+            i, pos = divmod(off, MCLBYTES)
+            take = min(MCLBYTES - pos, n - done)
+            err = await self.kernel.copyin(view[done:done + take], mbufs[i].data + pos, take)
+            if err:
+                return err
+            off += take
+            done += take
+        return 0
+
     async def record(self, buf: Any, start: int, n: int) -> tuple[int, list]:
         """Build one record from user bytes ``buf[start:start+n]``: (errno, mbufs)."""
-        k, st, t = self.kernel, self.so.stack, self.t
-        pool = st.pool
+        k, t = self.kernel, self.t
         await k.charge("socrypt", self.c_record)
         hdr, ad, cstart, wlen = self.layout(n)
         # the plaintext image of the wire record, header and data offsets
@@ -273,45 +394,25 @@ class SoCryptTx:
             data_off = TLS_HDR
             mac_off = TLS_HDR + n
             ctext_len = wlen - TLS_HDR
-        mbufs = []
-        left = wlen
-        while left:
-            m = pool.get()
-            if m is None or not pool.clget(m):
-                if m is not None:
-                    pool.free(m)
-                for x in mbufs:
-                    pool.free(x)
-                return ENOBUFS, []
-            m.len = min(MCLBYTES, left)
-            left -= m.len
-            mbufs.append(m)
+        mbufs = self._clusters(wlen)
+        if mbufs is None:
+            return ENOBUFS, []
         segs = [(m.data, m.len) for m in mbufs]
         rec = CryptoBuf(k.memory, segs)
         rec.write(0, head)
         # the user's bytes into the clusters (copyin, cluster by cluster)
-        off = data_off
-        done = 0
         view = memoryview(buf).cast("B")
-        while done < n:
-            i, pos = divmod(off, MCLBYTES)
-            take = min(MCLBYTES - pos, n - done)
-            err = await k.copyin(view[start + done:start + done + take],
-                                 mbufs[i].data + pos, take)
-            if err:
-                for x in mbufs:
-                    pool.free(x)
-                return err, []
-            off += take
-            done += take
+        err = await self._copyin(view[start:start + n], mbufs, data_off, n)
         view.release()
+        if err:
+            self._free(mbufs)
+            return err, []
         rec.write(data_off + n, trailer)
         adaddr = None
         if ad:
             adaddr = k.malloc(len(ad))
             if adaddr is None:
-                for x in mbufs:
-                    pool.free(x)
+                self._free(mbufs)
                 return ENOMEM, []
             k.memory.write(adaddr, ad)
         try:
@@ -338,13 +439,126 @@ class SoCryptTx:
             if adaddr is not None:
                 k.free(adaddr)
         if err:
-            for x in mbufs:
-                pool.free(x)
+            self._free(mbufs)
             return err, []
         self.iv = rec.read(cstart + ctext_len - DES_BLOCK, DES_BLOCK)
-        self.seq = (self.seq + 1) % (1 << (32 if t.framing == "ssh2" else 64))
+        self.seq = (self.seq + 1) % t.seq_mod
         self.records += 1
         return 0, mbufs
+
+    # ------------------------------------------------------------ piecemeal
+    def remaining(self) -> int:
+        """Plaintext bytes the open piecemeal record still takes (0: none open)."""
+        o = self.open_rec
+        return 0 if o is None else o.n - o.done
+
+    def _begin(self, n: int) -> _Open:
+        """Open a piecemeal record of ``n`` plaintext bytes: its header (the
+        length is on the wire before the data, so it is fixed now), the
+        random SSH padding, the HMAC started over the pseudo-header."""
+        t, k = self.t, self.kernel
+        o = _Open(n, self.seq)
+        if t.framing == "ssh2":
+            o.pad = ssh_padding(n)
+            o.prefix = struct.pack("!IB", 1 + n + o.pad, o.pad)
+            o.padding = bytes(k.random.getrandbits(8) for _ in range(o.pad))
+            first = struct.pack("!I", self.seq) + o.prefix
+        else:
+            o.pad = tls_padding(n, t.mac_len)
+            o.hdr = struct.pack("!B2sH", t.rtype, TLS10_VERSION, n + t.mac_len + o.pad + 1)
+            first = b"" if t.framing == "paper" else \
+                struct.pack("!QB2sH", self.seq, t.rtype, TLS10_VERSION, n)
+        o.mac = hmac.new(t.mac_key, first, hashlib.sha1)
+        o.adlen = len(first)
+        return o
+
+    async def piece(self, buf: Any, start: int, take: int, rlen: int) -> tuple[int, list]:
+        """Piecemeal: the next ``take`` user bytes of the open record (one is
+        opened with ``rlen`` plaintext bytes if none is). The whole cipher
+        blocks go out encrypted at once, CBC chained from the last block
+        sent; a partial block waits in the kernel for the next piece; the
+        HMAC is updated on the host CPU; the last piece adds the MAC and the
+        padding. (errno, mbufs: the wire bytes of this piece, maybe none)."""
+        k, t = self.kernel, self.t
+        o = self.open_rec
+        first = o is None
+        if first:
+            await k.charge("socrypt", self.c_record)
+            o = self._begin(rlen)
+        await k.charge("socrypt", self.c_piece)
+        if take > o.n - o.done:
+            return EINVAL, []
+        ssh = t.framing == "ssh2"
+        end = o.done + take == o.n
+        hdr = o.hdr if first else b""
+        # the cipher's plaintext this piece: held bytes | SSH lengths | user bytes | trailer
+        old = k.memory.read(self.carry_buf + self.carry_half, self.ncarry) if self.ncarry else b""
+        lead = old + (o.prefix if first else b"")
+        trailer_len = (o.pad if ssh else t.mac_len + o.pad + 1) if end else 0
+        avail = len(lead) + take + trailer_len
+        clen = avail if end else avail - avail % DES_BLOCK
+        tail = avail - clen                       # < 8: held for the next piece
+        wlen = len(hdr) + clen + (t.mac_len if ssh and end else 0)
+        mbufs = self._clusters(wlen)
+        if mbufs is None:
+            return ENOBUFS, []
+        rec = CryptoBuf(k.memory, [(m.data, m.len) for m in mbufs])
+        nlead = min(len(lead), clen)
+        rec.write(0, hdr + lead[:nlead])
+        new_half = DES_BLOCK - self.carry_half
+        newc = self.carry_buf + new_half
+        k.memory.write(newc, lead[nlead:])
+        # user bytes: into the clusters up to the cipher's cut, the rest held
+        u1 = max(0, min(take, clen - len(lead)))
+        view = memoryview(buf).cast("B")[start:start + take]
+        err = await self._copyin(view, mbufs, len(hdr) + len(lead), u1)
+        if not err and take > u1:
+            err = await k.copyin(view[u1:], newc + len(lead) - nlead, take - u1)
+        view.release()
+        if err:
+            self._free(mbufs)
+            return err, []
+        data = (rec.read(len(hdr) + len(lead), u1) if u1 else b"") + \
+            (k.memory.read(newc + len(lead) - nlead, take - u1) if take > u1 else b"")
+        mac = o.mac.copy()
+        mac.update(data)
+        await k.charge("crypto", int(round(self.c_mac_byte * take)))
+        if end:
+            if ssh:
+                mac.update(o.padding)
+                rec.write(len(hdr) + clen - o.pad, o.padding)
+            digest = mac.digest()[:t.mac_len]
+            # the final blocks, and the pseudo-header (and SSH padding) hashed
+            await k.charge("crypto", self.c_mac_op + int(round(self.c_mac_byte * (
+                o.adlen + (o.pad if ssh else 0)))))
+            if ssh:
+                rec.write(clen, digest)
+            else:
+                rec.write(len(hdr) + clen - trailer_len, digest + bytes([o.pad]) * (o.pad + 1))
+        if clen:
+            body = CryptoBuf(k.memory, _tail([(m.data, m.len) for m in mbufs], len(hdr)))
+            enc = CryptoDesc(self.enc_ini, skip=0, len=clen,
+                             flags=CRD_F_ENCRYPT | CRD_F_IV_EXPLICIT, iv=self.iv)
+            err = await self._run([enc], body, "enc")
+            if err:
+                self._free(mbufs)
+                return err, []
+            self.iv = rec.read(len(hdr) + clen - DES_BLOCK, DES_BLOCK)
+        # the piece is in: commit the held bytes, the HMAC, the count
+        self.carry_half, self.ncarry = new_half, tail
+        o.mac = mac
+        o.done += take
+        self.pieces += 1
+        self.open_rec = None if end else o
+        if end:
+            self.seq = (self.seq + 1) % t.seq_mod
+            self.records += 1
+        return 0, mbufs
+
+
+def _cost(p: Any, key: str, cycles: int) -> int:
+    """A profile cost, or ``cycles`` at the profile's clock when it lacks the key."""
+    return p.cost(key) if p.has(key) else int(round(cycles * 1e12 / p.hz))
 
 
 def _tail(segs: list[tuple[int, int]], skip: int) -> list[tuple[int, int]]:
