@@ -333,9 +333,10 @@ def cmd_lspci(args) -> int:
     t0 = time.perf_counter()
     r = run(machine(kinds), "ocfsim.lspci:lspci", {"config": args.verbose},
             backend=args.backend)
-    result = {"ok": True, "devices": r["devices"], "backend": args.backend,
-              "wall_s": time.perf_counter() - t0}
-    return _emit(args, result, lambda res: format_devices(res["devices"], args.verbose))
+    result = {"ok": True, "devices": r["devices"], "segments": r["segments"],
+              "backend": args.backend, "wall_s": time.perf_counter() - t0}
+    return _emit(args, result, lambda res: format_devices(res["devices"], args.verbose,
+                                                          res["segments"]))
 
 
 class _Default(int):
@@ -440,6 +441,7 @@ def cmd_run(args) -> int:
     result.update(card=",".join(kinds) or "soft", cards=len(kinds), backend=args.backend,
                   ops_per_process=args.ops, seed=args.seed,
                   clock_mhz=spec.clock_mhz, bus_period_ps=spec.period_ps,
+                  segment_clocks_mhz=spec.segment_clocks(),
                   sim_cycles=r["_cycles"], wall_s=r["_wall_s"],
                   wall_total_s=time.perf_counter() - t0,
                   cycles_per_s=r["_cycles"] / r["_wall_s"] if r["_wall_s"] else 0.0,

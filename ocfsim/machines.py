@@ -20,8 +20,10 @@ DMATEST_DEPTH = 256
 
 #: crypto card kinds ``ocfsim run --card`` accepts, plus the pseudo-kinds
 CRYPTO_KINDS = ("bcm5820", "hifn7751")
-#: every card kind a machine can hold
-CARD_KINDS = ("dmatest",) + CRYPTO_KINDS
+#: every card kind ``ocfsim lspci --card`` accepts: the DMA test card, the
+#: crypto cards, and the quad-7751 card (four 7751s behind an on-card
+#: PCI-PCI bridge, hw/cards/quad7751.py)
+CARD_KINDS = ("dmatest",) + CRYPTO_KINDS + ("quad7751",)
 #: OCF algorithms each card's driver registers: the DES, 3DES and HMAC-SHA1
 #: part of what OpenBSD's ubsec.c and hifn7751.c pass to ``crypto_register``
 #: (the model's cards have no MD5 or ARC4); tests/cli checks this table
@@ -137,8 +139,10 @@ def s2567_two_5820() -> MachineSpec:
 
 def quad7751_machine() -> MachineSpec:
     """The OCF paper's Table 1 card: one ``quad7751`` (four Hifn 7751s behind
-    an on-card PCI-PCI bridge, §5.4) on the 64-bit/66 MHz bus. Raises
-    ValueError until the card registry has that kind."""
+    an on-card PCI-PCI bridge, §5.4) in a slot of the 64-bit/66 MHz bus. The
+    card's bridge and chips are 33 MHz parts, so M66EN holds that bus at
+    33 MHz (PCI 2.3 §7.5.1; hw/machine.py): the machine runs at 33 MHz on
+    both segments. Raises ValueError if the card registry lacks the kind."""
     if not has_card_kind("quad7751"):
         raise ValueError("needs the quad7751 card (not in the card registry yet)")
     return MachineSpec(clock_mhz=66, bus_width=64, dram_bytes=DRAM_BYTES,
