@@ -29,6 +29,14 @@ Simulation speed, per backend:
   The verilator rows give the ratio to the pysim row of the same core when
   both backends run (``x pysim``; in JSON also ``vs_pysim_cpu``, the ratio
   of cycles per CPU second, steadier on a loaded machine).
+
+TLS one-pass (pysim, the BCM5820's engine, ``--tls-bytes``, default a full
+16 KB record, RFC 2246 §6.2.1): engine cycles, command taken to result, of
+one TLS 1.0 record (13-byte pseudo-header + data, HMAC-SHA1, 3DES-CBC)
+done in one request with the one-pass extension (``mac_append``) against
+the two requests an IPsec-order engine needs (the MAC over pseudo-header
+and data, then 3DES over data, MAC and padding); both outputs are
+compared, so the two paths are checked to give the same ciphertext.
 """
 
 from __future__ import annotations
@@ -55,6 +63,9 @@ __all__ = ["run", "format_table", "main"]
 
 BLOCKS = 6              # blocks per core measurement
 ENGINE_BYTES = 1024     # packet for the engine measurement (long-packet regime)
+TLS_BYTES = 1 << 14     # a full TLS record's plaintext (RFC 2246 §6.2.1: 2^14)
+TLS_HDR = 13            # seq, type, version, length: the MAC's pseudo-header (§6.2.3.1)
+TLS_MAC = 20            # HMAC-SHA1
 
 
 #: pysim speed measurement: after one untimed warm-up block (which pays for
@@ -167,6 +178,37 @@ def _engine_rows(backend, nbytes):
                          meets_ref=mbps(cpb, 8, p.clock_mhz) >= p.ref_mbps,
                          cycles_per_s=r.cycles / wall, cycles_per_cpu_s=r.cycles / cpu))
     return rows
+
+
+def tls_onepass_cycles(nbytes, card="bcm5820"):
+    """Engine cycles of one TLS 1.0 record of ``nbytes`` in one request
+    (one-pass extension) and in two (MAC, then encrypt), on ``card``'s
+    engine parameters; raises if the two ciphertexts differ."""
+    p = CARD_ENGINE_PARAMS[card]
+    rng = random.Random(4)
+    keys = dict(key1=rng.getrandbits(64), key2=rng.getrandbits(64), key3=rng.getrandbits(64),
+                iv=rng.getrandbits(64))
+    mid = dict(inner=rng.getrandbits(160), outer=rng.getrandbits(160))
+    rec = rng.randbytes(TLS_HDR + nbytes)
+    pad = -(nbytes + TLS_MAC + 1) % 8
+    kw = p.engine_kwargs()
+    one = run_engine([(dict(cipher=Cipher.TDES, mac=Mac.HMAC_STATE, order=1, length=len(rec),
+                            cipher_skip=TLS_HDR, cipher_len=nbytes, mac_len=len(rec),
+                            mac_append=1, pad_len=pad, **keys, **mid), rec)],
+                     expect_out=[True], **kw)[0]
+    mac = run_engine([(dict(mac=Mac.HMAC_STATE, length=len(rec), mac_len=len(rec), **mid),
+                       rec)], **kw)[0]
+    plain = rec[TLS_HDR:] + mac.mac.to_bytes(20, "big") + bytes([pad]) * (pad + 1)
+    enc = run_engine([(dict(cipher=Cipher.TDES, length=len(plain), cipher_len=len(plain),
+                            **keys), plain)], **kw)[0]
+    if one.out[TLS_HDR:] != enc.out or one.iv != enc.iv:
+        raise AssertionError("one-pass and two-request ciphertexts differ")
+    return dict(card=card, bytes=nbytes, onepass_cycles=one.cycles,
+                mac_cycles=mac.cycles, encrypt_cycles=enc.cycles,
+                two_request_cycles=mac.cycles + enc.cycles,
+                ratio=(mac.cycles + enc.cycles) / one.cycles,
+                onepass_mbps=mbps(one.cycles, nbytes, p.clock_mhz),
+                two_request_mbps=mbps(mac.cycles + enc.cycles, nbytes, p.clock_mhz))
 
 
 # --------------------------------------------------------------------------
@@ -394,15 +436,18 @@ def _row_key(r):
     return alg, str(r["rounds_per_cycle"])
 
 
-def run(backends=("pysim",), quick=False) -> dict:
+def run(backends=("pysim",), quick=False, tls_bytes=None) -> dict:
     rows = []
     notes = []
+    tls = None
     for backend in backends:
         if backend == "pysim":
             blocks = 2 if quick else BLOCKS
             rows += _des_rows(backend, blocks)
             rows += _sha_rows(backend, blocks)
             rows += _engine_rows(backend, 256 if quick else ENGINE_BYTES)
+            if tls_bytes != 0:
+                tls = tls_onepass_cycles(tls_bytes or (256 if quick else TLS_BYTES))
         elif backend == "verilator":
             rows += _verilator_rows(quick)
             notes.append("verilator: free-running bench, stimulus generated in the "
@@ -419,8 +464,11 @@ def run(backends=("pysim",), quick=False) -> dict:
     chosen = {card: dict(p.engine_kwargs(), clock_mhz=p.clock_mhz, ref_mbps=p.ref_mbps,
                          ref_what=p.ref_what, model_mbps=p.model_mbps(p.ref_what != "3DES"))
               for card, p in CARD_ENGINE_PARAMS.items()}
-    return {"bench": "cores", "backends": list(backends), "rows": rows, "chosen": chosen,
-            "notes": notes}
+    out = {"bench": "cores", "backends": list(backends), "rows": rows, "chosen": chosen,
+           "notes": notes}
+    if tls is not None:
+        out["tls"] = tls
+    return out
 
 
 def format_table(result) -> str:
@@ -445,6 +493,14 @@ def format_table(result) -> str:
         lines.append(f"  {card}: des_rounds={c['des_rounds']} sha_rounds={c['sha_rounds']} "
                      f"@ {c['clock_mhz']:.0f} MHz → model {c['model_mbps']:.1f} Mbps{m} "
                      f"{c['ref_what']} (datasheet {c['ref_mbps']:.0f} Mbps)")
+    t = result.get("tls")
+    if t:
+        lines.append("")
+        lines.append(f"TLS 1.0 record of {t['bytes']} B on the {t['card']} engine (pysim): "
+                     f"one-pass {t['onepass_cycles']} cycles ({t['onepass_mbps']:.1f} Mbps), "
+                     f"two requests {t['two_request_cycles']} (MAC {t['mac_cycles']} + "
+                     f"encrypt {t['encrypt_cycles']}, {t['two_request_mbps']:.1f} Mbps): "
+                     f"x{t['ratio']:.2f}")
     for n in result.get("notes", []):
         lines.append(f"note: {n}")
     return "\n".join(lines)
@@ -465,6 +521,9 @@ def build_parser():
     ap.add_argument("--backend", action="append", type=name_list(BACKENDS),
                     metavar="pysim,verilator",
                     help="simulator(s), comma-separated or repeated; when not given: pysim")
+    ap.add_argument("--tls-bytes", type=int, default=None, metavar="N",
+                    help="plaintext bytes of the TLS one-pass record measured on pysim "
+                         f"(default {TLS_BYTES}, --quick 256; 0: skip it)")
     return ap
 
 
@@ -473,7 +532,9 @@ def main(argv=None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     backends = list(dict.fromkeys(b for group in (a.backend or [["pysim"]]) for b in group))
-    res = run(tuple(backends), quick=a.quick)
+    if a.tls_bytes is not None and not 0 <= a.tls_bytes <= TLS_BYTES:
+        ap.error(f"--tls-bytes must be 0..{TLS_BYTES}")
+    res = run(tuple(backends), quick=a.quick, tls_bytes=a.tls_bytes)
     print_result(ap, argv, a, "cores", res, format_table)
     return 0
 

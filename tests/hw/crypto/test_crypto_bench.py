@@ -56,3 +56,21 @@ def test_verilator_rows_count_what_the_cores_guarantee():
             assert r["meets_ref"], r
     assert {r["alg"].split()[1] for r in rows if r["alg"].startswith("engine")} == \
         set(CARD_ENGINE_PARAMS)
+
+
+def test_tls_one_pass_fewer_cycles_than_two_requests():
+    """The one-pass record and the two-request path give the same ciphertext
+    (checked inside) and one request needs fewer engine cycles: the MAC
+    request's pass over the data is saved."""
+    t = crypto_cores.tls_onepass_cycles(64)
+    assert t["two_request_cycles"] == t["mac_cycles"] + t["encrypt_cycles"]
+    assert t["onepass_cycles"] < t["two_request_cycles"]
+    assert t["onepass_cycles"] > t["encrypt_cycles"]     # the MAC tail is waited for
+
+
+@pytest.mark.parametrize("bad", ["-1", "16385", "x"])
+def test_bad_tls_bytes_exits_2(capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        crypto_cores.main(["--tls-bytes", bad])
+    assert exc.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
