@@ -8,7 +8,7 @@ socket system calls — all of it charged to the host's simulated CPU.
 modelled). System calls take the calling process, like ``/dev/crypto``'s
 ``ioctl``: ``err, fd = await stack.sys_socket(p)``, then ``sys_connect``,
 ``sys_bind``, ``sys_listen``, ``sys_accept``, ``sys_send``/``sys_write``,
-``sys_recv``/``sys_read``, ``sys_setsockopt``, ``sys_getsockopt``,
+``sys_recv``/``sys_read``, ``sys_recvmsg``, ``sys_setsockopt``, ``sys_getsockopt``,
 ``sys_shutdown``; ``kernel.sys_close`` closes a socket as any file.
 
 CPU time, by kind (``kernel.accounting()``):
@@ -364,6 +364,17 @@ class NetStack:
         return await self._call(p, fd, fn, (0,))
 
     sys_read = sys_recv
+
+    async def sys_recvmsg(self, p: Context, fd: Any, buf: Any, n: Optional[int] = None,
+                          flags: int = 0) -> tuple[int, int, list]:
+        """``recvmsg`` → (errno, bytes, control messages as (level, type, data));
+        see :meth:`netinet.socket.Socket.recvmsg`."""
+        async def fn(so):
+            nn = _length(buf) if n is None else n
+            if type(nn) is not int or nn < 0 or type(flags) is not int:
+                return EINVAL, 0, []
+            return await so.recvmsg(p, buf, nn, flags)
+        return await self._call(p, fd, fn, (0, []))
 
     async def sys_setsockopt(self, p: Context, fd: Any, level: Any, name: Any, value: Any) -> int:
         async def fn(so):
