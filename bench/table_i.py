@@ -359,6 +359,11 @@ def main(argv=None) -> int:
             why = _variant_problem(v)
             if why:
                 p.error(f"--variants {v}: {why}")
+    variants = args.variants if args.variants is not None else supported_variants()
+    big = [z for z in args.sizes if z > 16384]       # RFC 2246 §6.2.1: 2^14 per record
+    if "so_crypt" in methods and "paper" in variants and big:
+        p.error(f"--sizes {big[0]}: the paper variant makes each write one record of at "
+                "most 16384 bytes")
     plot_file = plot_path(p, args, "build/table_i.png")
     progress = None if args.json else (lambda r: print(
         f"  {_label(r):22} {r['size']:6} B: {r['seconds'] or float('nan'):7.2f} s per 100 MB",

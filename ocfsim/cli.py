@@ -652,12 +652,16 @@ def _net_problem(args, block: int) -> str | None:
         if not os.access(args.file, os.R_OK):
             return f"--file {args.file}: not readable"
     if args.so_crypt:
-        from .workloads.net import so_crypt_unsupported
+        from .workloads.net import so_crypt_record_limit, so_crypt_unsupported
         if args.encrypt != "none":
             return f"--so-crypt and --encrypt {args.encrypt}: give one way of encrypting"
         why = so_crypt_unsupported(args.mode, args.one_pass, args.rx)
         if why:
             return why
+        if args.mode == "piecemeal" and args.write_size > so_crypt_record_limit(args.so_crypt):
+            return (f"--piecemeal: --write-size {args.write_size} is over the "
+                    f"{so_crypt_record_limit(args.so_crypt)}-byte {args.so_crypt} record "
+                    "(each write is one record)")
     elif args.mode or args.one_pass:
         return f"--{args.mode or 'one-pass'} needs --so-crypt tls1.0|ssh2|paper"
     if args.encrypt != "none" and args.write_size % block:

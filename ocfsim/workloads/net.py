@@ -55,7 +55,7 @@ from hw.machine import CardSpec, MachineSpec
 from netinet.if_em import EmIf
 from netinet.partner import Partner, Transfer
 from netinet import socrypt
-from netinet.socket import MSG_WAITALL, SOL_SOCKET
+from netinet.socket import MSG_EOR, MSG_WAITALL, SOL_SOCKET
 from netinet.stack import NetStack
 from netinet.wire import Faults, Link, NicWire, nic_capture_lag, wire_time
 from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC
@@ -207,6 +207,9 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         why = so_crypt_unsupported(mode, one_pass, rx)
         if why:
             raise ValueError(why)
+        if mode == "piecemeal" and write_size > so_crypt_record_limit(framing):
+            raise ValueError(f"piecemeal: write_size {write_size} is over the "
+                             f"{so_crypt_record_limit(framing)}-byte record limit")
     if encrypt in ("evp", "devcrypto") and write_size % BLOCK:
         raise ValueError(f"write_size {write_size} is not a multiple of the {BLOCK}-byte "
                          "3DES block")
@@ -333,6 +336,10 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             return None, None
         if so:
             extra = {"mode": mode} if mode is not None and "mode" in _transform_fields() else {}
+            if mode == "piecemeal":
+                # each write is one record, encrypted in pieces of the write
+                # quantum as sosend takes them (docs/so_crypt.md, piecemeal)
+                extra["record_size"] = write_size
             if one_pass:
                 extra["one_pass"] = True
             tr = socrypt.Transform(framing, key, iv0, mackey, seq=0,
@@ -342,6 +349,10 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
                 errors.append(f"setsockopt SO_CRYPT: {errorname(err)}")
                 return None, None
         return eng, fd
+
+    # piecemeal: each write ends its record (MSG_EOR), so a short last write
+    # is a record of its own
+    eor = MSG_EOR if so and mode == "piecemeal" else 0
 
     async def sender(p):
         st = stack
@@ -362,7 +373,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
                 macs.append(tag)
             view, sent = memoryview(rec), 0
             while sent < len(rec):
-                err, n = await st.sys_send(p, fd, view[sent:])
+                err, n = await st.sys_send(p, fd, view[sent:], flags=eor)
                 sent += n
                 if err:
                     errors.append(f"send: {errorname(err)}")
@@ -527,7 +538,9 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         "pcap": pcap,
         "ocf_requests": ocf["total"],
         "ocf_by_driver": {k: v for k, v in ocf.items() if k != "total" and v},
+        # the keys in hex, so a capture can be decoded by another peer
         "so_crypt": {"framing": framing, "mode": mode or "whole-frame", "one_pass": one_pass,
+                     "key": key.hex(), "iv": iv0.hex(), "mac_key": mackey.hex(),
                      "records": nrec, "records_per_s": nrec / secs if nrec else None,
                      "ocf_requests_per_record": ocf["total"] / nrec if nrec else None}
         if so else None,
@@ -699,6 +712,11 @@ def _rx_built() -> bool:
     """Does netinet.socrypt have a receive side (a ``...Rx`` class beside SoCryptTx)?"""
     return any(isinstance(v, type) and n.startswith("SoCrypt") and n.endswith("Rx")
                for n, v in vars(socrypt).items())
+
+
+def so_crypt_record_limit(framing: str) -> int:
+    """The most plaintext in one record: 2^14 (RFC 2246 §6.2.1), SSH 32768 (RFC 4253 §6.1)."""
+    return socrypt.SSH_MAX_PAYLOAD if framing == "ssh2" else socrypt.TLS_MAX_PLAINTEXT
 
 
 def _transform_fields() -> set[str]:
