@@ -482,3 +482,63 @@ async def moderation(host, seed=7, n_records=4, imod_n=3, imod_t=3000, size=16,
     return {"done": done_seen, "interrupts": interrupts, "stamps": stamps,
             "edges": sum(host.interrupt_edges),
             "checker": host.checker_errors()}
+
+
+async def tls_packets(host, cases, seed=7, misalign=True):
+    """The model's one-pass TLS flag, driven from the bare card (no driver):
+    one record with a packet per case ``(gap, n, pad_len, extra)``: ``gap``
+    bytes MAC'd before the cipher (13: the TLS pseudo-header, RFC 2246
+    §6.2.3.1), ``n`` data bytes, ``extra`` further context flags (to provoke
+    errors). The expected output, E(data | HMAC-SHA1 | padding), and the
+    MAC buffer's 12 bytes are built from cryptography and hmac."""
+    from hw.cards.ubsecreg import UBS_PKTCTX_TLS, TLS_MAC_BYTES
+    rng = random.Random(seed)
+    dev, card = await attach_card(host)
+    mem = card.mem
+    mcr = card.alloc(MCR_BYTES + MCR_ADD_BYTES * (len(cases) - 1))
+    raw = _bytes(McrHeader, {"pkts": len(cases), "flags": 0})
+    want = []
+    for gap, n, pad_len, extra in cases:
+        lead = -gap % 4
+        key = bytes(rng.getrandbits(8) for _ in range(24))
+        iv = bytes(rng.getrandbits(8) for _ in range(8))
+        mackey = bytes(rng.getrandbits(8) for _ in range(20))
+        inp = bytes(rng.getrandbits(8) for _ in range(lead + gap + n))
+        flags = UBS_PKTCTX_ENC_3DES | UBS_PKTCTX_AUTH_SHA1 | UBS_PKTCTX_TLS | \
+            (lead << 8) | pad_len | extra
+        ctx = card.alloc(CTX_LONG_BYTES)
+        mem.write(ctx, context_bytes(flags, (lead + gap) // 4, key, iv, mackey))
+        ia = card.alloc(len(inp) + 8) + (rng.randrange(4) if misalign else 0)
+        mem.write(ia, inp)
+        mac = hmac.new(mackey, inp[lead:], hashlib.sha1).digest()
+        assert len(mac) == TLS_MAC_BYTES
+        plain = inp[lead + gap:] + mac + bytes([pad_len]) * (pad_len + 1)
+        olen = len(plain)
+        # two output particles, the second at an odd address, then the MAC buffer
+        cut = rng.randrange(1, olen)
+        o1 = card.alloc(cut + 8) + (rng.randrange(4) if misalign else 0)
+        o2 = card.alloc(olen - cut + 8) + 1
+        macbuf = card.alloc(MAC_BYTES + 8)
+        mem.write(macbuf, bytes(MAC_BYTES))
+        d2 = card.alloc(12)
+        mem.write(d2, _bytes(PktBuf, {"addr": o2, "next": macbuf, "len": olen - cut}))
+        raw += _bytes(McrPacket, {"ctxp": ctx, "ipkt": {"addr": ia, "next": 0, "len": len(inp)},
+                                  "pktlen": len(inp),
+                                  "opkt": {"addr": o1, "next": d2, "len": cut}})
+        ok = len(plain) % 8 == 0
+        want.append(dict(out=cbc(key[0:8], key[8:16], key[16:24], iv, plain, False)
+                         if ok else None, mac=mac[:MAC_BYTES], where=[(o1, cut), (o2, olen - cut)],
+                         macbuf=macbuf))
+    mem.write(mcr, raw)
+    c0 = host.cycle
+    await card.wr("MCR1", mcr)
+    irq = await card.wait_irq()
+    cycles = host.cycle - c0
+    flags = int.from_bytes(mem.read(mcr + 2, 2), "little")
+    res = []
+    for w in want:
+        got = b"".join(mem.read(a, k) for a, k in w["where"])
+        res.append({"out_ok": w["out"] is not None and got == w["out"],
+                    "mac_ok": mem.read(w["macbuf"], MAC_BYTES) == w["mac"]})
+    return {"irq": irq, "flags": flags, "res": res, "cycles": cycles,
+            "checker": host.checker_errors()}

@@ -165,3 +165,31 @@ def test_error_paths_identical_on_both_backends(scenario, args):
     """The error paths take the same clocks on pysim and Verilator."""
     a, b = run_on_both(machine(), f"{SC}:{scenario}", args)
     assert a == b and a["_cycles"] > 0
+
+
+# ---------------------------------------------------------------- one-pass TLS (extension)
+# (gap, n, pad_len, flags): n + 20 + pad_len + 1 a multiple of 8 (RFC 2246 §6.2.3.2)
+TLS_CASES = [(13, 0, 3, 0), (13, 1, 2, 0), (13, 9, 2, 0), (13, 45, 6, 0), (13, 45, 254, 0),
+             (4, 20, 7, 0), (14, 3, 0, 0), (0, 8, 3, 0)]
+
+
+def test_tls_flag_record_byte_exact(backend):
+    cases = TLS_CASES if backend == "pysim" else TLS_CASES + [(13, 4000, 3, 0)]
+    r = run(machine(), f"{SC}:tls_packets", {"cases": cases}, backend=backend)
+    assert r["checker"] == [] and r["irq"]
+    assert r["flags"] == UBS_MCR_DONE                     # no error
+    assert r["res"] == [{"out_ok": True, "mac_ok": True}] * len(cases)
+
+
+def test_tls_flag_errors():
+    from hw.cards.ubsecreg import ERR_CONTEXT, ERR_LENGTH, UBS_PKTCTX_INBOUND
+    # good, bad padding (data | MAC | padding not a multiple of 8), then INBOUND
+    r = run(machine(), f"{SC}:tls_packets",
+            {"cases": [(13, 9, 2, 0), (13, 9, 1, 0), (13, 9, 2, UBS_PKTCTX_INBOUND)]})
+    assert r["checker"] == [] and r["irq"]
+    assert r["flags"] & (UBS_MCR_DONE | UBS_MCR_ERROR) == UBS_MCR_DONE | UBS_MCR_ERROR
+    assert r["flags"] >> 8 == ERR_CONTEXT                 # the last error of the record
+    assert r["res"][0] == {"out_ok": True, "mac_ok": True}
+    assert not r["res"][1]["out_ok"] and not r["res"][2]["out_ok"]
+    r = run(machine(), f"{SC}:tls_packets", {"cases": [(13, 9, 1, 0)]})
+    assert r["flags"] >> 8 == ERR_LENGTH
