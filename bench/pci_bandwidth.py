@@ -9,9 +9,14 @@ burst 3 + R + D clocks with host latency R; at 32-bit/33 MHz, 16-phase writes
 are ~89 % efficient and 64-phase writes ~97 %. The copy does one read and
 one write burst per chunk, so the reference efficiency is 2D / (2D + 5 + R).
 
+With ``--bridge`` (the default) it also measures what a PCI-PCI bridge
+costs on the simulated bus (:func:`bridge_cost`: a CPU read and a DMA copy
+by a card on bus 0 and by one behind a bridge), beside the OCF paper's "2-cycle
+latency on each PCI transaction" (§5.4).
+
 Usage: python -m bench.pci_bandwidth [--backends pysim,verilator] [--bytes N]
-       [--bursts 1,4,16,64,256] [--masters 1,2,3] [--plot FILE] [-j N | --dask ADDR]
-       [--json]   (also ``ocfsim bench pci``)
+       [--bursts 1,4,16,64,256] [--masters 1,2,3] [--plot FILE] [--no-bridge]
+       [-j N | --dask ADDR] [--json]   (also ``ocfsim bench pci``)
 
 The sweep's points are independent cells: ``-j N`` runs N at once in local
 processes, ``--dask ADDR`` on a Dask cluster (``ocfsim.sweep``). The speed
@@ -28,7 +33,13 @@ from sim.experiment import run
 from ocfsim.machines import dma_machine
 from ocfsim.sweep import Sweep, where_text
 
-__all__ = ["run_bench", "format_table", "plot", "backends_agree", "main"]
+__all__ = ["run_bench", "format_table", "plot", "backends_agree", "main", "bridge_cost",
+           "format_bridge",
+           "bridge_machine", "BRIDGE_PAPER_CLOCKS"]
+
+#: the OCF paper (§5.4) on its quad-7751 card: the on-card PCI bridge adds
+#: "a 2-cycle latency on each PCI transaction"
+BRIDGE_PAPER_CLOCKS = 2
 
 #: host DRAM read latency R in the reference model: our DRAM target answers
 #: with medium DEVSEL# and one clock of memory latency (hw/pci/host_bridge.py)
@@ -69,7 +80,8 @@ REF_SPEEDUP = 50
 
 
 def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
-              masters=(1, 2, 3), progress=None, speed=None, seed=1, sweep=None) -> dict:
+              masters=(1, 2, 3), progress=None, speed=None, seed=1, sweep=None,
+              bridge=True) -> dict:
     """Sweep; with both backends (or ``speed=True``) also time a 64 KiB copy on each.
 
     The sweep's points are independent cells of ``sweep`` (``ocfsim.sweep.Sweep``;
@@ -97,7 +109,92 @@ def run_bench(backends=("pysim",), nbytes=4096, bursts=(1, 4, 16, 64, 256),
                 if r["kind"] == "speed" and r["backend"] == "verilator":
                     r["speedup"] = by["verilator"] / by["pysim"]
                     r["ref_speedup"] = REF_SPEEDUP
-    return {"bench": "pci", "seed": seed, **sweep.describe(), "rows": rows}
+    result = {"bench": "pci", "seed": seed, **sweep.describe(), "rows": rows}
+    if bridge:
+        b = run(bridge_machine(), "bench.pci_bandwidth:bridge_cost", {}, backend=backends[0])
+        result["bridge"] = {k: v for k, v in b.items() if not k.startswith("_")}
+        result["bridge"]["backend"] = backends[0]
+    return result
+
+
+def bridge_machine(clock: int = 33):
+    """A DMA test card on bus 0 (slot 1) and one behind a PCI-PCI bridge
+    (slot 2, secondary device 0): the same work done direct and bridged."""
+    from hw.machine import CardSpec, MachineSpec
+    return MachineSpec(clock_mhz=clock, dram_bytes=1 << 20, cards=[
+        CardSpec("dmatest", 1, {"depth": 256}),
+        CardSpec("ppb", 2, {"cards": [{"kind": "dmatest", "slot": 0,
+                                       "params": {"depth": 256}}]})])
+
+
+async def bridge_cost(host, nbytes: int = 1024, burst: int = 16) -> dict:
+    """Experiment entry on :func:`bridge_machine`: per card (direct, then
+    bridged) the clocks of a one-dword CPU read of its ID register, and of
+    a DMA copy of ``nbytes`` (``burst``-dword read and write bursts; from the
+    start write to the completion interrupt), with the card's transactions
+    (address phases the monitor counted) and bytes checked."""
+    from drivers.pci import enumerate_bus
+    from ocfsim.workloads.dma import REG, ST_DONE
+    devs = [d for d in await enumerate_bus(host) if d.vendor == 0x0CF5]
+    mem, loop = host.memory, host.loop
+    waiting = {}
+
+    def on_irq(line, asserted):
+        fut = waiting.get(line)
+        if asserted and fut is not None and not fut.done():
+            fut.set_result(None)
+    host.on_interrupt(on_irq)
+    out = {}
+    for d, where in zip(devs, ("direct", "bridged")):
+        base = d.bar(0).addr
+        c0 = host.cycle
+        ident = await host.mmio_read(base + REG["ID"])
+        read_clocks = host.cycle - c0
+        src, dst = mem.alloc(nbytes), mem.alloc(nbytes)
+        payload = bytes((i * 7 + len(out)) & 0xFF for i in range(nbytes))
+        mem.write(src, payload)
+        mem.write(dst, bytes(nbytes))
+        for reg, value in (("SRC", src), ("DST", dst), ("LEN", nbytes), ("BURST", burst),
+                           ("INTEN", 1)):
+            await host.mmio_write(base + REG[reg], value)
+        await host.mmio_read(base + REG["BURST"])           # the writes are in
+        before = host.bus_stats()
+        fut = waiting[d.irq] = loop.create_future(f"{where} copy")
+        c0 = host.cycle
+        await host.mmio_write(base + REG["CTRL"], 1)
+        await fut
+        copy_clocks = host.cycle - c0
+        stats = host.bus_stats_since(before)
+        seg = stats["segments"][d.bus]
+        name = ("slot1" if d.bus == 0 else "slot2_0") + ".master"
+        status = await host.mmio_read(base + REG["STATUS"])
+        await host.mmio_write(base + REG["STATUS"], ST_DONE)
+        out[where] = {"bus": d.bus, "cpu_read_clocks": read_clocks,
+                      "copy_clocks": copy_clocks,
+                      "transactions": seg["by_master"][name]["address"],
+                      "ok": ident == 0x0CF5D0A1 and bool(status & ST_DONE)
+                      and mem.read(dst, nbytes) == payload}
+    direct, bridged = out["direct"], out["bridged"]
+    return {"ok": direct["ok"] and bridged["ok"] and not host.checker_errors(),
+            "nbytes": nbytes, "burst": burst, **out,
+            "cpu_read_extra": bridged["cpu_read_clocks"] - direct["cpu_read_clocks"],
+            "copy_extra_per_transaction":
+                (bridged["copy_clocks"] - direct["copy_clocks"]) / direct["transactions"],
+            "paper_clocks": BRIDGE_PAPER_CLOCKS}
+
+
+def format_bridge(b: dict) -> str:
+    d, r = b["direct"], b["bridged"]
+    return (f"\nPCI-PCI bridge, measured on the bus ({b['backend']}, {b['nbytes']} B DMA copy, "
+            f"{b['burst']}-dword bursts):"
+            f"\n  CPU read, one dword:  {d['cpu_read_clocks']} clocks direct, "
+            f"{r['cpu_read_clocks']} through the bridge (+{b['cpu_read_extra']})"
+            f"\n  card DMA copy:        {d['copy_clocks']} clocks direct "
+            f"({d['transactions']} transactions), {r['copy_clocks']} behind the bridge "
+            f"({r['transactions']}): +{b['copy_extra_per_transaction']:.1f} clocks per "
+            f"transaction"
+            f"\n  the OCF paper (§5.4): \"a {b['paper_clocks']}-cycle latency on each PCI "
+            f"transaction\"" + ("" if b["ok"] else "\n  FAILED: a copy or a read was wrong"))
 
 
 def format_table(result: dict) -> str:
@@ -111,6 +208,8 @@ def format_table(result: dict) -> str:
                   "eff %", "ref eff %", "PCI util %", "cycles/s", "verified"], rows)
     text += (f"\nPCI peak at 32-bit/33 MHz: {PCI_PEAK_MBPS[33]:.0f} Mbit/s; "
              f"sweep {where_text(result)}")
+    if "bridge" in result:
+        text += format_bridge(result["bridge"])
     speed = [r for r in result["rows"] if r.get("kind") == "speed"]
     for r in speed:
         text += (f"\nspeed, dma --bytes {r['size']}: {r['backend']:9} {r['cycles_per_s']:10.0f} "
@@ -195,6 +294,9 @@ def build_parser():
     p.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None,
                    help="also time `dma --bytes 65536` per backend "
                         "(when not given: on when both backends run)")
+    p.add_argument("--bridge", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure a PCI-PCI bridge's cost on the bus (a CPU read "
+                        "and a DMA copy, direct and behind the bridge; on by default)")
     p.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                    help="seed of the copied data")
     sweep_options(p)
@@ -215,14 +317,16 @@ def main(argv=None) -> int:
     try:
         with sweep_from_args(p, args) as sweep:
             result = run_bench(args.backends, args.bytes, args.bursts, args.masters, progress,
-                               speed=args.speed, seed=args.seed, sweep=sweep)
+                               speed=args.speed, seed=args.seed, sweep=sweep,
+                               bridge=args.bridge)
     except CellError as exc:
         return report_failure(p.prog, exc)
     if plot_file:
         save_plot(args, plot(result, logy=args.logy), plot_file)
         result["plot"] = plot_file
     print_result(p, argv, args, "pci", result, format_table, args.seed)
-    return 0 if all(r["ok"] for r in result["rows"]) else 1
+    return 0 if all(r["ok"] for r in result["rows"]) and result.get("bridge", {}).get(
+        "ok", True) else 1
 
 
 if __name__ == "__main__":
