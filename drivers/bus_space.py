@@ -28,9 +28,12 @@ class BusSpace:
     BAR index to its (bus address, size). A register is reached through the
     BAR its description names."""
 
-    def __init__(self, host: Any, bars: dict[int, tuple[int, int]]):
+    def __init__(self, host: Any, bars: dict[int, tuple[int, int]], read_latency_ps: int = 0):
         self.host = host
         self.bars = dict(bars)
+        #: the CPU's own part of an uncached read (front-side bus and the host
+        #: bridge's CPU-to-PCI path), before the bus cycle; the CPU stalls
+        self.read_latency_ps = read_latency_ps
 
     def _check(self, reg: Register) -> int:
         if not isinstance(reg, Register):
@@ -43,7 +46,10 @@ class BusSpace:
 
     async def read(self, reg: Register) -> int:
         """``bus_space_read_4``."""
-        return await self.host.mmio_read(self._check(reg))
+        addr = self._check(reg)
+        if self.read_latency_ps:
+            await self.host.sleep(self.read_latency_ps)
+        return await self.host.mmio_read(addr)
 
     async def write(self, reg: Register, value: int, be: int = 0xF) -> None:
         """``bus_space_write_4`` (``be``: byte enables of a narrower write)."""

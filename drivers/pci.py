@@ -136,8 +136,10 @@ class PciAttachArgs:
 
     def map(self, *bars: int) -> BusSpace:
         """``pci_mapreg_map`` of the given memory BARs (LookupError if absent)."""
+        prof = self.kernel.profile
         return BusSpace(self.host, {i: (self.dev.bar(i).addr, self.dev.bar(i).size)
-                                    for i in bars})
+                                    for i in bars},
+                        prof.cost("bridge.mmio_read") if prof.has("bridge.mmio_read") else 0)
 
     @property
     def clock_period_ps(self) -> int:
