@@ -560,7 +560,8 @@ def cmd_net(args) -> int:
                "devcrypto": f"/dev/crypto 3DES-CBC + HMAC-SHA1 on the {res['card']}",
                "so_crypt": sc and (f"SO_CRYPT {sc['framing']} records (3DES-CBC + HMAC-SHA1, "
                                    f"{sc['mode']}{', one pass' if sc['one_pass'] else ''}) "
-                                   "built in the kernel")}
+                                   + ("read and verified" if res["rx"] else "built")
+                                   + " in the kernel")}
         what = res["file"] or f"{res['bytes']} random bytes"
         check = (", every record decoded by the partner (RFC 2246/4253 rules on cryptography/"
                  "hmac), its plaintext equal to the file" if not res["rx"] else
