@@ -160,9 +160,9 @@ def test_quad7751_four_chips_serve_sessions(backend):
     fewest-sessions rule spreads them over the four chips; every output is
     checked against ``cryptography`` by the workload."""
     r = run(quad7751_machine(), "ocfsim.workloads.devcrypto:devcrypto",
-            {"alg": "3des", "size": 64, "ops": 4, "threads": 4}, backend=backend)
+            {"alg": "3des", "size": 64, "ops": 8, "threads": 4}, backend=backend)
     assert r["ok"], (r["failures"], r["errnos"])
-    assert r["requests"]["ok"] == 4 and r["checker"] == []
+    assert r["requests"]["ok"] == 8 and r["checker"] == []
     assert r["devices"][0] == "1:1011:0024"
     for unit in range(4):
         d = r["ocf_drivers"][f"hifn{unit}"]
