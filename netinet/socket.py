@@ -40,12 +40,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from sim.kernel import PSOCK, Context, File
 from sim.kernel.errno import (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EALREADY, ECONNABORTED,
-                              ECONNRESET, EFAULT, EINVAL, EISCONN, EMSGSIZE, ENOBUFS,
-                              ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPIPE, EWOULDBLOCK)
+                              EBADMSG, ECONNRESET, EFAULT, EINVAL, EIO, EISCONN, EMSGSIZE,
+                              ENOBUFS, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPIPE, EWOULDBLOCK)
 
 from .mbuf import MCLBYTES, MINCLSIZE, MLEN, SockBuf
 from .proto import IPPROTO_TCP, ip_aton
-from .socrypt import RX, SO_CRYPT, TLS_HDR, SoCryptTx, check_transform
+from .socrypt import (BOTH, RX, SO_CRYPT, SOL_TLS, TLS_APPLICATION_DATA, TLS_GET_RECORD_TYPE,
+                      TLS_HDR, TX, SoCryptRx, SoCryptTx, check_transform)
 from .tcp import (TCP_MAX_WINSHIFT, TCP_MAXWIN, TCPS_ESTABLISHED, TCPS_LISTEN, TCPS_SYN_SENT,
                   TCPT_KEEP, TCPTV_KEEP_INIT, TF_NODELAY, TcpCb)
 
@@ -107,6 +108,7 @@ class Socket(File):
         self.q: deque[Socket] = deque()
         self.qlimit = 0
         self.crypt_tx = None               # SO_CRYPT transmit state (netinet.socrypt)
+        self.crypt_rx = None               # SO_CRYPT receive state
 
     # ------------------------------------------------------- state helpers
     @property
@@ -442,6 +444,9 @@ class Socket(File):
         st, k = self.stack, self.stack.kernel
         if k.user_buffer(buf, n, writable=True) is None:
             return EFAULT, 0
+        if self.crypt_rx is not None:
+            err, got, _ = await self._soreceive_crypt(buf, n, flags, False)
+            return err, got
         nonblock = bool(flags & MSG_DONTWAIT)
         got = 0
         while True:
@@ -500,6 +505,104 @@ class Socket(File):
                     k.splx(s)
             if got >= n or peek or not flags & MSG_WAITALL:
                 return 0, got
+
+    async def recvmsg(self, p: Context, buf: Any, n: int, flags: int = 0
+                      ) -> tuple[int, int, list[tuple[int, int, bytes]]]:
+        """``recvmsg``: (errno, bytes, control messages). On a socket with
+        SO_CRYPT receive and a TLS framing every call returns bytes of one
+        record type and says which in a ``(SOL_TLS, TLS_GET_RECORD_TYPE,
+        bytes([type]))`` control message (Linux kTLS's interface,
+        Documentation/networking/tls.rst); otherwise as ``recv``, no
+        control messages."""
+        k = self.stack.kernel
+        if k.user_buffer(buf, n, writable=True) is None:
+            return EFAULT, 0, []
+        if self.crypt_rx is None:
+            err, got = await self.recv(p, buf, n, flags)
+            return err, got, []
+        err, got, rtype = await self._soreceive_crypt(buf, n, flags, True)
+        cm = [(SOL_TLS, TLS_GET_RECORD_TYPE, bytes([rtype]))] if rtype is not None and not err \
+            else []
+        return err, got, cm
+
+    async def _soreceive_crypt(self, buf: Any, n: int, flags: int, cmsg: bool
+                               ) -> tuple[int, int, Optional[int]]:
+        """SO_CRYPT receive (netinet.socrypt.SoCryptRx): whole records
+        reassembled from the receive buffer, decrypted and verified, then
+        their plaintext copied out; at most one record per call. A TLS
+        record that is not application data read without room for its
+        control message → EIO (Linux kTLS). (errno, bytes, record type)."""
+        st, k, rx = self.stack, self.stack.kernel, self.crypt_rx
+        err = await rx.open()
+        if err:
+            return err, 0, None
+        while True:
+            if rx.error:
+                return rx.error, 0, None
+            if rx.ready is None:
+                s = k.splraise()
+                moved = 0
+                while True:              # the header first, then the record it announces
+                    want, err = rx.need()
+                    got = rx.pull(want) if not err else 0
+                    moved += got
+                    if err or not got or rx.asm.cc < want:
+                        want, err = rx.need() if not err else (want, err)
+                        break
+                k.splx(s)
+                if moved and self.tp is not None:
+                    s = k.splraise()
+                    try:
+                        await st.tcp.output(self.tp)       # PRU_RCVD: the window opens
+                    finally:
+                        k.splx(s)
+                if err:
+                    return rx.fail(err), 0, None
+                if rx.asm.cc >= want:
+                    if rx.t.framing == "ssh2" and rx.ssh_len is None:
+                        err = await rx.ssh_first()
+                    else:
+                        err = await rx.record()
+                    if err:
+                        return rx.fail(err), 0, None
+                    continue
+                if self.error:
+                    err, self.error = self.error, 0
+                    return err, 0, None
+                if self.cantrcvmore:
+                    if rx.asm.cc == 0 and self.rcv.cc == 0:
+                        return 0, 0, None           # EOF between records
+                    return rx.fail(EBADMSG), 0, None  # a record cut short
+                if not self.state & (SS_ISCONNECTED | SS_ISCONNECTING):
+                    return ENOTCONN, 0, None
+                if n == 0:
+                    return 0, 0, None
+                if flags & MSG_DONTWAIT:
+                    return EWOULDBLOCK, 0, None
+                s = k.splraise()
+                await k.tsleep(self.rcv, PSOCK, "netio")
+                k.splx(s)
+                continue
+            rtype, off, left, _ = rx.ready
+            if rtype is not None and rtype != TLS_APPLICATION_DATA and not cmsg:
+                return EIO, 0, None
+            if left == 0 and rtype in (None, TLS_APPLICATION_DATA):
+                rx.consumed(0)                       # an empty data record: nothing to give
+                continue
+            await st.charge("socket", st.c_soreceive)
+            take = min(n, left)
+            view = memoryview(buf).cast("B")
+            pos = 0
+            for addr, ln in rx._segs(off, take):
+                err = await k.copyout(addr, view[pos:pos + ln], ln)
+                if err:
+                    view.release()
+                    return err, pos, rtype
+                pos += ln
+            view.release()
+            if not flags & MSG_PEEK:
+                rx.consumed(take)
+            return 0, take, rtype
 
     async def shutdown(self, how: Any) -> int:
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR) or type(how) is not int:
@@ -567,12 +670,15 @@ class Socket(File):
         crypto = getattr(self.stack, "socrypt_crypto", None)
         if crypto is None:
             return ENOPROTOOPT
-        if check_transform(t) or self.crypt_tx is not None \
-                or not self.state & SS_ISCONNECTED:
+        if check_transform(t) or not self.state & SS_ISCONNECTED:
             return EINVAL
-        if t.direction == RX:
-            return EOPNOTSUPP                   # receive: not modelled yet
-        self.crypt_tx = SoCryptTx(self, t, crypto)
+        tx, rx = t.direction in (TX, BOTH), t.direction in (RX, BOTH)
+        if (tx and self.crypt_tx is not None) or (rx and self.crypt_rx is not None):
+            return EINVAL                       # each direction is set once (TLS_TX, TLS_RX)
+        if tx:
+            self.crypt_tx = SoCryptTx(self, t, crypto)
+        if rx:
+            self.crypt_rx = SoCryptRx(self, t, crypto)
         return 0
 
     def getsockopt(self, level: Any, name: Any) -> tuple[int, int]:
@@ -601,8 +707,9 @@ class Socket(File):
         """``soclose``: abort pending connections of a listener; otherwise a
         graceful close (FIN after the queued data) that outlives the descriptor."""
         st, k = self.stack, self.stack.kernel
-        if self.crypt_tx is not None:
-            await self.crypt_tx.close()          # the OCF sessions go with the socket
+        for c in (self.crypt_tx, self.crypt_rx):
+            if c is not None:
+                await c.close()                  # the OCF sessions go with the socket
         s = k.splraise()
         try:
             if self.options & SO_ACCEPTCONN:

@@ -56,7 +56,8 @@ piece as writes bring its bytes (one cipher request per piece, the CBC
 chain carried in the last ciphertext block, a partial block held in the
 kernel); neither card can hand back a partial HMAC state, so the MAC is
 computed incrementally in the kernel's software HMAC on the host CPU
-(charged at cryptosoft's costs). See docs/so_crypt.md.
+(charged at cryptosoft's costs). Receive: :class:`SoCryptRx`. See
+docs/so_crypt.md.
 """
 
 from __future__ import annotations
@@ -64,18 +65,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC,
                             CRYPTOCAP_F_MAC_ENCRYPT, CryptoBuf, CryptoDesc, CryptoIni,
                             CryptoOp)
 from sim.kernel import PSOCK
-from sim.kernel.errno import EAGAIN, EINVAL, ENOBUFS, ENOMEM
+from sim.kernel.errno import EAGAIN, EBADMSG, EINVAL, EMSGSIZE, ENOBUFS, ENOMEM
 
 from .mbuf import MCLBYTES
 
-__all__ = ["SO_CRYPT", "Transform", "SoCryptTx", "attach", "TX", "RX", "BOTH",
+__all__ = ["SO_CRYPT", "Transform", "SoCryptTx", "SoCryptRx", "attach", "SOL_TLS",
+           "TLS_GET_RECORD_TYPE", "TLS_MAX_CIPHERTEXT", "SSH_MAX_PACKET", "TX", "RX", "BOTH",
            "WHOLE_FRAME", "PIECEMEAL", "MODES", "TLS_MAX_PLAINTEXT", "SSH_MAX_PAYLOAD",
            "RECORD_CYCLES", "PIECE_CYCLES"]
 
@@ -575,3 +577,240 @@ def _tail(segs: list[tuple[int, int]], skip: int) -> list[tuple[int, int]]:
 def check_transform(t: Any) -> int:
     """0 or EINVAL for a descriptor handed to setsockopt."""
     return 0 if isinstance(t, Transform) and t.check() is None else EINVAL
+
+
+# ---------------------------------------------------------------- receive
+#: RFC 2246 §6.2.3: TLSCiphertext.length MUST NOT exceed 2^14 + 2048
+TLS_MAX_CIPHERTEXT = TLS_MAX_PLAINTEXT + 2048
+#: RFC 4253 §6.1: implementations must handle packets of 35000 bytes in all
+#: (packet_length, padding, MAC included); a longer one is refused
+SSH_MAX_PACKET = 35000
+#: the control message of a record's type, Linux include/uapi/linux/tls.h
+#: (SOL_TLS 282, TLS_GET_RECORD_TYPE 2) — the paper names none
+SOL_TLS, TLS_GET_RECORD_TYPE = 282, 2
+
+
+class SoCryptRx:
+    """The receive side of one socket's SO_CRYPT state.
+
+    Records are reassembled in the kernel: the mbufs TCP queued on the
+    socket are moved (not copied) into a reassembly buffer until a whole
+    record is there, which frees the socket buffer so the window opens for
+    the rest of a record larger than it (Linux's strparser does the same).
+    The record is then decrypted in place and its MAC checked through OCF,
+    in the receiving process's context, as Linux kTLS's ``tls_sw_recvmsg``:
+
+    * TLS 1.0: one decrypt request over the encrypted part (IV: the last
+      ciphertext block of the record before, RFC 2246 §6.2.3.2), the
+      padding checked, then one MAC request over the 13-byte pseudo-header
+      and the data into a scratch buffer, compared with the record's MAC
+      (the length in the pseudo-header is only known after decryption, so
+      MAC and decrypt cannot be one request on any driver);
+    * SSH2: the first cipher block decrypted alone for ``packet_length``
+      (RFC 4253 §6), the rest once it is all there, then the MAC over
+      ``seq | packet`` compared with the MAC after the packet.
+
+    Errors (Linux Documentation/networking/tls.rst): a length over the
+    protocol's limit → EMSGSIZE; a TLS version other than 3.1 → EINVAL; a
+    bad MAC, bad padding, a length that cannot be, or a record cut by EOF →
+    EBADMSG. Nothing of the bad record is delivered and every later read
+    gets the same errno (the connection is unusable from there, as KTLS).
+    """
+
+    def __init__(self, so: Any, t: Transform, crypto: Any):
+        from .mbuf import SockBuf
+        self.so, self.t, self.crypto = so, t, crypto
+        self.kernel = so.stack.kernel
+        self.seq = t.seq
+        self.iv = t.iv
+        self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
+        self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
+        self.enc_sid: Optional[int] = None
+        self.mac_sid: Optional[int] = None
+        self.asm = SockBuf(so.stack.pool, 1 << 30, 1)     # the reassembly buffer
+        self.error = 0
+        self.records = 0
+        self.requests = 0
+        #: the record being delivered: (content type, offset, bytes left, wire length)
+        self.ready: Optional[list] = None
+        self.ssh_len: Optional[int] = None     # packet_length once the first block is read
+        self.ssh_iv = b""                      # its ciphertext: the IV of the rest
+        p = self.kernel.profile
+        self.c_record = _cost(p, "socrypt.record", RECORD_CYCLES)
+        # session and request plumbing: a cipher and a MAC session, as whole frame
+        self._tx = SoCryptTx(so, replace(t, mode=WHOLE_FRAME), crypto)
+
+    async def open(self) -> int:
+        tx = self._tx
+        err = await tx.open() if tx.enc_sid is None else 0
+        return err
+
+    async def close(self) -> None:
+        await self._tx.close()
+        self.asm.flush()
+
+    async def _run(self, descs: list[CryptoDesc], buf: CryptoBuf, which: str) -> int:
+        tx = self._tx
+        before = tx.requests
+        err = await tx._run(descs, buf, which)
+        self.requests += tx.requests - before
+        return err
+
+    def _segs(self, off: int, n: int) -> list[tuple[int, int]]:
+        """Bus segments of ``n`` reassembled bytes from ``off``."""
+        out = []
+        for m in self.asm.chain:
+            if n <= 0:
+                break
+            if off >= m.len:
+                off -= m.len
+                continue
+            take = min(m.len - off, n)
+            out.append((m.data + off, take))
+            n -= take
+            off = 0
+        return out
+
+    def pull(self, want: int) -> int:
+        """Move whole mbufs from the socket's receive buffer to the reassembly
+        buffer until it holds ``want`` bytes; the bytes moved."""
+        sb, asm = self.so.rcv, self.asm
+        moved = 0
+        while asm.cc < want and sb.chain:
+            m = sb.chain.popleft()
+            sb.cc -= m.len
+            sb.mbcnt -= sb._mbsize(m)
+            asm.append(m)
+            moved += m.len
+        return moved
+
+    def need(self) -> tuple[int, int]:
+        """(bytes the next record needs in the reassembly buffer, errno):
+        the header's bytes until it is known, then the whole record."""
+        t, asm = self.t, self.asm
+        if t.framing == "ssh2":
+            if self.ssh_len is None:
+                return DES_BLOCK, 0
+            return 4 + self.ssh_len + t.mac_len, 0
+        if asm.cc < TLS_HDR:
+            return TLS_HDR, 0
+        rtype, ver, ln = struct.unpack("!B2sH", asm.copydata(0, TLS_HDR))
+        if ver != TLS10_VERSION:
+            return 0, EINVAL
+        if ln > TLS_MAX_CIPHERTEXT:
+            return 0, EMSGSIZE
+        if ln % DES_BLOCK or ln < t.mac_len + 1:
+            return 0, EBADMSG
+        return TLS_HDR + ln, 0
+
+    async def ssh_first(self) -> int:
+        """Decrypt an SSH packet's first block for its packet_length."""
+        t, k = self.t, self.kernel
+        self.ssh_iv = self.asm.copydata(0, DES_BLOCK)
+        buf = CryptoBuf(k.memory, self._segs(0, DES_BLOCK))
+        dec = CryptoDesc(self.enc_ini, skip=0, len=DES_BLOCK, flags=CRD_F_IV_EXPLICIT, iv=self.iv)
+        err = await self._run([dec], buf, "enc")
+        if err:
+            return err
+        (plen,) = struct.unpack("!I", self.asm.copydata(0, 4))
+        if 4 + plen + t.mac_len > SSH_MAX_PACKET:
+            return EMSGSIZE
+        if (4 + plen) % DES_BLOCK or plen < 12:     # RFC 4253 §6: >= 16 bytes, block multiple
+            return EBADMSG
+        self.ssh_len = plen
+        return 0
+
+    async def record(self) -> int:
+        """Decrypt and verify the whole record at the front of the reassembly
+        buffer; on success ``ready`` describes its plaintext."""
+        t, k = self.t, self.kernel
+        await k.charge("socrypt", self.c_record)
+        if t.framing == "ssh2":
+            return await self._ssh_record()
+        _, _, ln = struct.unpack("!B2sH", self.asm.copydata(0, TLS_HDR))
+        rtype = self.asm.copydata(0, 1)[0]
+        wlen = TLS_HDR + ln
+        next_iv = self.asm.copydata(wlen - DES_BLOCK, DES_BLOCK)
+        body = CryptoBuf(k.memory, self._segs(TLS_HDR, ln))
+        dec = CryptoDesc(self.enc_ini, skip=0, len=ln, flags=CRD_F_IV_EXPLICIT, iv=self.iv)
+        err = await self._run([dec], body, "enc")
+        if err:
+            return err
+        self.iv = next_iv
+        pad = body.read(ln - 1, 1)[0]
+        n = ln - t.mac_len - pad - 1
+        if n < 0 or body.read(ln - 1 - pad, pad + 1) != bytes([pad]) * (pad + 1):
+            return EBADMSG                  # RFC 2246 §6.2.3.2: each byte the length
+        ad = b"" if t.framing == "paper" else \
+            struct.pack("!QB2sH", self.seq, rtype, TLS10_VERSION, n)
+        err = await self._mac(ad, TLS_HDR, n, TLS_HDR + n)
+        if err:
+            return err
+        self.ready = [rtype, TLS_HDR, n, wlen]
+        return 0
+
+    async def _ssh_record(self) -> int:
+        t, k = self.t, self.kernel
+        plen = self.ssh_len
+        clen = 4 + plen
+        next_iv = self.asm.copydata(clen - DES_BLOCK, DES_BLOCK)
+        rest = CryptoBuf(k.memory, self._segs(DES_BLOCK, clen - DES_BLOCK))
+        dec = CryptoDesc(self.enc_ini, skip=0, len=clen - DES_BLOCK, flags=CRD_F_IV_EXPLICIT,
+                         iv=self.ssh_iv)
+        err = await self._run([dec], rest, "enc") if clen > DES_BLOCK else 0
+        if err:
+            return err
+        self.iv = next_iv
+        padlen = self.asm.copydata(4, 1)[0]
+        n = plen - padlen - 1
+        if padlen < 4 or n < 0:              # RFC 4253 §6: at least four bytes of padding
+            return EBADMSG
+        err = await self._mac(struct.pack("!I", self.seq), 0, clen, clen)
+        if err:
+            return err
+        self.ready = [None, 5, n, clen + t.mac_len]
+        self.ssh_len = None
+        return 0
+
+    async def _mac(self, ad: bytes, off: int, n: int, at: int) -> int:
+        """HMAC of ``ad`` | reassembled bytes [off, off+n) through OCF into a
+        scratch buffer; EBADMSG unless it equals the MAC at ``at``."""
+        t, k = self.t, self.kernel
+        ml = t.mac_len
+        scratch = k.malloc(len(ad) + ml)
+        if scratch is None:
+            return ENOMEM
+        try:
+            k.memory.write(scratch, ad)
+            segs = ([(scratch, len(ad))] if ad else []) + self._segs(off, n) + \
+                [(scratch + len(ad), ml)]
+            buf = CryptoBuf(k.memory, segs)
+            mac = CryptoDesc(self.mac_ini, skip=0, len=len(ad) + n, inject=len(ad) + n)
+            err = await self._run([mac], buf, "mac")
+            if err:
+                return err
+            good = hmac.compare_digest(k.memory.read(scratch + len(ad), ml),
+                                       self.asm.copydata(at, ml))
+        finally:
+            k.free(scratch)
+        if not good:
+            return EBADMSG
+        self.seq = (self.seq + 1) % t.seq_mod
+        self.records += 1
+        return 0
+
+    def consumed(self, k: int) -> None:
+        """``k`` plaintext bytes of the ready record went to the user."""
+        r = self.ready
+        r[1] += k
+        r[2] -= k
+        if r[2] == 0:
+            self.asm.drop(r[3])
+            self.ready = None
+
+    def fail(self, err: int) -> int:
+        """A bad record: nothing of it is delivered, and no more reads."""
+        self.error = err
+        self.asm.flush()
+        self.ready = None
+        return err

@@ -104,3 +104,56 @@ def ssh_read(wire: bytes, key: bytes, iv: bytes, mac_key: bytes, mac_len: int, n
         th.join()
         a.close()
         b.close()
+
+
+class _Capture:
+    """A socket stand-in that keeps what a peer library writes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def send(self, b) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+    def sendall(self, b) -> None:
+        self.data += bytes(b)
+
+    def settimeout(self, t) -> None:
+        pass
+
+
+def tls_write(records: list[tuple[int, bytes]], key: bytes, iv: bytes, mac_key: bytes,
+              seq: int = 0) -> bytes:
+    """TLS 1.0 records (content type, plaintext) as tlslite-ng's ``RecordLayer``
+    writes them: MAC, padding, 3DES-CBC with the chained IV (RFC 2246 §6.2.3)."""
+    from tlslite.mathtls import createHMAC
+    from tlslite.messages import Message
+    from tlslite.recordlayer import RecordLayer
+    cap = _Capture()
+    rl = RecordLayer(cap)
+    rl.version = (3, 1)
+    rl._writeState.encContext = TripleDESCBC(key, iv)
+    rl._writeState.macContext = createHMAC(mac_key, digestmod=hashlib.sha1)
+    rl._writeState.seqnum = seq
+    for rtype, data in records:
+        for _ in rl.sendRecord(Message(rtype, bytearray(data))):
+            pass
+    return bytes(cap.data)
+
+
+def ssh_write(payloads: list[bytes], key: bytes, iv: bytes, mac_key: bytes, mac_len: int,
+              seq: int = 0) -> bytes:
+    """SSH2 binary packets (RFC 4253 §6) of the given payloads, as paramiko's
+    ``Packetizer.send_message`` writes them (3des-cbc, hmac-sha1[-96])."""
+    import paramiko.packet
+    from paramiko.message import Message
+    cap = _Capture()
+    pk = paramiko.packet.Packetizer(cap)
+    pk.set_outbound_cipher(Cipher(TripleDES(key), modes.CBC(iv)).encryptor(), 8,
+                           hashlib.sha1, mac_len, mac_key)
+    pk._Packetizer__sequence_number_out = seq
+    pk._initial_kex_done = True
+    for p in payloads:
+        pk.send_message(Message(p))
+    return bytes(cap.data)

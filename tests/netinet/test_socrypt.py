@@ -235,7 +235,7 @@ def test_two_request_path_gives_the_same_wire(tmp_path, monkeypatch, framing):
     puts the same bytes on the wire as cryptosoft's one request, and makes
     twice the OCF requests."""
     from netinet.socrypt import SoCryptTx
-    t = Transform(framing, KEY, IV, MACKEY)
+    t = Transform(framing, KEY, IV, MACKEY, direction="tx")
     counts = {}
     orig_close = SoCryptTx.close
 
