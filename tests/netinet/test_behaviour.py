@@ -182,7 +182,11 @@ def test_a_full_send_buffer_puts_the_writer_to_sleep_until_acks_free_it(tmp_path
         res["hiwat"] = so.snd.hiwat
         await st.sys_send(p, fd, data)
         await r.local.kernel.sys_close(p, fd)
-    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    # a 100 Mbit/s link: the writer (about 1.5 Gbit/s of sosend work on the
+    # P3) fills the 16 KB buffer long before the wire drains it (at 1 Gbit/s
+    # the two are close enough that it may never fill once the handshake
+    # leaves two segments of window)
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001), rate_bps=100_000_000)
     assert r.result["hiwat"] == 16384
     assert bytes(r.result["service"].data) == data
     proc = next(c for c in r.local.kernel.contexts if c.name == "client")

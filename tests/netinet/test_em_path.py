@@ -9,6 +9,9 @@ sequence and acknowledgement numbers consistent, the data stream rebuilt
 from the capture equal to the file; encrypted runs decrypted with the
 ``cryptography`` package inside the workload and the MACs checked with
 ``hmac``; the PCI checker silent in every run.
+
+The runs are on Verilator; one small run on pysim too must agree with it
+cycle for cycle (a larger one, slow).
 """
 
 import random
@@ -34,7 +37,7 @@ def _file(tmp_path, n, seed):
     return path, data
 
 
-def _run(tmp_path, n, seed=3, backend="pysim", **kw):
+def _run(tmp_path, n, seed=3, backend="verilator", **kw):
     path, data = _file(tmp_path, n, seed)
     pcap = tmp_path / f"wire{n}.pcap"
     r = run(net_machine("bcm5820"), ENTRY,
@@ -86,6 +89,7 @@ def _check_capture(pcap, data, sender, receiver, clean=True):
     return segs
 
 
+@pytest.mark.verilator
 @pytest.mark.parametrize("n", [1, 5000, pytest.param(16000, marks=pytest.mark.slow)])
 def test_bytes_reach_the_partner_exactly(tmp_path, n):
     r, data, pcap = _run(tmp_path, n)
@@ -100,6 +104,7 @@ def test_bytes_reach_the_partner_exactly(tmp_path, n):
     assert r["nic"]["claimed"] > 0 and r["nic"]["ipackets"] == r["frames"]["rx"]
 
 
+@pytest.mark.verilator
 def test_partner_sends_and_the_process_reads(tmp_path):
     r, data, pcap = _run(tmp_path, 6000, rx=True)
     assert r["ok"] and r["exact"] and r["checker"] == []
@@ -108,6 +113,7 @@ def test_partner_sends_and_the_process_reads(tmp_path):
     assert r["nic"]["ipackets"] == r["frames"]["rx"] and r["nic"]["ierrors"] == 0
 
 
+@pytest.mark.verilator
 def test_a_dropped_and_a_reordered_frame_are_recovered(tmp_path):
     r, data, pcap = _run(tmp_path, 14000, faults_tx={"at": {4: "drop", 7: "reorder"}},
                          faults_rx={"at": {3: "drop"}})
@@ -119,6 +125,7 @@ def test_a_dropped_and_a_reordered_frame_are_recovered(tmp_path):
     _check_capture(pcap, data, LOCAL_IP, PARTNER_IP, clean=False)
 
 
+@pytest.mark.verilator
 def test_a_corrupted_frame_to_the_nic_fails_its_fcs_and_is_resent(tmp_path):
     """A bit flipped on the partner → NIC fibre: the NIC's MAC finds the FCS
     wrong (CRCERRS, IEEE 802.3 §3.2.9) and drops the frame; TCP resends."""
@@ -129,6 +136,7 @@ def test_a_corrupted_frame_to_the_nic_fails_its_fcs_and_is_resent(tmp_path):
     assert r["partner_tcp"]["rexmttimeo"] + r["partner_tcp"]["fastrexmt"] >= 1
 
 
+@pytest.mark.verilator
 @pytest.mark.parametrize("encrypt", ["evp", pytest.param("devcrypto", marks=pytest.mark.slow)])
 def test_encrypted_writes_decrypt_to_the_file(tmp_path, encrypt):
     r, data, pcap = _run(tmp_path, 9000, encrypt=encrypt, write_size=4096)
@@ -140,6 +148,7 @@ def test_encrypted_writes_decrypt_to_the_file(tmp_path, encrypt):
         assert r["by_master"]["slot1.master"]["data"] > 0
 
 
+@pytest.mark.verilator
 @pytest.mark.slow
 def test_encrypted_receive(tmp_path):
     r, data, _ = _run(tmp_path, 8192, encrypt="devcrypto", write_size=4088, rx=True)
@@ -147,13 +156,13 @@ def test_encrypted_receive(tmp_path):
 
 
 @pytest.mark.verilator
-@pytest.mark.slow
-def test_pysim_and_verilator_agree(tmp_path):
+@pytest.mark.parametrize("n", [1, pytest.param(6000, marks=pytest.mark.slow)])
+def test_pysim_and_verilator_agree(tmp_path, n):
     """One NIC-path run gives the same result, cycle count and capture on both."""
     (tmp_path / "p").mkdir()
     (tmp_path / "v").mkdir()
-    a, _, pa = _run(tmp_path / "p", 6000)
-    b, _, pb = _run(tmp_path / "v", 6000, backend="verilator")
+    a, _, pa = _run(tmp_path / "p", n, backend="pysim")
+    b, _, pb = _run(tmp_path / "v", n, backend="verilator")
 
     def strip(r):
         return {k: v for k, v in r.items() if not k.startswith("_") and k != "pcap"}

@@ -1,4 +1,8 @@
-"""The 82544GC-class NIC in a machine, through the Host API only (pysim).
+"""The 82544GC-class NIC in a machine, through the Host API only.
+
+The non-slow cases run on Verilator, except the register walk, which runs on
+both backends and must agree cycle for cycle; the slow ones on pysim (the phy
+stream is watched by a second Amaranth testbench, so pysim only).
 
 Frames go through the TX ring, the MAC in loopback (RCTL.LBM)
 and the RX ring; bytes and FCS are checked against the frames sent and
@@ -17,13 +21,24 @@ SC = "tests.hw.nic.em_scenarios"
 MAC = "0002b3aabbcc"
 
 
+#: the backend of the non-slow cases (one build, shared with tests/drivers/test_em.py)
+FAST = "verilator"
+
+
 def machine(clock=66):
-    return MachineSpec(clock_mhz=clock, dram_bytes=1 << 20,
+    # 2 MiB of DRAM and this MAC: the machine of tests/drivers/test_em.py too
+    return MachineSpec(clock_mhz=clock, dram_bytes=2 << 20,
                        cards=[CardSpec("em82544", 1, {"mac": MAC, "bus_mhz": clock})])
 
 
+@pytest.mark.verilator
 def test_registers_reset_values_and_read_to_clear():
+    """Also the NIC's pysim = Verilator case: the same results and cycle count."""
     r = run(machine(), f"{SC}:register_basics")
+    v = run(machine(), f"{SC}:register_basics", backend="verilator")
+    assert {k: x for k, x in r.items() if not k.startswith("_")} == \
+        {k: x for k, x in v.items() if not k.startswith("_")}
+    assert r["_cycles"] == v["_cycles"]
     assert r["checker"] == []
     assert r["ident"] == [0x8086, 0x100C, 0x020000]
     assert r["CTRL"] == 0 and r["ICR"] == 0 and r["IMS"] == 0 and r["RCTL"] == 0
@@ -57,8 +72,10 @@ def _check_loopback(r, n):
     assert r["stats_again"] == [0, 0, 0]
 
 
+@pytest.mark.verilator
 def test_mac_loopback_small_frames_through_the_rings():
-    r = run(machine(), f"{SC}:loopback", {"sizes": [60, 61, 62, 63, 20], "segs": 1})
+    r = run(machine(), f"{SC}:loopback", {"sizes": [60, 61, 62, 63, 20], "segs": 1},
+            backend=FAST)
     _check_loopback(r, 5)
 
 
@@ -80,9 +97,11 @@ def test_receive_fifo_overrun_without_descriptors():
     assert r["rdh_after"] == 2 and r["delivered_ok"] == [True, True]
 
 
+@pytest.mark.verilator
 def test_itr_spaces_interrupt_assertions():
     itr = 100                                                     # 25.6 us
-    r = run(machine(), f"{SC}:throttle", {"itr": itr, "frames": 3, "gap_us": 4.0})
+    r = run(machine(), f"{SC}:throttle", {"itr": itr, "frames": 3, "gap_us": 4.0},
+            backend=FAST)
     assert r["checker"] == []
     times = [t for t, icr in r["edges"]]
     assert len(times) >= 2 and all(icr & ICR_TXDW for _, icr in r["edges"])
@@ -90,7 +109,8 @@ def test_itr_spaces_interrupt_assertions():
     for a, b in zip(times, times[1:]):
         assert b - a >= itr * ITR_UNIT_PS - period
     # without ITR the three frames interrupt three times, ~4 us apart
-    r = run(machine(), f"{SC}:throttle", {"itr": 0, "frames": 3, "gap_us": 4.0})
+    r = run(machine(), f"{SC}:throttle", {"itr": 0, "frames": 3, "gap_us": 4.0},
+            backend=FAST)
     assert len(r["edges"]) == 3
 
 
@@ -133,6 +153,7 @@ def test_tidv_delays_txdw_for_ide_descriptors_and_rxdmt0():
     assert r["rdh"] == 3 and len(r["edges"]) == 1 and r["edges"][0][1] & ICR_RXDMT0
 
 
+@pytest.mark.slow
 def test_idle_skipping_changes_nothing(monkeypatch):
     """The card's quiet/quiet_for against a run without skipping: the same
     interrupts at the same times, the same cycle count."""
@@ -174,6 +195,7 @@ def _run_watching_phy(spec, entry, args):
     return out["r"], beats
 
 
+@pytest.mark.slow
 def test_frames_on_the_cards_phy_stream():
     """What the card puts on phy.tx: preamble, SFD, the frame, its FCS
     (zlib.crc32), no closer than wire time plus the gap."""

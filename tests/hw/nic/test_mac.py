@@ -177,7 +177,7 @@ def _wire_frames(beats):
     return out
 
 
-@pytest.mark.parametrize("period_ps", [P66, 30_000])
+@pytest.mark.parametrize("period_ps", [P66, pytest.param(30_000, marks=pytest.mark.slow)])
 def test_frames_on_the_wire_and_back(period_ps):
     rng = random.Random(3)
     # largest first: each next frame is in the FIFO (store and forward) before
@@ -219,6 +219,7 @@ def test_receive_side_rejects_bad_fcs_and_other_stations():
     assert [ok for _, _, ok in infos] == [1]
 
 
+@pytest.mark.slow
 def test_long_frame_timing_1514():
     rng = random.Random(5)
     frames = [_frame(rng, 1514), _frame(rng, 1514)]
