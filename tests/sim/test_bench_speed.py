@@ -65,3 +65,12 @@ def test_raw_row_replays_the_verilator_run(capsys):
     assert raw["sim_cycles"] >= verilator["sim_cycles"] == \
         speed.WORKLOADS["idle"][2]["verilator"]["cycles"]
     assert verilator["ratio_to_raw"] == verilator["cycles_per_s"] / raw["cycles_per_s"]
+
+
+def test_the_network_workload_runs_on_the_nic_machine_only():
+    cells = speed.cells(tuple(speed.MACHINES), ("idle", "net"), ("verilator",))
+    assert [c for c in cells if c[1] == "net"] == [("net", "net", "verilator")]
+    assert ("net", "idle", "verilator") not in cells
+    # the NIC machine: the BCM5820 and the em NIC
+    kinds = [c.kind for c in speed.MACHINES["net"]().cards]
+    assert sorted(kinds) == ["bcm5820", "em82544"]
