@@ -193,3 +193,10 @@ def test_tls_flag_errors():
     assert not r["res"][1]["out_ok"] and not r["res"][2]["out_ok"]
     r = run(machine(), f"{SC}:tls_packets", {"cases": [(13, 9, 1, 0)]})
     assert r["flags"] >> 8 == ERR_LENGTH
+
+
+@pytest.mark.verilator
+def test_tls_flag_identical_on_both_backends():
+    """A one-pass TLS record takes the same clocks on pysim and Verilator."""
+    a, b = run_on_both(machine(), f"{SC}:tls_packets", {"cases": TLS_CASES[:4]})
+    assert a == b and a["cycles"] > 0 and a["flags"] == UBS_MCR_DONE
