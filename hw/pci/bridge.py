@@ -22,8 +22,11 @@ on the other (the cores of :mod:`hw.pci.target` and :mod:`hw.pci.initiator`):
   §3.2.2: the bridge's COMMAND bit 2 enables upstream forwarding).
 
 Each path posts memory writes (and, a simplification, configuration
-writes) into a FIFO that its initiator replays in order, one dword per
-transaction. Reads are delayed transactions (PCI 2.3 §3.3.3.3): the target
+writes) into a FIFO that its initiator replays in order, as bursts: the
+dwords of one run (consecutive addresses, all bytes enabled, memory
+writes; up to POSTED_DEPTH) go out in one command of the initiator core,
+a run being closed when the next dword does not continue it, when the
+target core has no more dwords to hand over, or when the FIFO is full. Reads are delayed transactions (PCI 2.3 §3.3.3.3): the target
 retries the requester (STOP# without data) and latches the request; once
 the posted writes ahead of it are out, the initiator performs it on the
 other bus (PREFETCH_DWORDS for Memory Read Multiple / Line, one dword for
@@ -131,9 +134,10 @@ class BridgePath(wiring.Component):
             "latency_timer": In(8), "master_enable": In(1),
             "cfg_we": Out(1), "cfg_reg": Out(6), "cfg_wdata": Out(32), "cfg_be": Out(4),
             "cfg_rdata": In(32),
-            "pending": Out(range(FIFO_DEPTH + POSTED_DEPTH + 2)), "posted_done": Out(1),
+            "pending": Out(range(FIFO_DEPTH + POSTED_DEPTH + 2)),
+            "posted_done": Out(range(POSTED_DEPTH + 1)),     # dwords done this clock
             "other_pending": In(range(FIFO_DEPTH + POSTED_DEPTH + 2)),
-            "other_done": In(1),
+            "other_done": In(range(POSTED_DEPTH + 1)),
             "master_abort": Out(1), "target_abort": Out(1),
             "quiet": Out(1),
         })
@@ -203,6 +207,7 @@ class BridgePath(wiring.Component):
         w_hi, w_kind = sh.r_data[0], sh.r_data[1:3]
         full_addr = Cat(port.cmd.addr[:31], w_hi)
         own = t.kind == Kind.OWN_CFG
+        runs, open_len = self._runs(m, pf, tgt, full_addr, port.cmd.be, w_kind)
 
         # ---- the target's user port
         rsp_valid, rsp_data = Signal(), Signal(32)
@@ -258,20 +263,22 @@ class BridgePath(wiring.Component):
         p_addr, p_data, p_be, p_kind = pf.r_data[:32], pf.r_data[32:64], pf.r_data[64:68], \
             pf.r_data[68:70]                                       # noqa: F841 (p_kind again)
         cmd = ini.cmd.payload
+        left, fed = Signal(range(POSTED_DEPTH + 1)), Signal(range(POSTED_DEPTH + 1))
+        m.d.comb += ini.wdata.payload.eq(p_data)
         with m.Switch(ist):
             with m.Case(IssueState.IDLE):
-                with m.If(pf.r_rdy):
+                with m.If(runs.r_rdy & pf.r_rdy):   # a closed run at the FIFO's head
                     m.d.comb += [
                         ini.cmd.valid.eq(1), cmd.addr.eq(_far_address(p_kind, p_addr)),
-                        cmd.count.eq(1),
+                        cmd.count.eq(runs.r_data),
                         cmd.code.eq(Mux(p_kind == Kind.MEM, Cmd.MEM_WRITE, Cmd.CFG_WRITE)),
-                        cmd.first_be.eq(p_be), cmd.last_be.eq(p_be),
-                        ini.wdata.valid.eq(1), ini.wdata.payload.eq(p_data),
+                        cmd.first_be.eq(p_be), cmd.last_be.eq(Mux(runs.r_data == 1, p_be, 0xF)),
                     ]
-                    with m.If(ini.cmd.ready & ini.wdata.ready):
-                        m.d.comb += pf.r_en.eq(1)
-                        m.d.sync += [ist.eq(IssueState.WRITE), type1.eq(p_kind == Kind.CFG1)]
-                with m.Elif((d == DelayedState.QUEUED) & (tgt.posted == 0)):
+                    with m.If(ini.cmd.ready):
+                        m.d.comb += runs.r_en.eq(1)
+                        m.d.sync += [ist.eq(IssueState.WRITE), type1.eq(p_kind == Kind.CFG1),
+                                     left.eq(runs.r_data), fed.eq(0)]
+                with m.Elif((pf.level == 0) & (d == DelayedState.QUEUED) & (tgt.posted == 0)):
                     prefetch = Cat(*(d_code == c for c in _PREFETCH_CODES)).any()
                     m.d.comb += [
                         ini.cmd.valid.eq(1), cmd.addr.eq(_far_address(d_kind, d_addr)),
@@ -283,9 +290,15 @@ class BridgePath(wiring.Component):
                         m.d.sync += [ist.eq(IssueState.READ), d.eq(DelayedState.BUSY),
                                      type1.eq(d_kind == Kind.CFG1)]
             with m.Case(IssueState.WRITE):
+                # the run's dwords into the initiator (it starts a
+                # transaction once the burst is in its FIFO)
+                m.d.comb += ini.wdata.valid.eq(pf.r_rdy & (left != 0))
+                with m.If(ini.wdata.valid & ini.wdata.ready):
+                    m.d.comb += pf.r_en.eq(1)
+                    m.d.sync += [left.eq(left - 1), fed.eq(fed + 1)]
                 with m.If(ini.done):
                     m.d.sync += ist.eq(IssueState.IDLE)
-                    m.d.comb += self.posted_done.eq(1)
+                    m.d.comb += self.posted_done.eq(fed)
             with m.Case(IssueState.READ):
                 with m.If(ini.done):
                     m.d.sync += ist.eq(IssueState.IDLE)
@@ -307,12 +320,43 @@ class BridgePath(wiring.Component):
             with m.If((older - self.other_done == 0) & ~ini.rdata.valid):
                 m.d.sync += d.eq(DelayedState.READY)
 
-        m.d.comb += self.pending.eq(tgt.posted + pf.level + (ist == IssueState.WRITE))
+        m.d.comb += self.pending.eq(tgt.posted + pf.level
+                                    + Mux(ist == IssueState.WRITE, fed, 0))
         m.d.comb += self.quiet.eq(
             t.quiet & tgt.quiet & ini.quiet & (ist == IssueState.IDLE) & (pf.level == 0)
-            & (sh.level == 0)
+            & (sh.level == 0) & (runs.level == 0) & (open_len == 0)
             & ((d == DelayedState.EMPTY) | (d == DelayedState.READY)) & ~rsp_valid & ~served
-            & ~self.other_done)
+            & (self.other_done == 0))
+
+    def _runs(self, m, pf, tgt, addr, be, kind):
+        """The posted-write FIFO's dwords cut into runs, one burst each: a
+        dword continues the open run if it is a memory write with all bytes
+        enabled at the next address, the run's dwords so far being such too,
+        and the run is shorter than POSTED_DEPTH; the open run closes (its
+        length into ``runs``) when a dword does not continue it, or in a
+        clock without a dword while the target core holds none or the FIFO
+        is full."""
+        m.submodules.runs = runs = fifo.SyncFIFO(width=len(Const(POSTED_DEPTH)),
+                                                 depth=POSTED_DEPTH + 1)
+        open_len = Signal(range(POSTED_DEPTH + 1))
+        open_next = Signal(32)
+        open_burst = Signal()                 # the open run may grow
+        wrote = pf.w_en & pf.w_rdy
+        whole = (be == 0xF) & (kind == Kind.MEM)
+        cont = (open_len != 0) & open_burst & whole & (addr == open_next) \
+            & (open_len < POSTED_DEPTH)
+        with m.If(wrote):
+            m.d.sync += open_next.eq(addr + 4)
+            with m.If(cont):
+                m.d.sync += open_len.eq(open_len + 1)
+            with m.Else():
+                m.d.comb += [runs.w_en.eq(open_len != 0), runs.w_data.eq(open_len)]
+                m.d.sync += [open_len.eq(1), open_burst.eq(whole)]
+        with m.Elif((open_len != 0) & ((tgt.posted == 0) | ~pf.w_rdy
+                                       | (open_len == POSTED_DEPTH))):
+            m.d.comb += [runs.w_en.eq(1), runs.w_data.eq(open_len)]
+            m.d.sync += open_len.eq(0)
+        return runs, open_len
 
 
 class _Txn:
