@@ -163,3 +163,20 @@ def test_table_i_cell_with_a_so_crypt_row(capsys):
         assert "em0" in row["interrupts_per_100mb"] and 0 < row["pci_utilisation"] < 1
     # /dev/crypto: one request per write
     assert dev["ocf_requests_per_100mb"] == pytest.approx(100 * (1 << 20) / 8176, rel=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_so_crypt_run_agrees_on_pysim_and_verilator(empty_cwd, capsys):
+    """The same SO_CRYPT run on both backends: the same bus cycles, the same
+    simulated time and the same counts."""
+    out = {}
+    for backend in ("pysim", "verilator"):
+        status = main(["net", "--bytes", "2500", "--write-size", "1000", "--so-crypt", "tls1.0",
+                       "--backend", backend, "--json"])
+        out[backend] = json.loads(capsys.readouterr()[0])
+        assert status == 0 and out[backend]["ok"]
+    p, v = out["pysim"], out["verilator"]
+    assert p["sim_cycles"] == v["sim_cycles"] and p["sim_time_s"] == v["sim_time_s"]
+    for key in ("ocf_requests", "frames", "interrupts_per_s", "breakdown", "so_crypt"):
+        assert p[key] == v[key], key
