@@ -79,7 +79,7 @@ def _slot_params(card: CardSpec, width: int, clock_mhz: int) -> dict:
     masters and device numbers."""
     if card.kind in BRIDGE_KINDS:
         devices = tuple(c.slot for c in secondary_cards(card))
-        return {"masters": len(devices), "devices": devices}
+        return {"masters": len(devices), "devices": devices, "m66": m66_capable(card)}
     params = dict(card.params)
     if width == 64:
         params["bus_width"] = 64
@@ -546,6 +546,9 @@ class Machine(wiring.Component):
             else:
                 agents += [card.pci_t, card.pci_m]
             m.d.comb += card.idsel.eq(res.bus.ad[16 + spec_c.slot])
+            if spec_c.kind not in BRIDGE_KINDS and hasattr(card, "target"):
+                # M66EN: the status register's 66MHz Capable bit, per card kind
+                m.d.comb += card.target.m66.eq(int(m66_capable(spec_c)))
             if k:
                 req, card_gnt = _req_gnt(card)
                 m.d.comb += [br.sec_req[i].eq(req), card_gnt.eq(br.sec_gnt[i])]

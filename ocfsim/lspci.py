@@ -31,7 +31,8 @@ NAMES = {
 CMD_FLAGS = {COMMAND.memory_space: "memory space", COMMAND.bus_master: "bus master"}
 #: status register (PCI 2.3 §6.2.3): DEVSEL timing, error bits
 DEVSEL = ("fast", "medium", "slow", "reserved")
-STATUS_FLAGS = {STATUS.interrupt_status: "INTx# asserted",
+STATUS_FLAGS = {STATUS.mhz66_capable: "66MHz",
+                STATUS.interrupt_status: "INTx# asserted",
                 STATUS.signaled_target_abort: "signalled target abort",
                 STATUS.received_target_abort: "received target abort",
                 STATUS.received_master_abort: "received master abort"}

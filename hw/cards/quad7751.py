@@ -30,9 +30,10 @@ CHIP_KIND = "hifn7751"
 class Quad7751(PciBridge):
     """The card's bridge, with one secondary master per chip."""
 
-    def __init__(self, masters: int = len(DEVICES), devices=DEVICES):
-        if masters != len(DEVICES) or tuple(devices) != DEVICES:
-            raise ValueError(f"a quad7751 has {len(DEVICES)} chips at devices {DEVICES}")
+    def __init__(self, masters: int = len(DEVICES), devices=DEVICES, m66: bool = False):
+        if masters != len(DEVICES) or tuple(devices) != DEVICES or m66:
+            raise ValueError(f"a quad7751 has {len(DEVICES)} chips at devices {DEVICES}, "
+                             f"behind a 33 MHz bridge")
         super().__init__(masters=masters, devices=devices)
 
     @staticmethod

@@ -383,7 +383,10 @@ class PciBridge(wiring.Component):
     besides the bridge; ``devices``: the secondary device numbers whose
     INTA#..INTD# come in on ``dev_int``."""
 
-    def __init__(self, *, masters: int = 1, devices=(1,), revision: int = 0):
+    def __init__(self, *, masters: int = 1, devices=(1,), revision: int = 0, m66: bool = False):
+        #: 66MHz Capable in STATUS and SECONDARY_STATUS (PCI 2.3 §6.2.3, PPB
+        #: 1.1 §3.2.5.7): a 21152 is a 33 MHz part, a 21154 would say 1
+        self.m66 = bool(m66)
         self.devices = tuple(devices)
         self.masters = masters
         self.revision = revision
@@ -443,7 +446,8 @@ class PciBridge(wiring.Component):
         ctl_mask = R.BRIDGE_CONTROL.mask("parity_error_response", "serr_enable",
                                          "isa_enable", "vga_enable", "master_abort_mode",
                                          "secondary_bus_reset", "fast_b2b_enable")
-        devsel = R.STATUS.devsel_timing.value(R.DEVSEL_MEDIUM)
+        devsel = R.STATUS.devsel_timing.value(R.DEVSEL_MEDIUM) \
+            | (R.STATUS.mhz66_capable.mask if self.m66 else 0)
         rd = Signal(32)
         with m.Switch(down.cfg_reg):
             for reg, value in (

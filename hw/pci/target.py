@@ -191,6 +191,10 @@ class PciTarget(wiring.Component):
         })
         #: the transaction FSM; ``state_name`` tells two targets apart in a VCD
         self.state = Signal(TargetState, name=state_name)
+        #: the status register's 66MHz Capable bit (PCI 2.3 §6.2.3, the
+        #: device's M66EN, §7.5.1): driven by the slot (hw/machine.py, from
+        #: the card kind's entry in hw/cards/slot.py ``M66_CAPABLE``); 0 if not
+        self.m66 = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -448,7 +452,8 @@ class PciTarget(wiring.Component):
                                                    device_id=ids["device_id"]))
             with m.Case(R.COMMAND.offset >> 2):      # STATUS is the upper half
                 m.d.comb += cfg_rdata.eq(Cat(command, status | STATUS_DEVSEL
-                                             | Mux(self.int_status, STATUS_INT, 0)))
+                                             | Mux(self.int_status, STATUS_INT, 0)
+                                             | Mux(self.m66, STATUS.mhz66_capable.mask, 0)))
             with m.Case(R.CLASS.offset >> 2):
                 m.d.comb += cfg_rdata.eq(R.CLASS.bits(class_code=ids["class_code"],
                                                       revision_id=ids["revision"]))

@@ -4,7 +4,7 @@ segments behind PCI-PCI bridges, driven through the host API only."""
 from drivers.bus_space import ConfigSpace
 from drivers.pci import ALL_ONES, enumerate_bus
 from hw.cards.dmatest import REG
-from hw.pci.pcireg import BUS_NUMBERS, ID, MEMORY_WINDOW, window_bounds
+from hw.pci.pcireg import BUS_NUMBERS, ID, MEMORY_WINDOW, STATUS, window_bounds
 from ocfsim.workloads.dma import dma_copy
 
 
@@ -22,6 +22,10 @@ async def tree(host, empty=(1, 9), beyond=7) -> dict:
     SRC register, then a read (the delayed read must see the last write)."""
     devices = await enumerate_bus(host)
     rows = [_row(d) for d in devices]
+    for d, row in zip(devices, rows):              # STATUS: 66MHz Capable (M66EN)
+        where = host if d.bus == 0 else host.config_bus(d.bus)
+        status = await ConfigSpace(where, d.slot).read(STATUS)
+        row["m66"] = bool(STATUS.mhz66_capable.get(status))
     readback = {}
     for d in devices:
         if d.bridge:

@@ -74,6 +74,9 @@ def _check_tree(r, spec):
     # bus numbers: depth first, one per bridge, as the segments are listed
     assert sorted({d["bus"] for d in devs}) == list(range(len(spec.segments())))
     assert r["empty_id"] == r["all_ones"] and r["beyond_id"] == r["all_ones"]
+    # the status register's 66MHz Capable bit: the DMA card is, a 21152-like bridge not
+    for d in devs:
+        assert d["m66"] == (d["vendor"] == 0x0CF5), d
     for bus, slot, src, dst, ident in r["order"]:
         assert src == 0x6000 + 4 * slot and dst == 0xABC0 and ident == 0x0CF5D0A1
     assert r["checker"] == [] and all(c == [] for c in r["checker_by_segment"])
