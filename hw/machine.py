@@ -11,6 +11,15 @@ for Verilator. Agents on the bus, in resolver order:
 Masters, in arbiter order: the bridge, then each card by slot. Card in slot
 N has IDSEL = AD[16+N] and its INTA# on system line (N-1) % 4 (INTA#..INTD#).
 
+A card may be a PCI-PCI bridge (``BRIDGE_KINDS``: ``ppb`` with its cards in
+``params["cards"]``, ``quad7751``) with a bus segment behind it: each segment
+(:class:`Segment`, ``MachineSpec.segments()``) has its resolver, monitor and
+checker, its ports prefixed with the bridge card's path (``slot2_mon_total``,
+``slot2_chk_error``); ``chk_error`` ORs every segment's rule by rule. A
+bridge card's INTA#..INTD# go onto lines (N-1+pin) % 4. Every segment runs on
+the one clock; M66EN (hw/cards/slot.py ``M66_CAPABLE``) drops a 66 MHz bus
+holding a 33 MHz device to 33 MHz (docs/pci.md, "Bus segments in the machine").
+
 Flat ports (the host contract in ``sim/backend.py``): ``cpu_*``, ``dram_*``,
 ``irq``, ``attn``, ``cycle``, ``chk_error``, ``chk_first_cycle`` and the
 monitor counters ``mon_total``, ``mon_<class>``, ``mon_a<agent>_<class>``,
