@@ -107,7 +107,7 @@ def _opt_fast():
 
 
 @lru_cache(maxsize=None)
-def build_engine(des_rounds, sha_rounds, tls_orders=True):
+def build_engine(des_rounds, sha_rounds, tls_orders=True, tls_onepass=False):
     """Build (cached by the runner) the bench around an engine; returns
     (build dir, seconds spent here)."""
     from amaranth.back import verilog
@@ -115,7 +115,7 @@ def build_engine(des_rounds, sha_rounds, tls_orders=True):
     from sim.verilator.runner import build, machine_ports
     t0 = time.perf_counter()
     engine = TransformEngine(des_rounds=des_rounds, sha_rounds=sha_rounds,
-                             tls_orders=tls_orders)
+                             tls_orders=tls_orders, tls_onepass=tls_onepass)
     text = verilog.convert(engine, name=ENGINE)
     sources = {f"{ENGINE}.v": text, f"{TOP}.sv": bench_verilog(machine_ports(engine))}
     with _opt_fast():
