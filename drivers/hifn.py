@@ -568,7 +568,11 @@ class HifnSoftc(PciCryptoSoftc):
                            mac_key=sess.mkey if keys and mac else None,
                            cipher_key=sess.ckey if keys and crypt else None, iv=iv)
         if keys:
-            sess.state = HS_STATE_KEY
+            # the context RAM has the keys once one command carried every key
+            # the session has (a MAC-only command of a cipher+MAC session
+            # leaves the cipher key unsent: the next command sends keys again)
+            if (crypt or not sess.cipher) and (mac or not sess.mac):
+                sess.state = HS_STATE_KEY
             self.counters["keys_sent"] += 1
 
         # result, destination, source descriptors, then the command: the chip
