@@ -68,9 +68,10 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC,
-                            CRYPTOCAP_F_MAC_ENCRYPT, CryptoBuf, CryptoDesc, CryptoIni,
-                            CryptoOp)
+from ocf.cryptodefs import (CRD_F_ENCRYPT, CRD_F_IV_EXPLICIT, CRD_F_MAC_ENCRYPT_ALL,
+                            CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC, CRYPTOCAP_F_MAC_ENCRYPT,
+                            CRYPTOCAP_F_SOFTWARE, CRYPTOCAP_F_TLS_ONEPASS, CryptoBuf,
+                            CryptoDesc, CryptoIni, CryptoOp)
 from sim.kernel import PSOCK
 from sim.kernel.errno import EAGAIN, EBADMSG, EINVAL, EMSGSIZE, ENOBUFS, ENOMEM
 
@@ -117,7 +118,10 @@ class Transform:
     ``whole-frame`` (a record is built when all its bytes are in the
     kernel) or ``piecemeal`` (the socket paper's prototype: a record of
     ``record_size`` bytes is encrypted piece by piece as the bytes arrive,
-    the MAC carried incrementally on the host CPU)."""
+    the MAC carried incrementally on the host CPU); ``one_pass`` (TLS
+    framings, whole frame): one OCF request per record with
+    ``CRD_F_MAC_ENCRYPT_ALL`` (the driver MACs, pads and encrypts) where the
+    session's driver has ``CRYPTOCAP_F_TLS_ONEPASS``, else the usual path."""
 
     framing: str
     key: bytes
@@ -129,6 +133,7 @@ class Transform:
     record_size: int = TLS_MAX_PLAINTEXT
     rtype: int = TLS_APPLICATION_DATA
     mode: str = WHOLE_FRAME
+    one_pass: bool = False
 
     def check(self) -> Optional[str]:
         """None when valid, else why not (setsockopt answers EINVAL)."""
@@ -153,6 +158,8 @@ class Transform:
             return "rtype must be a byte"
         if self.mode not in MODES:
             return f"mode must be one of {MODES}"
+        if type(self.one_pass) is not bool or (self.one_pass and self.framing == "ssh2"):
+            return "one_pass is a bool, for the TLS framings only (SSH does not encrypt its MAC)"
         return None
 
     @property
@@ -212,6 +219,7 @@ class SoCryptTx:
         self.records = 0
         self.requests = 0
         self.pieces = 0
+        self.onepass = 0                 # records done as one CRD_F_MAC_ENCRYPT_ALL request
         #: piecemeal: the record being built, and the plaintext of its last
         #: partial cipher block (two halves of one kernel buffer, so a failed
         #: piece leaves the held bytes as they were)
@@ -256,6 +264,11 @@ class SoCryptTx:
             return err
         err, msid = await self.crypto.newsession([self.mac_ini])
         if err:
+            # the card that took the cipher refuses this MAC too (OCF offers a
+            # chain to one driver, hardware first): the software driver then
+            err, msid = await self.crypto.newsession([self.mac_ini],
+                                                     need_flags=CRYPTOCAP_F_SOFTWARE)
+        if err:
             await self.crypto.freesession(esid)
             return err
         self.enc_sid, self.mac_sid = esid, msid
@@ -275,6 +288,13 @@ class SoCryptTx:
             return False
         drv = self.crypto._driver(self.enc_sid >> 32)
         return drv is not None and bool(drv.flags & CRYPTOCAP_F_MAC_ENCRYPT)
+
+    def tls_onepass(self) -> bool:
+        """Does the session's driver take CRD_F_MAC_ENCRYPT_ALL (a whole TLS record)?"""
+        if self.enc_sid != self.mac_sid or self.enc_sid is None:
+            return False
+        drv = self.crypto._driver(self.enc_sid >> 32)
+        return drv is not None and bool(drv.flags & CRYPTOCAP_F_TLS_ONEPASS)
 
     async def _run(self, descs: list[CryptoDesc], buf: CryptoBuf, which: str) -> int:
         """Dispatch one request and sleep until its callback; after an OCF
@@ -431,7 +451,11 @@ class SoCryptTx:
                     CryptoDesc(self.mac_ini, skip=0, len=a + n, inject=a + n)
                 enc = CryptoDesc(self.enc_ini, skip=a, len=ctext_len,
                                  flags=CRD_F_ENCRYPT | CRD_F_IV_EXPLICIT, iv=self.iv)
-            if self.one_pass():
+            if t.one_pass and self.tls_onepass():
+                enc.flags |= CRD_F_MAC_ENCRYPT_ALL
+                self.onepass += 1
+                err = await self._run([mac, enc], body, "enc")
+            elif self.one_pass():
                 err = await self._run([mac, enc], body, "enc")
             else:
                 err = await self._run([mac], body, "mac")

@@ -34,6 +34,7 @@ def _sends(tmp_path, t, writes, *, stats=None, local_kw=None):
         tx = r.local.kernel.fd_get(p, fd).crypt_tx
         if stats is not None:
             stats.update(requests=tx.requests, pieces=tx.pieces, records=tx.records,
+                         onepass=tx.onepass,
                          acct=r.local.kernel.accounting())
         assert await r.local.kernel.sys_close(p, fd) == 0
     r = run(tmp_path, client, serve=lambda pt: pt.sink(5001), local_kw=local_kw)
@@ -137,3 +138,23 @@ def test_mode_is_checked(tmp_path):
         await r.local.kernel.sys_close(p, fd)
     r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
     assert r.result["e"] == EINVAL
+
+
+@pytest.mark.parametrize("framing", ["tls1.0", "paper"])
+def test_one_pass_gives_the_same_wire_as_two_pass(tmp_path, framing):
+    """one_pass=True: one CRD_F_MAC_ENCRYPT_ALL request per record (cryptosoft
+    has CRYPTOCAP_F_TLS_ONEPASS), the same bytes as the MAC-then-encrypt
+    requests; tlslite-ng reads them."""
+    sizes = [0, 1, 15, 16, 4096, 16384]
+    writes = [(payload(n, i), 0) for i, n in enumerate(sizes)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    s1, s2 = {}, {}
+    two, _ = _sends(tmp_path / "a", Transform(framing, KEY, IV, MACKEY, direction="tx"), writes,
+                    stats=s1)
+    one, _ = _sends(tmp_path / "b", Transform(framing, KEY, IV, MACKEY, direction="tx",
+                                              one_pass=True), writes, stats=s2)
+    assert one == two
+    assert s2["onepass"] == len(sizes) == s2["requests"] and s1["onepass"] == 0
+    if framing == "tls1.0":
+        assert tls_read(one, KEY, IV, MACKEY, count=len(sizes)) == [(23, d) for d, _ in writes]
