@@ -111,27 +111,9 @@ class RecordSequencer(wiring.Component):
                 with m.Case(P_PKTLEN):
                     m.d.sync += pktlen.eq(in_word(w, McrPacket, "pktlen"))
 
-        # packet checks (on the loaded context)
-        skip = Signal(18)
-        cipher_on, inbound = ctx.flags.enc_3des, ctx.flags.inbound
-        tls = ctx.flags.tls
-        # MD5 or both MAC bits; TLS only as 3DES + SHA-1 outbound
-        bad_ctx = ctx.flags.auth_md5 | (tls & (~cipher_on | ~ctx.flags.auth_sha1 | inbound))
-        bad_len = Signal()
-        tail = Signal(9)               # TLS: MAC + padding after the data
-        clen = Signal(17)              # bytes through the cipher (and out)
-        mskip = Signal(2)              # MAC start: the lead-in (TLS) or 0
+        skip, bad_ctx, bad_len, mskip = self._packet_checks(m, pktlen)
+        cipher_on, inbound, tls = ctx.flags.enc_3des, ctx.flags.inbound, ctx.flags.tls
         m.d.comb += [
-            skip.eq(ctx.offset << 2),
-            self.cipher_on.eq(cipher_on),
-            self.mac_on.eq(ctx.flags.auth_sha1 & ~ctx.flags.auth_md5),
-            tail.eq(Mux(tls, TLS_MAC_BYTES + ctx.flags.pad_len + 1, 0)),
-            clen.eq(pktlen - skip + tail),
-            mskip.eq(Mux(tls, ctx.flags.lead, 0)),
-            bad_len.eq((pktlen == 0) | (skip > pktlen) |
-                       (cipher_on & (clen[0:3] != 0)) |
-                       (tls & ((clen > MAX_PKTLEN) | (mskip > skip)))),
-            self.out_len.eq(clen),
             self.packet_at.eq(pkt_addr - MCR_ADD_BYTES),
             self.busy.eq((mst != MainState.IDLE) | q.r_rdy),
             self.idle.eq((mst == MainState.IDLE) & ~q.r_rdy & ~self.mcr1_push),
@@ -236,7 +218,36 @@ class RecordSequencer(wiring.Component):
         with m.If(self.dma_error):
             m.d.sync += mst.eq(MainState.HALT)
 
-        # errors of the input and output sides (a refused chain: its first one)
+        self._side_errors(m, chain_err, rec_err, err_code)
+        return m
+
+    def _packet_checks(self, m, pktlen):
+        """The packet's checks on the loaded context: (skip, bad_ctx, bad_len, mskip)."""
+        ctx = self.ctx
+        skip = Signal(18)
+        cipher_on, inbound, tls = ctx.flags.enc_3des, ctx.flags.inbound, ctx.flags.tls
+        # MD5 or both MAC bits; TLS only as 3DES + SHA-1 outbound
+        bad_ctx = ctx.flags.auth_md5 | (tls & (~cipher_on | ~ctx.flags.auth_sha1 | inbound))
+        bad_len = Signal()
+        tail = Signal(9)               # TLS: MAC + padding after the data
+        clen = Signal(17)              # bytes through the cipher (and out)
+        mskip = Signal(2)              # MAC start: the lead-in (TLS) or 0
+        m.d.comb += [
+            skip.eq(ctx.offset << 2),
+            self.cipher_on.eq(cipher_on),
+            self.mac_on.eq(ctx.flags.auth_sha1 & ~ctx.flags.auth_md5),
+            tail.eq(Mux(tls, TLS_MAC_BYTES + ctx.flags.pad_len + 1, 0)),
+            clen.eq(pktlen - skip + tail),
+            mskip.eq(Mux(tls, ctx.flags.lead, 0)),
+            bad_len.eq((pktlen == 0) | (skip > pktlen) |
+                       (cipher_on & (clen[0:3] != 0)) |
+                       (tls & ((clen > MAX_PKTLEN) | (mskip > skip)))),
+            self.out_len.eq(clen),
+        ]
+        return skip, bad_ctx, bad_len, mskip
+
+    def _side_errors(self, m, chain_err, rec_err, err_code):
+        """Errors of the input and output sides (a refused chain: its first one)."""
         for bad, addr in ((self.in_error, self.in_error_addr),
                           (self.out_error, self.out_error_addr)):
             with m.If(bad):
@@ -245,4 +256,3 @@ class RecordSequencer(wiring.Component):
                 m.d.sync += rec_err.eq(1)
         with m.If(self.out_short):
             m.d.sync += [rec_err.eq(1), err_code.eq(ERR_OUTPUT)]
-        return m
