@@ -3,10 +3,9 @@
 Table 2: four BCM5820s on the 64-bit/66 MHz bus (OCF paper §5.4, Table 2),
 1 and 32 processes ("threads" in the paper), 16 B to 16 KB. Table 1: the
 quad Hifn 7751 card (four 7751s behind an on-card PCI-PCI bridge, §5.4,
-Table 1), 1, 2, 3, 4 and 32 processes. The quad card's column runs once the
-card registry has the ``quad7751`` kind and says "needs the quad7751 card"
-until then; ``4x7751-primary`` is a labelled comparison (four plain 7751s on
-one 32-bit/33 MHz bus, no bridge), not the paper's card.
+Table 1), 1, 2, 3, 4 and 32 processes; ``4x7751-primary`` is a labelled
+comparison (four plain 7751s on one 32-bit/33 MHz bus, no bridge), not the
+paper's card.
 
 Each cell (card, processes, size) is one ``ocfsim.workloads.devcrypto`` run,
 every output verified against the ``cryptography`` package. Its figures are
@@ -36,7 +35,7 @@ import time
 
 from ocf.cryptodefs import CRYPTO_3DES_CBC
 from ocf.xform import ENC_XFORMS
-from ocfsim.machines import STANDARD, has_card_kind, shared_line_slots
+from ocfsim.machines import STANDARD, shared_line_slots
 from ocfsim.sweep import Sweep, where_text
 
 __all__ = ["PAPER", "TABLES", "run_bench", "format_table", "plot", "main", "ops_for",
@@ -60,14 +59,14 @@ PAPER = {
     },
 }
 #: each table's columns: card label → (machine name in ocfsim.machines.STANDARD,
-#: whether the paper's figures apply to it, the kind it needs in the registry)
+#: whether the paper's figures apply to it)
 TABLES = {
     "table1": {"title": "Table 1: quad Hifn 7751, 3DES",
-               "cards": {"quad7751": ("quad7751", True, "quad7751"),
-                         "4x7751-primary": ("4x7751-primary", False, "hifn7751")}},
+               "cards": {"quad7751": ("quad7751", True),
+                         "4x7751-primary": ("4x7751-primary", False)}},
     "table2": {"title": "Table 2: four BCM5820 on the 64-bit/66 MHz bus, 3DES",
-               "cards": {"4x5820": ("ocf-4x5820", True, "bcm5820"),
-                         "4x5820-64/33": ("s2567-4x5820-64-33", True, "bcm5820")}},
+               "cards": {"4x5820": ("ocf-4x5820", True),
+                         "4x5820-64/33": ("s2567-4x5820-64-33", True)}},
 }
 DEFAULT_CARDS = {"table1": ("quad7751", "4x7751-primary"), "table2": ("4x5820",)}
 #: steady window: the first and last STEADY of the operations are left out
@@ -146,7 +145,7 @@ def one_cell(table: str, card: str, threads: int, size: int, ops: int, backend: 
     """One (card, threads, size) cell: run, and once more with twice the
     operations when the two halves of the steady window disagree."""
     from sim.experiment import run
-    machine_name, paper_applies, _ = TABLES[table]["cards"][card]
+    machine_name, paper_applies = TABLES[table]["cards"][card]
     spec = _machine(machine_name)
     t0 = time.perf_counter()
     tries = []
@@ -215,15 +214,8 @@ def run_bench(table: str, cards=None, threads=None, sizes=SIZES, backend="verila
     cards = list(cards or DEFAULT_CARDS[table])
     threads = list(threads or PAPER[table])
     t0 = time.perf_counter()
-    skipped, runnable = [], []
-    for c in cards:
-        kind = TABLES[table]["cards"][c][2]
-        if has_card_kind(kind):
-            runnable.append(c)
-        else:
-            skipped.append({"card": c, "why": f"needs the {kind} card"})
     cells = [(table, c, t, z, ops_for(z, t, scale), backend, seed, tolerance)
-             for c in runnable for t in threads for z in sizes]
+             for c in cards for t in threads for z in sizes]
     extra = []
     if with_checks and table == "table2" and 16384 in sizes:
         extra = [(backend, seed, scale)]
@@ -231,7 +223,7 @@ def run_bench(table: str, cards=None, threads=None, sizes=SIZES, backend="verila
     three = sweep.map(three_5820_cell, extra) if extra else []
     result = {"bench": table, "title": TABLES[table]["title"], "backend": backend,
               "seed": seed, **sweep.describe(), "steady_window": STEADY,
-              "tolerance": tolerance, "ops_scale": scale, "skipped": skipped, "rows": rows}
+              "tolerance": tolerance, "ops_scale": scale, "rows": rows}
     if three:
         result["three_5820_16k"] = three[0]
     result["checks"] = checks(result) if with_checks else []
@@ -312,8 +304,6 @@ def format_table(result: dict) -> str:
     text = result["title"] + "\n"
     text += table(["card", "procs", "bytes", "Mbit/s", "paper", "error", "intr/s", "kernel %",
                    "PCI %", "pkts/MCR", "intr/op", "ops", "steady", "verified"], rows)
-    for s in result["skipped"]:
-        text += f"\n{s['card']}: {s['why']} (its column is not run)"
     if any(r["card"] == "4x7751-primary" for r in result["rows"]):
         text += ("\n4x7751-primary: comparison only — four plain 7751s on one 32-bit/33 MHz "
                  "bus, not the paper's quad card behind a bridge (no paper column)")

@@ -329,14 +329,37 @@ def cmd_lspci(args) -> int:
     from sim.experiment import run
     from .lspci import format_devices
     from .machines import card_kinds, machine
-    kinds = _kinds(args.card or ["dmatest"], args.cards, card_kinds)
+    if args.machine:
+        spec = _standard(args, ("card", "cards"))
+    else:
+        spec = machine(_kinds(args.card or ["dmatest"], args.cards, card_kinds))
     t0 = time.perf_counter()
-    r = run(machine(kinds), "ocfsim.lspci:lspci", {"config": args.verbose},
+    r = run(spec, "ocfsim.lspci:lspci", {"config": args.verbose},
             backend=args.backend)
     result = {"ok": True, "devices": r["devices"], "segments": r["segments"],
               "backend": args.backend, "wall_s": time.perf_counter() - t0}
     return _emit(args, result, lambda res: format_devices(res["devices"], args.verbose,
                                                           res["segments"]))
+
+
+def cards_text(res: dict) -> str:
+    """``cards: bcm5820,hifn7751`` or, for a standard machine, its name and cards."""
+    if not res.get("machine"):
+        return f"cards: {res['card']}"
+    kinds = res["card"].split(",")
+    return "machine {}: {}".format(res["machine"], ", ".join(
+        f"{kinds.count(k)} x {k}" for k in dict.fromkeys(kinds)))
+
+
+def _standard(args, exclusive: tuple[str, ...]):
+    """The standard machine ``--machine`` names; refuses the options that
+    would build another one."""
+    from .machines import STANDARD
+    given = [f"--{o}" for o in exclusive
+             if getattr(args, o) is not None and not isinstance(getattr(args, o), _Default)]
+    if given:
+        raise UsageError(f"--machine {args.machine} is a whole machine: drop {', '.join(given)}")
+    return STANDARD[args.machine]()
 
 
 class _Default(int):
@@ -419,8 +442,14 @@ def cmd_run(args) -> int:
     from sim.experiment import run
     from .faults import FaultError, check_cards, parse_fault, report_lines
     from .machines import crypto_kinds, crypto_machine
-    from .report import bus_lines, si_time
-    kinds = _kinds(args.card or ["bcm5820"], args.cards, crypto_kinds)
+    from .report import bus_lines, bus_text, si_time
+    from .machines import leaf_kinds
+    if args.machine:
+        spec = _standard(args, ("card", "cards", "clock"))
+        kinds = leaf_kinds(spec)
+    else:
+        kinds = _kinds(args.card or ["bcm5820"], args.cards, crypto_kinds)
+        spec = crypto_machine(kinds, args.clock)
     problem = _run_problem(args, kinds)
     if problem:
         raise UsageError(problem)
@@ -428,7 +457,6 @@ def cmd_run(args) -> int:
         check_cards([parse_fault(f) for f in args.fault or []], kinds)
     except FaultError as exc:
         raise UsageError(str(exc))
-    spec = crypto_machine(kinds, args.clock)
     make_parent(args.vcd)
     t0 = time.perf_counter()
     r = run(spec, "ocfsim.workloads.devcrypto:devcrypto",
@@ -439,6 +467,7 @@ def cmd_run(args) -> int:
             backend=args.backend, vcd=_abs(args.vcd))
     result = {k: v for k, v in r.items() if not k.startswith("_")}
     result.update(card=",".join(kinds) or "soft", cards=len(kinds), backend=args.backend,
+                  machine=args.machine, bus=bus_text(spec), bus_width=spec.bus_width,
                   ops_per_process=args.ops, seed=args.seed,
                   clock_mhz=spec.clock_mhz, bus_period_ps=spec.period_ps,
                   segment_clocks_mhz=spec.segment_clocks(),
@@ -454,8 +483,8 @@ def cmd_run(args) -> int:
     def human(res):
         verdict = "every output matches cryptography" if res["ok"] else "FAILED"
         lines = [f"ocfsim run: {res['threads']} process(es) x {res['ops_per_process']} /dev/crypto "
-                 f"{res['alg']} ops of {res['size']} B; cards: {res['card']} "
-                 f"(32-bit/{res['clock_mhz']} MHz PCI), profile {res['profile']}, "
+                 f"{res['alg']} ops of {res['size']} B; {cards_text(res)} on {res['bus']}, "
+                 f"profile {res['profile']}, "
                  f"backend {res['backend']}",
                  f"  verified         {res['ops']} of {res['threads'] * res['ops_per_process']} "
                  f"operations, {verdict}",
@@ -708,6 +737,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="write a VCD waveform of the whole run")
         out_options(sp, "the VCD (NAME.vcd, unless --vcd names a file)" if vcd else "nothing else")
 
+    def machine_option(sp):
+        from .machines import STANDARD
+        sp.add_argument("--machine", choices=sorted(STANDARD), default=None,
+                        help="a standard machine instead of --card/--cards/--clock: the OCF "
+                             "paper's testbed configurations (docs/tables.md)")
+
     def seed(sp):
         sp.add_argument("--seed", type=int_range(0, 2**64 - 1), default=1,
                         help="seed of the random data, keys and IVs")
@@ -719,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "kinds); default: dmatest")
     sp.add_argument("--cards", type=int_range(1, MAX_CARDS), default=_Default(2),
                     help="number of cards of the one --card kind")
+    machine_option(sp)
     sp.add_argument("-v", "--verbose", action="store_true",
                     help="decode each device's configuration space, like lspci -v")
     common(sp, vcd=False)
@@ -761,6 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="host profile: a name in sim/profiles or a .toml file")
     sp.add_argument("--clock", type=int, choices=(33, 66), default=None,
                     help="bus MHz; when not given, 66 with a 5820, else 33")
+    machine_option(sp)
     seed(sp)
     common(sp)
     sp.set_defaults(func=cmd_run)
@@ -816,8 +853,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_net)
 
-    sp = sub.add_parser("bench", help="benchmarks (pci, cores, null, fig1, speed, faults, "
-                                      "table-i); see bench/",
+    sp = sub.add_parser("bench", help="benchmarks (pci, cores, null, fig1, table1, table2, "
+                                      "speed, faults, table-i); see bench/",
                         description="Benchmarks; `ocfsim bench NAME --help` lists the "
                                     "options of each.")
     sp.add_argument("name", choices=sorted(BENCHES), help="benchmark")

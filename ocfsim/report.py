@@ -12,6 +12,18 @@ def si_time(seconds: float) -> str:
     return f"{seconds} s"
 
 
+def bus_text(spec) -> str:
+    """The machine's buses in one phrase: ``64-bit/33 MHz PCI (66 offered;
+    behind slot1: 32-bit/33 MHz)``; ``spec`` a ``hw.machine.MachineSpec``."""
+    segs = spec.segments()
+    text = f"{segs[0].width}-bit/{spec.clock_mhz} MHz PCI"
+    extra = [f"{spec.offered_mhz} MHz offered, M66EN"] if spec.offered_mhz != spec.clock_mhz \
+        else []
+    extra += [f"behind {s.name}: {s.width}-bit/{mhz} MHz"
+              for s, mhz in zip(segs[1:], spec.segment_clocks()[1:])]
+    return text + (f" ({'; '.join(extra)})" if extra else "")
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

@@ -157,3 +157,16 @@ def test_closed_pipe_ends_quietly(tmp_path):
 def test_cards_with_several_card_options_is_refused_not_ignored(cmd, empty_cwd, capsys):
     err = refused(cmd + ["--cards", "3"], capsys)
     assert "--cards 3" in err and "2 --card options" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--machine", "quad7751", "--card", "bcm5820"],
+    ["run", "--machine", "ocf-4x5820", "--cards", "2"],
+    ["run", "--machine", "ocf-4x5820", "--clock", "33"],
+    ["lspci", "--machine", "quad7751", "--card", "dmatest"],
+    ["run", "--machine", "no-such-board"],
+])
+def test_machine_option_refuses_what_would_build_another_machine(argv, empty_cwd, capsys):
+    err = refused(argv, capsys)
+    assert "--machine" in err or "machine" in err
+    assert not list(empty_cwd.iterdir())

@@ -106,6 +106,22 @@ def test_lspci_lists_crypto_cards_with_their_config_space(capsys):
     assert "00: e4 14 20 58" in out                # lspci -x's first bytes: IDs, little-endian
 
 
+@pytest.mark.verilator
+def test_machine_option_runs_the_standard_machines(capsys):
+    # the quad card: a bridge on bus 0 and four 7751s on bus 1 (depth-first
+    # bus numbers, PCI-to-PCI Bridge Architecture 1.1 §3.2.5.3)
+    lsp = run_json(["lspci", "--machine", "quad7751", "--backend", "verilator"], capsys)
+    by_bus = [(d["bus"], d["vendor"], d["device"]) for d in lsp["devices"]]
+    assert by_bus[0][0] == 0 and lsp["devices"][0]["bridge"]["secondary"] == 1
+    assert by_bus[1:] == [(1, 0x13A3, 0x0005)] * 4
+    assert [(s["width"], s["clock_mhz"]) for s in lsp["segments"]] == [(64, 33), (32, 33)]
+    res = run_json(["run", "--machine", "quad7751", "--threads", "4", "--ops", "1",
+                    "--size", "1024", "--backend", "verilator"], capsys)
+    assert res["ok"] and res["ops"] == 4 and res["machine"] == "quad7751"
+    assert res["card"] == ",".join(["hifn7751"] * 4) and res["segment_clocks_mhz"] == [33, 33]
+    assert res["bus_width"] == 64 and "behind slot1: 32-bit/33 MHz" in res["bus"]
+
+
 async def registered_algorithms(host) -> dict:
     """Experiment entry: boot the machine; the algorithms each card driver registered."""
     system = await boot(host)

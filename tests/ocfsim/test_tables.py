@@ -20,7 +20,7 @@ from bench import tables
 from hw.cards.ubsecreg import MCR1, McrHeader
 from hw.machine import CardSpec, MachineSpec
 from hw.structs import unpack
-from ocfsim.machines import (STANDARD, has_card_kind, ocf_four_5820, quad7751_machine,
+from ocfsim.machines import (STANDARD, ocf_four_5820, quad7751_machine,
                              shared_line_slots)
 from ocfsim.sweep import Sweep
 from ocfsim.workloads.devcrypto import devcrypto
@@ -109,17 +109,17 @@ def test_bad_card_is_one_line(capsys):
     assert "not a column of table2" in capsys.readouterr().err
 
 
-def test_quad_column_waits_for_the_card():
-    if has_card_kind("quad7751"):
-        assert quad7751_machine().cards[0].kind == "quad7751"
-        pytest.skip("the quad7751 card exists: its column runs")
-    with pytest.raises(ValueError, match="needs the quad7751 card"):
-        STANDARD["quad7751"]()
-    result = tables.run_bench("table1", cards=["quad7751"], sizes=[16], scale=0.05,
-                              with_checks=False)
-    assert result["rows"] == []
-    assert result["skipped"] == [{"card": "quad7751", "why": "needs the quad7751 card"}]
-    assert "needs the quad7751 card" in tables.format_table(result)
+def test_standard_machines_and_their_devices_in_attach_order():
+    from ocfsim.machines import leaf_kinds
+    assert leaf_kinds(quad7751_machine()) == ["hifn7751"] * 4
+    assert leaf_kinds(ocf_four_5820()) == ["bcm5820"] * 4
+    for name, make in STANDARD.items():
+        spec = make()
+        assert leaf_kinds(spec), name
+        # the quad card's 33 MHz chips hold its 66 MHz slot's bus at 33 (M66EN)
+        if name == "quad7751":
+            assert (spec.offered_mhz, spec.clock_mhz) == (66, 33)
+            assert [s.width for s in spec.segments()] == [64, 32]
 
 
 def test_ops_for():
