@@ -403,8 +403,13 @@ class Socket(File):
             else:
                 take = min(t.record_size, n - sent)
                 wlen = tx.layout(take)[3]
-            # a record (piece) goes whole; one longer than the buffer waits for it to drain
-            if sb.space() < min(wlen, sb.hiwat) and sb.cc:
+            # a record (piece) goes whole, as soon as it fits or, as sosend's
+            # non-atomic rule (uipc_socket.c: space < resid && space < lowat),
+            # once the low-water mark is free: a record close to the buffer's
+            # size would otherwise wait for the buffer to drain, its tail held
+            # by Nagle behind a delayed ACK (200 ms a record)
+            space = sb.space()
+            if space < wlen and space < sb.lowat and sb.cc:
                 if nonblock:
                     return (EWOULDBLOCK if not sent else 0), sent
                 s = k.splraise()
