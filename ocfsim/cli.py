@@ -567,7 +567,8 @@ def cmd_net(args) -> int:
     t0 = time.perf_counter()
     size = args.bytes or os.path.getsize(args.file)
     so = {"encrypt": "so_crypt", "framing": args.so_crypt, "mode": args.mode,
-          "one_pass": args.one_pass} if args.so_crypt else {"encrypt": args.encrypt}
+          "one_pass": args.one_pass, "record_size": args.record_size} \
+        if args.so_crypt else {"encrypt": args.encrypt}
     r = run(spec, "ocfsim.workloads.net:net",
             {"nbytes": args.bytes or 0, "file": _abs(args.file), "write_size": args.write_size,
              "rx": args.rx, "profile": args.profile, "seed": args.seed,
@@ -588,7 +589,8 @@ def cmd_net(args) -> int:
         enc = {"none": "no encryption", "evp": "EVP (user-space 3DES-CBC + HMAC-SHA1)",
                "devcrypto": f"/dev/crypto 3DES-CBC + HMAC-SHA1 on the {res['card']}",
                "so_crypt": sc and (f"SO_CRYPT {sc['framing']} records (3DES-CBC + HMAC-SHA1, "
-                                   f"{sc['mode']}{', one pass' if sc['one_pass'] else ''}) "
+                                   f"{sc['mode']}{', one pass' if sc['one_pass'] else ''}, records of "
+                                   f"at most {sc['record_size']} B) "
                                    + ("read and verified" if res["rx"] else "built")
                                    + " in the kernel")}
         what = res["file"] or f"{res['bytes']} random bytes"
@@ -692,8 +694,14 @@ def _net_problem(args, block: int) -> str | None:
             return (f"--piecemeal: --write-size {args.write_size} is over the "
                     f"{so_crypt_record_limit(args.so_crypt)}-byte {args.so_crypt} record "
                     "(each write is one record)")
-    elif args.mode or args.one_pass:
-        return f"--{args.mode or 'one-pass'} needs --so-crypt tls1.0|ssh2|paper"
+        if args.record_size is not None and (
+                args.mode == "piecemeal" or args.record_size > so_crypt_record_limit(args.so_crypt)):
+            return (f"--record-size {args.record_size}: at most "
+                    f"{so_crypt_record_limit(args.so_crypt)} for {args.so_crypt}, and whole "
+                    "frame only (--piecemeal makes each write one record)")
+    elif args.mode or args.one_pass or args.record_size is not None:
+        what = args.mode or ("one-pass" if args.one_pass else "record-size")
+        return f"--{what} needs --so-crypt tls1.0|ssh2|paper"
     if args.encrypt != "none" and args.write_size % block:
         near = max(block, args.write_size - args.write_size % block)
         return (f"--write-size {args.write_size} is not a multiple of the {block}-byte 3DES "
@@ -835,6 +843,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "(the socket paper's prototype)")
     sp.add_argument("--one-pass", action="store_true",
                     help="SO_CRYPT: MAC and encrypt in one request on the card")
+    sp.add_argument("--record-size", type=int_range(1, 32768), default=None, metavar="B",
+                    help="SO_CRYPT, whole frame: the most plaintext bytes per record (a "
+                         "write is cut into records of this size); default: the framing's "
+                         "limit (TLS 16384, SSH 32768)")
     sp.add_argument("--card", choices=("bcm5820", "hifn7751"), default="bcm5820",
                     help="the crypto card beside the NIC (and so the bus, see above)")
     sp.add_argument("--rx", action="store_true",

@@ -177,12 +177,15 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
               faults_tx: dict | None = None, faults_rx: dict | None = None,
               partner_profile: str | None = None, write_quantum: int | None = WRITE_QUANTUM,
               warmup_bytes: int = 0, timeout_s: float = 120.0, framing: str = "tls1.0",
-              mode: str | None = None, one_pass: bool = False) -> dict:
+              mode: str | None = None, one_pass: bool = False,
+              record_size: int | None = None) -> dict:
     """Send (``rx``: receive) ``nbytes`` random bytes (or ``file``) through the NIC.
 
     ``encrypt="so_crypt"``: the process sets SO_CRYPT (netinet.socrypt) on
     its socket with ``framing`` (tls1.0, ssh2, paper), ``mode``
-    (whole-frame, piecemeal; None: socrypt's default) and ``one_pass``, and
+    (whole-frame, piecemeal; None: socrypt's default), ``one_pass`` and
+    ``record_size`` (the most plaintext per record, whole frame; None: the
+    framing's limit), and
     writes plaintext; the partner decodes the records with
     :class:`RecordReader` and compares the plaintext with the file. With
     ``rx`` the partner sends records made by :func:`encode_records` and the
@@ -207,6 +210,11 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         why = so_crypt_unsupported(mode, one_pass, rx)
         if why:
             raise ValueError(why)
+        limit = so_crypt_record_limit(framing)
+        if record_size is not None and (mode == "piecemeal" or type(record_size) is not int
+                                        or not 1 <= record_size <= limit):
+            raise ValueError(f"record_size must be 1..{limit}, whole frame only "
+                             f"(piecemeal: each write is one record), not {record_size!r}")
         if mode == "piecemeal" and write_size > so_crypt_record_limit(framing):
             raise ValueError(f"piecemeal: write_size {write_size} is over the "
                              f"{so_crypt_record_limit(framing)}-byte record limit")
@@ -342,6 +350,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
                 extra["record_size"] = write_size
             if one_pass:
                 extra["one_pass"] = True
+            if record_size is not None:
+                extra["record_size"] = record_size
             tr = socrypt.Transform(framing, key, iv0, mackey, seq=0,
                                    direction="tx" if forward else "rx", **extra)
             err = await stack.sys_setsockopt(p, fd, SOL_SOCKET, socrypt.SO_CRYPT, tr)
@@ -540,6 +550,8 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         "ocf_by_driver": {k: v for k, v in ocf.items() if k != "total" and v},
         # the keys in hex, so a capture can be decoded by another peer
         "so_crypt": {"framing": framing, "mode": mode or "whole-frame", "one_pass": one_pass,
+                     "record_size": record_size or (write_size if mode == "piecemeal"
+                                                    else so_crypt_record_limit(framing)),
                      "key": key.hex(), "iv": iv0.hex(), "mac_key": mackey.hex(),
                      "records": nrec, "records_per_s": nrec / secs if nrec else None,
                      "ocf_requests_per_record": ocf["total"] / nrec if nrec else None}

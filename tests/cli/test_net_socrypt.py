@@ -28,6 +28,11 @@ from .test_net import empty_cwd, refused  # noqa: F401  (the fixture)
     (["bench", "table-i", "--methods", "evp", "--variants", "paper"],
      "--variants needs so_crypt"),
     (["bench", "table-i", "--variants", "wholeframe"], "not one of"),
+    (["net", "--bytes", "100", "--record-size", "4088"], "needs --so-crypt"),
+    (["net", "--bytes", "100", "--so-crypt", "tls1.0", "--record-size", "16392"],
+     "at most 16384 for tls1.0"),
+    (["net", "--bytes", "100", "--so-crypt", "paper", "--piecemeal", "--record-size", "512"],
+     "whole frame only"),
 ])
 def test_so_crypt_refusals(empty_cwd, capsys, argv, says):
     err = refused(argv, capsys)
@@ -35,24 +40,7 @@ def test_so_crypt_refusals(empty_cwd, capsys, argv, says):
     assert list(empty_cwd.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv, kw", [
-    (["--one-pass"], {"one_pass": True}),
-    (["--rx"], {"rx": True}),
-    (["--piecemeal"], {"mode": "piecemeal"}),
-])
-def test_what_socrypt_lacks_is_refused(empty_cwd, capsys, argv, kw):
-    """A variant netinet.socrypt cannot run yet is one line and status 2;
-    once it can, the same arguments are accepted (checked by the runs)."""
-    why = so_crypt_unsupported(**kw)
-    if why is None:
-        pytest.skip(f"netinet.socrypt supports {argv[0]} now")
-    err = refused(["net", "--bytes", "100", "--so-crypt", "tls1.0", *argv], capsys)
-    assert why in err
-
-
 def test_piecemeal_write_over_a_record_is_refused(empty_cwd, capsys):
-    if so_crypt_unsupported(mode="piecemeal"):
-        pytest.skip("no piecemeal mode in netinet.socrypt yet")
     err = refused(["net", "--bytes", "100", "--so-crypt", "tls1.0", "--piecemeal",
                    "--write-size", "16392"], capsys)
     assert "16384-byte tls1.0 record" in err
@@ -102,6 +90,16 @@ def test_tls_records_through_the_nic_read_by_tlslite(empty_cwd, capsys):
     bad[len(wire) // 2] ^= 1
     with pytest.raises(RecordError):
         RecordReader("tls1.0", key, iv, mk).feed(bytes(bad))
+
+
+@pytest.mark.verilator
+def test_record_size_cuts_each_write_into_records_read_by_tlslite(empty_cwd, capsys):
+    status, r, data, wire, key, iv, mk = _run(empty_cwd, capsys, "tls1.0", "--record-size",
+                                              "400", "--one-pass", size=2400, write=1200)
+    assert status == 0 and r["ok"] and r["so_crypt"]["record_size"] == 400
+    recs = tls_read(wire, key, iv, mk)
+    assert [len(p) for _, p in recs] == [400] * 6 and b"".join(p for _, p in recs) == data
+    assert r["so_crypt"]["ocf_requests_per_record"] == 1      # one pass on the BCM5820
 
 
 @pytest.mark.verilator
