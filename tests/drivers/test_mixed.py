@@ -12,7 +12,7 @@ from ocfsim.machines import crypto_kinds, crypto_machine
 from sim.experiment import run
 
 
-@pytest.mark.parametrize("alg", ["3des", "3des-sha1"])
+@pytest.mark.parametrize("alg", [pytest.param("3des", marks=pytest.mark.slow), "3des-sha1"])
 def test_sessions_land_on_both_kinds_and_agree(backend, alg):
     if backend == "pysim" and alg == "3des-sha1":
         pytest.skip("one algorithm is enough on pysim (slow); Verilator runs both")

@@ -163,7 +163,7 @@ def _tx(card, backend, **kw):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("card", ["bcm5820", "hifn7751"])
+@pytest.mark.parametrize("card", ["bcm5820", pytest.param("hifn7751", marks=pytest.mark.slow)])
 def test_tls_on_a_card_short(card):
     """One short TLS exchange per card on Verilator: records sent (MAC then
     encrypt as two requests on the card; the BCM5820's 20-byte MAC on a

@@ -86,7 +86,7 @@ def test_dram_backdoor_and_rtl_copy(stub):
     assert r["copy_cycles"] == 2 * 65536 // 4 + DELAY_LATENCY   # two cycles a word
 
 
-@pytest.mark.parametrize("kind", ["vcd", "fst"])
+@pytest.mark.parametrize("kind", ["vcd", pytest.param("fst", marks=pytest.mark.slow)])
 def test_trace_written(stub, tmp_path, kind):
     path = tmp_path / "wave" / f"stub.{kind}"
     r = stub_run(stub, "entry_steps", trace=kind, vcd=str(path), delays=[3], limit=[5])

@@ -16,13 +16,13 @@ ENTRY = "tests.sim.skip_cases:observed"
 
 #: (machine, workload entry, args, skips idle clocks) — pysim sizes
 CASES = {
-    "idle-dma": (lambda: dma_machine(1), "bench.speed:idle", {"cycles": 20_000}, True),
+    "idle-dma": (lambda: dma_machine(1), "bench.speed:idle", {"cycles": 6_000}, True),
     "idle-bcm5820": (lambda: crypto_machine(["bcm5820"]), "bench.speed:idle",
-                     {"cycles": 20_000}, True),
+                     {"cycles": 6_000}, True),
     # no driver: the Hifn stays held in reset, its initiator flushed every
     # clock, so the machine is never at rest (a booted one is: hifn7751-64)
     "idle-hifn7751": (lambda: crypto_machine(["hifn7751"]), "bench.speed:idle",
-                      {"cycles": 20_000}, False),
+                      {"cycles": 6_000}, False),
     "dma-copy": (lambda: dma_machine(1), "ocfsim.workloads.dma:dma_copy",
                  {"nbytes": 2048}, False),
     "bcm5820-64": (lambda: crypto_machine(["bcm5820"]), "ocfsim.workloads.devcrypto:devcrypto",

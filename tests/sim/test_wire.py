@@ -215,7 +215,9 @@ def test_skipping_changes_nothing_pysim(monkeypatch):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("mode", ["tx", "rx", "echo"])
+# echo covers both directions; tx and rx alone are slow cases
+@pytest.mark.parametrize("mode", [pytest.param("tx", marks=pytest.mark.slow),
+                                  pytest.param("rx", marks=pytest.mark.slow), "echo"])
 def test_verilator_same_cycle_for_cycle(monkeypatch, mode):
     sizes = [60, 1514, 64, 100, 61, 300] if mode == "rx" else [60, 61, 200, 1514]
     r = _three([("pysim", True), ("verilator", True), ("verilator", False)], monkeypatch,

@@ -177,8 +177,11 @@ def test_a_jump_to_itself_aborts_the_ring(ring):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("scenario,args", [("bme_outage", {}), ("jump_loop", {"ring": "s"}),
-                                           ("bad_command", {"patch": BAD_COMMANDS["session-word-ffff"]})])
+@pytest.mark.parametrize("scenario,args", [
+    ("bme_outage", {}),
+    pytest.param("jump_loop", {"ring": "s"}, marks=pytest.mark.slow),
+    pytest.param("bad_command", {"patch": BAD_COMMANDS["session-word-ffff"]},
+                 marks=pytest.mark.slow)])
 def test_error_paths_identical_on_both_backends(scenario, args):
     """The error paths take the same clocks on pysim and Verilator."""
     a, b = run_on_both(machine(), f"{SC}:{scenario}", args)
