@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from netinet.socket import SOL_SOCKET
 from netinet.socrypt import SO_CRYPT, Transform, attach
 from ocf.attach import attach as ocf_attach
-from sim.kernel.errno import EINVAL, errorname
+from ocf.cryptodefs import CRYPTOCAP_F_MAC_ENCRYPT
+from ocf.cryptosoft import CryptoSoft
+from sim.kernel.errno import EINVAL, ERESTART, errorname
 
 from .support import PARTNER, payload, run
 
@@ -265,3 +267,55 @@ def test_records_near_the_buffer_size_do_not_wait_for_delayed_acks(tmp_path):
     datas, wire, res = _send_records(tmp_path, t, [16352] * n)
     assert [d for _, d in _tls_decode(wire, KEY, IV, MACKEY, paper=True)] == datas
     assert (res["t1_ps"] - res["t0_ps"]) * 1e-12 < 0.19     # less than one delayed ACK in all
+
+
+class RestartingCard(CryptoSoft):
+    """A hardware driver (no CRYPTOCAP_F_SOFTWARE, so OCF places the session
+    on it) that does cryptosoft's work and, from its ``after``-th request on,
+    answers ERESTART, as a driver whose card was reset: OCF unregisters it and
+    moves the request's session to another driver (ocf/crypto.py)."""
+
+    def __init__(self, crypto, after: int):
+        real = crypto.get_driverid
+        crypto.get_driverid = lambda flags: real(CRYPTOCAP_F_MAC_ENCRYPT)
+        try:
+            super().__init__(crypto)
+        finally:
+            crypto.get_driverid = real
+        self.after, self.seen = after, 0
+
+    async def process(self, crp):
+        self.seen += 1
+        if self.seen >= self.after:
+            return ERESTART
+        return await super().process(crp)
+
+
+def test_a_driver_leaving_mid_stream_migrates_the_session_unseen(tmp_path):
+    # records 1-3 go through the card, the 4th request finds it gone (ERESTART):
+    # OCF moves the session to cryptosoft with EAGAIN inside the kernel, the
+    # socket resubmits, every send() returns its full count and the stream
+    # decodes as one CBC chain with consecutive sequence numbers
+    datas = [payload(1000, 40 + i) for i in range(8)]
+    t = Transform("tls1.0", KEY, IV, MACKEY)
+
+    async def client(p, r, res):
+        st = r.local.stack
+        ocf = ocf_attach(r.local.kernel)
+        card = RestartingCard(ocf.crypto, after=4)
+        attach(st, ocf.crypto)
+        err, fd = await st.sys_socket(p)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        assert await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT, t) == 0
+        for d in datas:
+            assert await st.sys_send(p, fd, d) == (0, len(d))
+        res["card"] = (card.seen, ocf.crypto.drivers[card.cid])
+        res["migrated"] = ocf.crypto.migrated
+        assert await r.local.kernel.sys_close(p, fd) == 0
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    assert r.result["service"].errors == []
+    recs = _tls_decode(bytes(r.result["service"].data), KEY, IV, MACKEY)
+    assert [d for _, d in recs] == datas
+    seen, driver = r.result["card"]
+    assert seen == 4 and driver is None           # unregistered after its ERESTART
+    assert r.result["migrated"] == 1
