@@ -46,7 +46,7 @@ from sim.kernel.errno import (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EALREADY,
 from .mbuf import MCLBYTES, MINCLSIZE, MLEN, SockBuf
 from .proto import IPPROTO_TCP, ip_aton
 from .socrypt import (BOTH, RX, SO_CRYPT, SOL_TLS, TLS_APPLICATION_DATA, TLS_GET_RECORD_TYPE,
-                      TLS_HDR, TX, SoCryptRx, SoCryptTx, check_transform)
+                      TLS_HDR, TLS_SET_RECORD_TYPE, TX, SoCryptRx, SoCryptTx, check_transform)
 from .tcp import (TCP_MAX_WINSHIFT, TCP_MAXWIN, TCPS_ESTABLISHED, TCPS_LISTEN, TCPS_SYN_SENT,
                   TCPT_KEEP, TCPTV_KEEP_INIT, TF_NODELAY, TcpCb)
 
@@ -307,6 +307,32 @@ class Socket(File):
             if err or n == 0:
                 return (err if not sent or err != EWOULDBLOCK else 0), sent
         return 0, sent
+
+    async def sendmsg(self, p: Context, buf: Any, n: int, control: list,
+                      flags: int = 0) -> tuple[int, int]:
+        """``sendmsg``: ``send`` with control messages ``(level, type, data)``.
+        On a socket with SO_CRYPT transmit and a TLS framing, ``(SOL_TLS,
+        TLS_SET_RECORD_TYPE, bytes([type]))`` makes the records of this call's
+        bytes of that content type (Linux kTLS, Documentation/networking/tls.rst;
+        the call ends its record, as MSG_EOR; piecemeal: EINVAL while a record
+        is open). Any other control message → EINVAL, as TCP's PRU_SEND
+        refuses control data (OpenBSD tcp_usrreq.c)."""
+        if not control:
+            return await self.send(p, buf, n, flags)
+        tx = self.crypt_tx
+        ok = tx is not None and tx.t.framing != "ssh2" and len(control) == 1 and \
+            isinstance(control[0], tuple) and len(control[0]) == 3 and \
+            control[0][:2] == (SOL_TLS, TLS_SET_RECORD_TYPE) and \
+            type(control[0][2]) is bytes and len(control[0][2]) == 1
+        if not ok or tx.remaining():
+            return EINVAL, 0
+        if self.stack.kernel.user_buffer(buf, n) is None:
+            return EFAULT, 0
+        tx.rtype = control[0][2][0]
+        try:
+            return await self._sosend_crypt(buf, n, flags | (MSG_EOR if tx.piecemeal else 0))
+        finally:
+            tx.rtype = tx.t.rtype
 
     async def _sosend(self, buf: Any, start: int, resid: int, nonblock: bool,
                       whole: bool) -> tuple[int, int]:

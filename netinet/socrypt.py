@@ -78,7 +78,7 @@ from sim.kernel.errno import EAGAIN, EBADMSG, EINVAL, EMSGSIZE, ENOBUFS, ENOMEM
 from .mbuf import MCLBYTES
 
 __all__ = ["SO_CRYPT", "Transform", "SoCryptTx", "SoCryptRx", "attach", "SOL_TLS",
-           "TLS_GET_RECORD_TYPE", "TLS_MAX_CIPHERTEXT", "SSH_MAX_PACKET", "TX", "RX", "BOTH",
+           "TLS_GET_RECORD_TYPE", "TLS_SET_RECORD_TYPE", "TLS_MAX_CIPHERTEXT", "SSH_MAX_PACKET", "TX", "RX", "BOTH",
            "WHOLE_FRAME", "PIECEMEAL", "MODES", "TLS_MAX_PLAINTEXT", "SSH_MAX_PAYLOAD",
            "RECORD_CYCLES", "PIECE_CYCLES"]
 
@@ -212,6 +212,9 @@ class SoCryptTx:
         self.kernel = so.stack.kernel
         self.seq = t.seq
         self.iv = t.iv
+        #: the TLS content type of the records being built: the transform's,
+        #: or one ``sendmsg`` gave with TLS_SET_RECORD_TYPE for its bytes
+        self.rtype = t.rtype
         self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
         self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
         self.enc_sid: Optional[int] = None
@@ -357,9 +360,9 @@ class SoCryptTx:
             return b"", struct.pack("!I", self.seq), 0, 4 + plen + t.mac_len
         pad = tls_padding(n, t.mac_len)
         clen = n + t.mac_len + pad + 1
-        hdr = struct.pack("!B2sH", t.rtype, TLS10_VERSION, clen)
+        hdr = struct.pack("!B2sH", self.rtype, TLS10_VERSION, clen)
         ad = b"" if t.framing == "paper" else \
-            struct.pack("!QB2sH", self.seq, t.rtype, TLS10_VERSION, n)
+            struct.pack("!QB2sH", self.seq, self.rtype, TLS10_VERSION, n)
         return hdr, ad, TLS_HDR, TLS_HDR + clen
 
     def _clusters(self, wlen: int) -> Optional[list]:
@@ -491,9 +494,9 @@ class SoCryptTx:
             first = struct.pack("!I", self.seq) + o.prefix
         else:
             o.pad = tls_padding(n, t.mac_len)
-            o.hdr = struct.pack("!B2sH", t.rtype, TLS10_VERSION, n + t.mac_len + o.pad + 1)
+            o.hdr = struct.pack("!B2sH", self.rtype, TLS10_VERSION, n + t.mac_len + o.pad + 1)
             first = b"" if t.framing == "paper" else \
-                struct.pack("!QB2sH", self.seq, t.rtype, TLS10_VERSION, n)
+                struct.pack("!QB2sH", self.seq, self.rtype, TLS10_VERSION, n)
         o.mac = hmac.new(t.mac_key, first, hashlib.sha1)
         o.adlen = len(first)
         return o
@@ -609,9 +612,10 @@ TLS_MAX_CIPHERTEXT = TLS_MAX_PLAINTEXT + 2048
 #: RFC 4253 §6.1: implementations must handle packets of 35000 bytes in all
 #: (packet_length, padding, MAC included); a longer one is refused
 SSH_MAX_PACKET = 35000
-#: the control message of a record's type, Linux include/uapi/linux/tls.h
-#: (SOL_TLS 282, TLS_GET_RECORD_TYPE 2) — the paper names none
-SOL_TLS, TLS_GET_RECORD_TYPE = 282, 2
+#: the control messages of a record's type, Linux include/uapi/linux/tls.h
+#: (SOL_TLS 282, TLS_SET_RECORD_TYPE 1 on sendmsg, TLS_GET_RECORD_TYPE 2 on
+#: recvmsg) — the paper names none
+SOL_TLS, TLS_SET_RECORD_TYPE, TLS_GET_RECORD_TYPE = 282, 1, 2
 
 
 class SoCryptRx:
@@ -647,6 +651,9 @@ class SoCryptRx:
         self.kernel = so.stack.kernel
         self.seq = t.seq
         self.iv = t.iv
+        #: the TLS content type of the records being built: the transform's,
+        #: or one ``sendmsg`` gave with TLS_SET_RECORD_TYPE for its bytes
+        self.rtype = t.rtype
         self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
         self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
         self.enc_sid: Optional[int] = None

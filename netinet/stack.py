@@ -365,6 +365,18 @@ class NetStack:
 
     sys_read = sys_recv
 
+    async def sys_sendmsg(self, p: Context, fd: Any, buf: Any, control: Any = (),
+                          n: Optional[int] = None, flags: int = 0) -> tuple[int, int]:
+        """``sendmsg`` with control messages as (level, type, data) → (errno,
+        bytes sent); see :meth:`netinet.socket.Socket.sendmsg`."""
+        async def fn(so):
+            nn = _length(buf) if n is None else n
+            if type(nn) is not int or nn < 0 or type(flags) is not int or \
+                    not isinstance(control, (list, tuple)):
+                return EINVAL, 0
+            return await so.sendmsg(p, buf, nn, list(control), flags)
+        return await self._call(p, fd, fn, (0,))
+
     async def sys_recvmsg(self, p: Context, fd: Any, buf: Any, n: Optional[int] = None,
                           flags: int = 0) -> tuple[int, int, list]:
         """``recvmsg`` → (errno, bytes, control messages as (level, type, data));

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from netinet.socket import SOL_SOCKET
-from netinet.socrypt import SO_CRYPT, Transform, attach
+from netinet.socket import MSG_EOR, SOL_SOCKET
+from netinet.socrypt import SO_CRYPT, SOL_TLS, TLS_SET_RECORD_TYPE, Transform, attach
 from ocf.attach import attach as ocf_attach
 from ocf.cryptodefs import CRYPTOCAP_F_MAC_ENCRYPT
 from ocf.cryptosoft import CryptoSoft
@@ -319,3 +319,39 @@ def test_a_driver_leaving_mid_stream_migrates_the_session_unseen(tmp_path):
     seen, driver = r.result["card"]
     assert seen == 4 and driver is None           # unregistered after its ERESTART
     assert r.result["migrated"] == 1
+
+
+@pytest.mark.parametrize("mode", ["whole-frame", "piecemeal"])
+def test_sendmsg_sets_the_record_type_read_by_tlslite(tmp_path, mode):
+    # Linux kTLS's TLS_SET_RECORD_TYPE: a handshake (22) and an alert (21)
+    # record between application data, each ending with its call
+    from .peers import tls_read
+    calls = [(22, payload(40, 1)), (23, payload(100, 2)), (21, payload(2, 3)),
+             (23, payload(7, 4))]
+    t = Transform("tls1.0", KEY, IV, MACKEY, mode=mode, record_size=4096)
+
+    async def client(p, r, res):
+        st = r.local.stack
+        ocf = ocf_attach(r.local.kernel)
+        attach(st, ocf.crypto)
+        err, fd = await st.sys_socket(p)
+        assert await st.sys_connect(p, fd, (PARTNER, 5001)) == 0
+        assert await st.sys_setsockopt(p, fd, SOL_SOCKET, SO_CRYPT, t) == 0
+        for rtype, d in calls:
+            cm = [(SOL_TLS, TLS_SET_RECORD_TYPE, bytes([rtype]))] if rtype != 23 else []
+            # piecemeal: application data ends its record too (MSG_EOR), or
+            # the open record could not change type (EINVAL)
+            eor = MSG_EOR if mode == "piecemeal" else 0
+            assert await st.sys_sendmsg(p, fd, d, cm, flags=eor) == (0, len(d))
+        cm = [(SOL_TLS, TLS_SET_RECORD_TYPE, b"\x16")]
+        res["refused"] = [
+            await st.sys_sendmsg(p, fd, b"x" * 8, [(SOL_TLS, 99, b"\x16")]),   # unknown type
+            await st.sys_sendmsg(p, fd, b"x" * 8, [(SOL_TLS, TLS_SET_RECORD_TYPE, b"")]),
+            await st.sys_sendmsg(p, fd, b"x" * 8, cm + cm),
+        ]
+        assert await r.local.kernel.sys_close(p, fd) == 0
+    r = run(tmp_path, client, serve=lambda pt: pt.sink(5001))
+    assert r.result["service"].errors == []
+    wire = bytes(r.result["service"].data)
+    assert tls_read(wire, KEY, IV, MACKEY, count=len(calls)) == calls
+    assert r.result["refused"] == [(EINVAL, 0)] * 3
