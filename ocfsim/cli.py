@@ -423,7 +423,7 @@ def cmd_dma(args) -> int:
                      f"{skip_note(res)})")
         if res["vcd"]:
             lines.append(f"  waveform         {res['vcd']}"
-                         + (f" (GTKWave: gtkwave {res['gtkw']})" if res.get("gtkw") else ""))
+                         + (f" (GTKWave: gtkwave {_shown(res['gtkw'])})" if res.get("gtkw") else ""))
         for c in res["per_card"]:
             if not c["ok"]:
                 lines.append(f"  slot {c['slot']}: copy failed {c}")
@@ -431,6 +431,12 @@ def cmd_dma(args) -> int:
             lines.append(f"  PCI checker: {', '.join(res['checker'])}")
         return lines
     return _emit(args, result, human)
+
+
+def _shown(path: str) -> str:
+    """A path as the user would type it: relative when under the current folder."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def _abs(path: str | None) -> str | None:
@@ -502,7 +508,7 @@ def cmd_run(args) -> int:
                      f"{skip_note(res)})")
         if res["vcd"]:
             lines.append(f"  waveform         {res['vcd']}"
-                         + (f" (GTKWave: gtkwave {res['gtkw']})" if res.get("gtkw") else ""))
+                         + (f" (GTKWave: gtkwave {_shown(res['gtkw'])})" if res.get("gtkw") else ""))
         for f in res["failures"]:
             lines.append(f"  failure: {f}")
         if res["errnos"]:
