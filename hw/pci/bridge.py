@@ -26,17 +26,21 @@ writes) into a FIFO that its initiator replays in order, as bursts: the
 dwords of one run (consecutive addresses, all bytes enabled, memory
 writes; up to POSTED_DEPTH) go out in one command of the initiator core,
 a run being closed when the next dword does not continue it, when the
-target core has no more dwords to hand over, or when the FIFO is full. Reads are delayed transactions (PCI 2.3 §3.3.3.3): the target
-retries the requester (STOP# without data) and latches the request; once
-the posted writes ahead of it are out, the initiator performs it on the
-other bus (PREFETCH_DWORDS for Memory Read Multiple / Line, one dword for
-Memory Read and configuration reads); the completion waits until the
-posted writes moving the same way in the other path, accepted before the
-read completed, are done (PPB 1.1 §5.2: a read completion does not pass a
-posted write); then the requester's retry with the same address and command
-gets the data. Prefetched dwords the requester does not take are discarded
-when its transaction ends (21152 datasheet). One delayed transaction per
-direction; another read meanwhile is retried until then.
+target core has no more dwords to hand over, or when the FIFO is full.
+
+Reads are delayed transactions (PCI 2.3 §3.3.3.3): the target retries the
+requester and latches the request in one of DELAYED_ENTRIES entries (a
+retry that matches an entry is not latched twice; with all of them taken,
+a new read is retried until one frees). The initiator performs the entries
+in the order they were latched, each once the posted writes ahead of it are
+out, prefetching to the 21152's aligned boundaries (PREFETCH_DWORDS for
+Memory Read Multiple, LINE_DWORDS for Memory Read Line, one dword for
+Memory Read and configuration reads); a completion waits until the posted
+writes moving the same way in the other path, accepted before the read
+completed, are done (PPB 1.1 §5.2: a read completion does not pass a
+posted write); then the requester's retry with the same address and
+command gets the data from its entry. Prefetched dwords the requester does
+not take are discarded when its transaction ends (21152 datasheet).
 
 A read that ends in master abort on the far bus completes with all ones
 (PPB 1.1 §4.8.1, Master-Abort Mode 0), a posted write that does is dropped;
@@ -62,19 +66,29 @@ from .initiator import InitiatorState, PciInitiator, Status
 from .target import PciTarget, FIFO_DEPTH, merge_bytes
 
 __all__ = ["PciBridge", "BridgePath", "Kind", "DelayedState", "PREFETCH_DWORDS",
-           "POSTED_DEPTH", "VENDOR_DEC", "DEVICE_21152", "CLASS_PCI_PCI_BRIDGE",
+           "POSTED_DEPTH", "DELAYED_ENTRIES", "VENDOR_DEC", "DEVICE_21152", "CLASS_PCI_PCI_BRIDGE",
            "swizzle"]
 
 #: identification of the 21152 (OpenBSD sys/dev/pci/pcidevs: DEC 0x1011,
 #: DEC_21152 0x0024); class 06 04 00: bridge, PCI-to-PCI (PCI Code and ID
 #: Assignment spec)
 VENDOR_DEC, DEVICE_21152, CLASS_PCI_PCI_BRIDGE = 0x1011, 0x0024, 0x060400
-#: dwords a Memory Read Multiple / Line fetches on the far bus (the model's
-#: choice: a 32-byte cache line; the 21152 prefetches to an aligned boundary)
-PREFETCH_DWORDS = 8
+#: how far a delayed read prefetches on the far bus: a Memory Read Multiple to
+#: the next 32-dword aligned boundary, a Memory Read Line to the next 16-dword
+#: one, with the cache line size register at 0 as the model's software leaves
+#: it (21152 datasheet §4.6.3, Table 4-5; the same table in the compatible
+#: Pericom PI7C8150 datasheet, Table 3-4); a Memory Read and a configuration
+#: read fetch one dword. PREFETCH_DWORDS is the most, the completion buffer's size.
+PREFETCH_DWORDS = 32
+LINE_DWORDS = 16
 #: posted-write entries per direction (21150 datasheet: room for an address
 #: and 8 dwords before the bridge stops accepting)
 POSTED_DEPTH = 8
+#: delayed reads each direction holds at once, each with a completion buffer of
+#: PREFETCH_DWORDS (PCI 2.3 §3.3.3.3 lets a bridge hold several; the 21152's
+#: successors of the same kind queue up to four per direction, Pericom PI7C8140A
+#: datasheet §2.6, delayed reads): one per master of a four-device secondary bus
+DELAYED_ENTRIES = 4
 #: a target seeing AD[30:0]: the paths decode a whole 2 GiB half and keep bit 31
 _HALF = 1 << 31
 
@@ -107,8 +121,6 @@ def swizzle(device: int, pin: int) -> int:
     return (device + pin) % 4
 
 
-#: Memory Read Multiple and Memory Read Line may prefetch (PCI 2.3 §3.1.1)
-_PREFETCH_CODES = (Cmd.MEM_READ_MULT, Cmd.MEM_READ_LINE)
 _WRITE_CODES = (Cmd.MEM_WRITE, Cmd.MEM_WRITE_INV, Cmd.CFG_WRITE)
 
 
@@ -125,8 +137,11 @@ class BridgePath(wiring.Component):
     completions behind them.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, entries: int = DELAYED_ENTRIES):
+        if entries < 1:
+            raise ValueError("a bridge path needs at least one delayed-read entry")
         self.name = name
+        self.entries = entries
         super().__init__({
             "t_pci": Out(agent_signature()), "i_pci": Out(agent_signature()),
             "req": Out(1), "gnt": In(1),
@@ -194,9 +209,6 @@ class BridgePath(wiring.Component):
         # posted writes: address, data, byte enables, kind
         m.submodules.posted = pf = fifo.SyncFIFOBuffered(width=32 + 32 + 4 + 2,
                                                         depth=POSTED_DEPTH)
-        discard = Signal()
-        m.submodules.completion = cf = ResetInserter(discard)(
-            fifo.SyncFIFO(width=32, depth=PREFETCH_DWORDS))
         # the core's posted-write FIFO holds offsets only: AD[31] and the kind
         # of each posted dword follow it here, entry for entry (the core may
         # hand an older transaction's writes over during a newer one)
@@ -209,18 +221,14 @@ class BridgePath(wiring.Component):
         own = t.kind == Kind.OWN_CFG
         runs, open_len = self._runs(m, pf, tgt, full_addr, port.cmd.be, w_kind)
 
-        # ---- the target's user port
+        # ---- the target's user port: own configuration reads, delayed completions
         rsp_valid, rsp_data = Signal(), Signal(32)
         m.d.comb += [port.rsp_valid.eq(rsp_valid), port.rsp_data.eq(rsp_data)]
         m.d.sync += rsp_valid.eq(0)
-        d = self.delayed
-        d_addr, d_code, d_kind, d_ones = Signal(32), Signal(4), Signal(Kind), Signal()
-        served = Signal()
-        match = (t.addr == d_addr) & (t.code == d_code) & (t.kind == d_kind)
-        serve = t.active & ~own & t.is_read & (d == DelayedState.READY) & match
-        m.d.comb += port.retry.eq(t.active & ~own & t.is_read & ~serve)
         m.d.comb += [self.cfg_reg.eq(port.cmd.addr[2:8]), self.cfg_wdata.eq(port.cmd.data),
                      self.cfg_be.eq(port.cmd.be)]
+        dq = self._delayed_reads(m, t, own, ini)
+        m.d.comb += port.retry.eq(t.active & ~own & t.is_read & ~dq.serve)
         with m.If(port.cmd_valid & port.cmd.write):
             m.d.comb += sh.r_en.eq(port.cmd_ready)
             with m.If(w_kind == Kind.OWN_CFG):
@@ -232,21 +240,11 @@ class BridgePath(wiring.Component):
             with m.If(own):
                 m.d.comb += port.cmd_ready.eq(1)
                 m.d.sync += [rsp_valid.eq(1), rsp_data.eq(self.cfg_rdata)]
-            with m.Elif(serve & (d_ones | cf.r_rdy)):
-                m.d.comb += [port.cmd_ready.eq(1), cf.r_en.eq(~d_ones)]
-                m.d.sync += [rsp_valid.eq(1), rsp_data.eq(Mux(d_ones, 0xFFFF_FFFF, cf.r_data)),
-                             served.eq(1)]
-
-        # a new delayed read is latched in its first address phase
-        with m.If(t.addr_phase & self.claim & (self.kind != Kind.OWN_CFG)
-                  & Cat(*(self.t_pci.bus.cbe_n == c for c in Cmd.READS)).any()
-                  & (d == DelayedState.EMPTY)):
-            m.d.sync += [d.eq(DelayedState.QUEUED), d_addr.eq(self.t_pci.bus.ad & ~3),
-                         d_code.eq(self.t_pci.bus.cbe_n), d_kind.eq(self.kind), d_ones.eq(0)]
-        # the requester took its data: the rest is discarded with its transaction
-        with m.If(served & ~t.active):
-            m.d.sync += [served.eq(0), d.eq(DelayedState.EMPTY)]
-            m.d.comb += discard.eq(1)
+            with m.Elif(dq.serve & (dq.s_ones | dq.s_rdy)):
+                m.d.comb += [port.cmd_ready.eq(1), dq.s_take.eq(~dq.s_ones)]
+                m.d.sync += [rsp_valid.eq(1),
+                             rsp_data.eq(Mux(dq.s_ones, 0xFFFF_FFFF, dq.s_data)),
+                             dq.served.eq(1)]
 
         # ---- the far side: replay posted writes, perform the delayed read
         ist = self.issue
@@ -278,17 +276,18 @@ class BridgePath(wiring.Component):
                         m.d.comb += runs.r_en.eq(1)
                         m.d.sync += [ist.eq(IssueState.WRITE), type1.eq(p_kind == Kind.CFG1),
                                      left.eq(runs.r_data), fed.eq(0)]
-                with m.Elif((pf.level == 0) & (d == DelayedState.QUEUED) & (tgt.posted == 0)):
-                    prefetch = Cat(*(d_code == c for c in _PREFETCH_CODES)).any()
+                with m.Elif((pf.level == 0) & dq.head_valid & (tgt.posted == 0)):
+                    # the oldest queued read, once every posted write is out
+                    # (PPB 1.1 §5.2: a read request pushes the posted writes ahead)
                     m.d.comb += [
-                        ini.cmd.valid.eq(1), cmd.addr.eq(_far_address(d_kind, d_addr)),
-                        cmd.count.eq(Mux(prefetch, PREFETCH_DWORDS, 1)),
-                        cmd.code.eq(Mux(d_kind == Kind.MEM, d_code, Cmd.CFG_READ)),
+                        ini.cmd.valid.eq(1), cmd.addr.eq(_far_address(dq.h_kind, dq.h_addr)),
+                        cmd.count.eq(dq.h_count),
+                        cmd.code.eq(Mux(dq.h_kind == Kind.MEM, dq.h_code, Cmd.CFG_READ)),
                         cmd.first_be.eq(0xF), cmd.last_be.eq(0xF),
                     ]
                     with m.If(ini.cmd.ready):
-                        m.d.sync += [ist.eq(IssueState.READ), d.eq(DelayedState.BUSY),
-                                     type1.eq(d_kind == Kind.CFG1)]
+                        m.d.comb += dq.start.eq(1)
+                        m.d.sync += [ist.eq(IssueState.READ), type1.eq(dq.h_kind == Kind.CFG1)]
             with m.Case(IssueState.WRITE):
                 # the run's dwords into the initiator (it starts a
                 # transaction once the burst is in its FIFO)
@@ -301,32 +300,141 @@ class BridgePath(wiring.Component):
                     m.d.comb += self.posted_done.eq(fed)
             with m.Case(IssueState.READ):
                 with m.If(ini.done):
+                    m.d.comb += dq.finish.eq(1)
                     m.d.sync += ist.eq(IssueState.IDLE)
         with m.If(ini.done & (ini.done_status != Status.OK)):
             m.d.comb += [ini.flush.eq(1),
                          self.master_abort.eq(ini.done_status == Status.MASTER_ABORT),
                          self.target_abort.eq(ini.done_status == Status.TARGET_ABORT)]
-        # read data into the completion buffer
-        m.d.comb += [cf.w_data.eq(ini.rdata.payload), cf.w_en.eq(ini.rdata.valid),
-                     ini.rdata.ready.eq(cf.w_rdy)]
-
-        # ---- completion ordering behind the other path's older posted writes
-        older = Signal.like(self.other_pending)
-        with m.If((ist == IssueState.READ) & ini.done):
-            m.d.sync += [d.eq(DelayedState.ORDER), older.eq(self.other_pending - self.other_done),
-                         d_ones.eq(ini.done_status != Status.OK)]
-        with m.If(d == DelayedState.ORDER):
-            m.d.sync += older.eq(older - self.other_done)
-            with m.If((older - self.other_done == 0) & ~ini.rdata.valid):
-                m.d.sync += d.eq(DelayedState.READY)
 
         m.d.comb += self.pending.eq(tgt.posted + pf.level
                                     + Mux(ist == IssueState.WRITE, fed, 0))
         m.d.comb += self.quiet.eq(
             t.quiet & tgt.quiet & ini.quiet & (ist == IssueState.IDLE) & (pf.level == 0)
             & (sh.level == 0) & (runs.level == 0) & (open_len == 0)
-            & ((d == DelayedState.EMPTY) | (d == DelayedState.READY)) & ~rsp_valid & ~served
+            & dq.quiet & ~rsp_valid
             & (self.other_done == 0))
+
+    def _delayed_reads(self, m, t, own, ini):
+        """The delayed-read queue: ``self.entries`` requests, each with its
+        own completion buffer (PCI 2.3 §3.3.3.3: a bridge may hold several
+        delayed transactions; see DELAYED_ENTRIES).
+
+        A read address phase on the near bus that matches no entry (address,
+        command, kind) takes an empty entry, if one is free, and its number
+        goes into a FIFO: the far side performs the requests in that order
+        (``head_valid``/``h_*``; ``start`` when it takes the head, ``finish``
+        when the initiator is done). The read data of the one in progress
+        fills that entry's buffer; the entry is ready once the data is in
+        and the other path's posted writes older than the completion are
+        out. A retry that matches a ready entry is served from its buffer
+        (``serve``, ``s_*``; ``s_take`` pops a dword); when that transaction
+        ends, the entry and what is left in its buffer are discarded."""
+        n = self.entries
+        bus = self.t_pci.bus
+        st = [self.delayed] + [Signal(DelayedState, name=f"{self.name}_delayed{i}")
+                               for i in range(1, n)]
+        addr = [Signal(32, name=f"{self.name}_dr{i}_addr") for i in range(n)]
+        code = [Signal(4, name=f"{self.name}_dr{i}_code") for i in range(n)]
+        kind = [Signal(Kind, name=f"{self.name}_dr{i}_kind") for i in range(n)]
+        ones = [Signal(name=f"{self.name}_dr{i}_ones") for i in range(n)]
+        older = [Signal.like(self.other_pending, name=f"{self.name}_dr{i}_older")
+                 for i in range(n)]
+        discard = Signal(n)
+        bufs = []
+        for i in range(n):
+            buf = ResetInserter(discard[i])(fifo.SyncFIFO(width=32, depth=PREFETCH_DWORDS))
+            m.submodules[f"completion{i}"] = buf
+            bufs.append(buf)
+        m.submodules.order = order = fifo.SyncFIFO(width=max(1, (n - 1).bit_length()), depth=n)
+        ns = _Txn(serve=Signal(), s_ones=Signal(), s_rdy=Signal(), s_data=Signal(32),
+                  s_take=Signal(), served=Signal(), start=Signal(), finish=Signal(),
+                  head_valid=Signal(), h_addr=Signal(32), h_code=Signal(4), h_kind=Signal(Kind),
+                  h_count=Signal(range(PREFETCH_DWORDS + 1)), quiet=Signal())
+        cur = Signal(range(n))                    # the entry being read on the far bus
+        draining = Signal()                       # its data is not all in yet
+        fill, need = Signal(range(PREFETCH_DWORDS + 1)), Signal(range(PREFETCH_DWORDS + 1))
+        s_idx = Signal(range(n))                  # the entry being served
+
+        # ---- near side: latch a new request, serve a ready one
+        new_read = t.addr_phase & self.claim & (self.kind != Kind.OWN_CFG) \
+            & Cat(*(bus.cbe_n == c for c in Cmd.READS)).any()
+        seen = Cat(*((st[i] != DelayedState.EMPTY) & (addr[i] == (bus.ad & ~3))
+                     & (code[i] == bus.cbe_n) & (kind[i] == self.kind)
+                     for i in range(n))).any()
+        free = Cat(*(st[i] == DelayedState.EMPTY for i in range(n)))
+        with m.If(new_read & ~seen & free.any() & order.w_rdy):
+            m.d.comb += order.w_en.eq(1)
+            for i in reversed(range(n)):          # the lowest free entry
+                with m.If(free[i]):
+                    m.d.comb += order.w_data.eq(i)
+            with m.Switch(order.w_data):
+                for i in range(n):
+                    with m.Case(i):
+                        m.d.sync += [st[i].eq(DelayedState.QUEUED), addr[i].eq(bus.ad & ~3),
+                                     code[i].eq(bus.cbe_n), kind[i].eq(self.kind),
+                                     ones[i].eq(0)]
+        hit = Cat(*((st[i] == DelayedState.READY) & (t.addr == addr[i]) & (t.code == code[i])
+                    & (t.kind == kind[i]) for i in range(n)))
+        for i in reversed(range(n)):
+            with m.If(hit[i]):
+                m.d.comb += s_idx.eq(i)
+        m.d.comb += [ns.serve.eq(t.active & ~own & t.is_read & hit.any()),
+                     ns.s_ones.eq(Cat(*ones).bit_select(s_idx, 1)),
+                     ns.s_rdy.eq(Cat(*(b.r_rdy for b in bufs)).bit_select(s_idx, 1)),
+                     ns.s_data.eq(Cat(*(b.r_data for b in bufs)).word_select(s_idx, 32))]
+        served_idx = Signal(range(n))
+        with m.If(ns.serve):
+            m.d.sync += served_idx.eq(s_idx)
+        for i in range(n):
+            m.d.comb += bufs[i].r_en.eq(ns.s_take & (s_idx == i))
+        # the requester took its data: the rest is discarded with its transaction
+        with m.If(ns.served & ~t.active):
+            m.d.sync += ns.served.eq(0)
+            with m.Switch(served_idx):
+                for i in range(n):
+                    with m.Case(i):
+                        m.d.sync += st[i].eq(DelayedState.EMPTY)
+                        m.d.comb += discard[i].eq(1)
+
+        # ---- far side: the head of the queue, its data, the ordering wait
+        head = order.r_data
+        m.d.comb += [ns.head_valid.eq(order.r_rdy & ~draining),
+                     ns.h_addr.eq(Cat(*addr).word_select(head, 32)),
+                     ns.h_code.eq(Cat(*code).word_select(head, 4)),
+                     ns.h_kind.eq(Cat(*kind).word_select(head, Kind.as_shape().width)),
+                     ns.h_count.eq(_prefetch_count(ns.h_code, ns.h_addr))]
+        with m.If(ns.start):
+            m.d.comb += order.r_en.eq(1)
+            m.d.sync += [cur.eq(head), draining.eq(1), fill.eq(0), need.eq(ns.h_count)]
+            with m.Switch(head):
+                for i in range(n):
+                    with m.Case(i):
+                        m.d.sync += st[i].eq(DelayedState.BUSY)
+        took = ini.rdata.valid & ini.rdata.ready
+        m.d.comb += ini.rdata.ready.eq(Cat(*(b.w_rdy for b in bufs)).bit_select(cur, 1))
+        for i in range(n):
+            m.d.comb += [bufs[i].w_data.eq(ini.rdata.payload),
+                         bufs[i].w_en.eq(ini.rdata.valid & (cur == i))]
+        with m.If(took):
+            m.d.sync += fill.eq(fill + 1)
+        failed = ns.finish & (ini.done_status != Status.OK)   # the initiator flushes
+        with m.If(draining & ((took & (fill + 1 == need)) | failed)):
+            m.d.sync += draining.eq(0)
+        for i in range(n):
+            with m.If(ns.finish & (cur == i)):
+                m.d.sync += [st[i].eq(DelayedState.ORDER),
+                             older[i].eq(self.other_pending - self.other_done),
+                             ones[i].eq(ini.done_status != Status.OK)]
+            with m.If(st[i] == DelayedState.ORDER):
+                m.d.sync += older[i].eq(older[i] - self.other_done)
+                in_full = ones[i] | (cur != i) | ~draining
+                with m.If((older[i] - self.other_done == 0) & in_full):
+                    m.d.sync += st[i].eq(DelayedState.READY)
+        m.d.comb += ns.quiet.eq(
+            Cat(*((s == DelayedState.EMPTY) | (s == DelayedState.READY) for s in st)).all()
+            & ~ns.served & ~draining)
+        return ns
 
     def _runs(self, m, pf, tgt, addr, be, kind):
         """The posted-write FIFO's dwords cut into runs, one burst each: a
@@ -364,6 +472,15 @@ class _Txn:
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+def _prefetch_count(code, addr):
+    """Dwords a delayed read of ``code`` at ``addr`` fetches: to the aligned
+    boundary of its command (PREFETCH_DWORDS, LINE_DWORDS), else one."""
+    dw = addr[2:]
+    to_mult = PREFETCH_DWORDS - dw[:(PREFETCH_DWORDS - 1).bit_length()]
+    to_line = LINE_DWORDS - dw[:(LINE_DWORDS - 1).bit_length()]
+    return Mux(code == Cmd.MEM_READ_MULT, to_mult, Mux(code == Cmd.MEM_READ_LINE, to_line, 1))
 
 
 def _far_address(kind, addr):
