@@ -436,3 +436,35 @@ def test_recursive_enumeration_through_the_bridge_rtl():
     assert card.irq == BridgeDriverHost.interrupt_route(BRIDGE_DEVICE, 3)
     assert back == (0x1234_5678, Status.OK)
     assert w[:2] == (Status.OK, 4) and r == (Status.OK, 4, [1, 2, 3, 4])
+
+
+def test_delayed_reads_prefetch_to_the_21152_boundaries():
+    """A secondary master's read is fetched on the primary up to the
+    aligned boundary of its command, the cache line size register being 0
+    (21152 datasheet §4.6.3, Table 4-5): Memory Read Multiple to the next
+    32-dword boundary, Memory Read Line to the next 16-dword one, Memory
+    Read one dword; the requester gets only what it asked for. Counted as
+    data phases of host DRAM on the primary."""
+    base = 0x800                                 # 32-dword (128-byte) aligned
+    words = _pattern(32, 3)
+    cases = [(Cmd.MEM_READ_MULT, 18, 4, 32 - 18), (Cmd.MEM_READ_MULT, 0, 16, 32),
+             (Cmd.MEM_READ_LINE, 5, 2, 16 - 5), (Cmd.MEM_READ_LINE, 16, 3, 16),
+             (Cmd.MEM_READ, 7, 1, 1)]
+
+    async def body(bench, ctx, seg):
+        await _setup_window(bench)
+        for i, w in enumerate(words):
+            ctx.set(seg.host.dram.mem.data[base // 4 + i], w)
+        dram_data = seg.mon[0].target_data[1]
+        out = []
+        for code, first, count, _ in cases:
+            before = ctx.get(dram_data)
+            r = await bench.dma(base + 4 * first, count, code)
+            for _ in range(20):
+                await ctx.tick()
+            out.append((r, ctx.get(dram_data) - before))
+        return out
+
+    for (code, first, count, fetched), (r, moved) in zip(cases, run(body)):
+        assert r == (Status.OK, count, words[first:first + count]), code
+        assert moved == fetched, (code, first, moved)
