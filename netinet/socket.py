@@ -188,6 +188,12 @@ class Socket(File):
         so = Socket(self.stack)
         so.head = self
         so.bound = True
+        # sonewconn (uipc_socket2.c): the listener's options but
+        # SO_ACCEPTCONN, and soreserve() with its buffers' high-water marks
+        so.options = self.options & ~SO_ACCEPTCONN
+        for mine, head in ((so.snd, self.snd), (so.rcv, self.rcv)):
+            mine.hiwat, mine.mbmax = head.hiwat, head.mbmax
+        so.snd.lowat = min(so.snd.lowat, so.snd.hiwat)
         tp = so.tp
         tp.laddr, tp.lport, tp.faddr, tp.fport = laddr, lport, faddr, fport
         tp.flags = (tp.flags & ~TF_NODELAY) | (self.tp.flags & TF_NODELAY)

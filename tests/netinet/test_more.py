@@ -52,6 +52,52 @@ def test_a_128k_receive_buffer_negotiates_a_window_scale(tmp_path):
         r.partner.stack.tcp.stats.get("connects", 0) == 0
 
 
+def test_an_accepted_socket_has_its_listeners_buffer_sizes(tmp_path):
+    """sonewconn gives the new socket the listener's SO_SNDBUF and SO_RCVBUF
+    (OpenBSD uipc_socket2.c: soreserve with the head's high-water marks),
+    so a server that sized its listening socket offers the window scale
+    and the window that size asks for."""
+    data = payload(400_000, seed=23)
+
+    async def client(p, r, res):
+        st, k = r.local.stack, r.local.kernel
+        err, lfd = await st.sys_socket(p)
+        assert err == 0 and await st.sys_bind(p, lfd, ("0.0.0.0", 7000)) == 0
+        assert await st.sys_setsockopt(p, lfd, SOL_SOCKET, SO_RCVBUF, 128 * 1024) == 0
+        assert await st.sys_setsockopt(p, lfd, SOL_SOCKET, SO_SNDBUF, 64 * 1024) == 0
+        assert await st.sys_listen(p, lfd, 5) == 0
+
+        async def sender(q):
+            pst = r.partner.stack
+            err, fd = await pst.sys_socket(q)
+            assert err == 0 and await pst.sys_connect(q, fd, (LOCAL, 7000)) == 0
+            assert await pst.sys_send(q, fd, data) == (0, len(data))
+            await r.partner.kernel.sys_close(q, fd)
+        r.partner.kernel.fork("sender", sender)
+        err, fd, _ = await st.sys_accept(p, lfd)
+        assert err == 0
+        res["bufs"] = [(await st.sys_getsockopt(p, fd, SOL_SOCKET, o))[1]
+                       for o in (SO_RCVBUF, SO_SNDBUF)]
+        buf, got = bytearray(8192), bytearray()
+        while True:
+            err, n = await st.sys_recv(p, fd, buf)
+            assert err == 0
+            if n == 0:
+                break
+            got += buf[:n]
+        res["got"] = bytes(got)
+        await k.sys_close(p, fd)
+        await k.sys_close(p, lfd)
+
+    r = run(tmp_path, client)
+    assert r.result["got"] == data
+    assert r.result["bufs"] == [128 * 1024, 64 * 1024]
+    segs = r.segs()
+    synack = next(s for s in segs if s.src == LOCAL and s.has(0x02))
+    assert synack.opts["wscale"] == 2          # 65535 << 2 covers 131072 (RFC 7323 §2.3)
+    assert max(s.win << 2 for s in segs if s.src == LOCAL and not s.has(0x02)) > 65535
+
+
 def test_a_closed_window_is_probed_by_the_persist_timer(tmp_path):
     data = payload(100_000, seed=22)
     # the reader connects, then reads nothing for 12 s: its 16 KB fill and the
