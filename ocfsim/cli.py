@@ -579,7 +579,7 @@ def cmd_net(args) -> int:
             {"nbytes": args.bytes or 0, "file": _abs(args.file), "write_size": args.write_size,
              "rx": args.rx, "profile": args.profile, "seed": args.seed,
              "warmup_bytes": min(NET_WARMUP_BYTES, size // 4), **so,
-             "pcap": _abs(args.pcap), **_wire_faults(args)},
+             "pcap": _abs(args.pcap), "sockbuf": args.sockbuf, **_wire_faults(args)},
             backend=args.backend, vcd=_abs(args.vcd))
     result = {k: v for k, v in r.items() if not k.startswith("_")}
     result.update(card=args.card, backend=args.backend, seed=args.seed, file=args.file,
@@ -609,7 +609,7 @@ def cmd_net(args) -> int:
         lines = [f"ocfsim net: {what} {res['direction']} over TCP through the em NIC, "
                  f"writes of {res['write_size']} B, {enc[res['encrypt']]}; "
                  f"{res['bus_width']}-bit/{res['clock_mhz']} MHz PCI, profile {res['profile']}, "
-                 f"backend {res['backend']}",
+                 f"socket buffers {res['sockbuf']} B, backend {res['backend']}",
                  f"  verified         {res['bytes']} bytes, {verdict}",
                  f"  throughput       {res['mbps']:.2f} Mbit/s over {si_time(res['sim_time_s'])} "
                  f"simulated" + (f"; {res['seconds_per_100mb']:.2f} s per 100 MB"
@@ -689,13 +689,14 @@ def _net_problem(args, block: int) -> str | None:
             return f"--file {args.file}: {size} bytes is outside 1..{NET_MAX_BYTES}"
         if not os.access(args.file, os.R_OK):
             return f"--file {args.file}: not readable"
+    from .workloads.net import SOCKBUF_MAX, SOCKBUF_MIN
+    if args.sockbuf is not None and not SOCKBUF_MIN <= args.sockbuf <= SOCKBUF_MAX:
+        return (f"--sockbuf {args.sockbuf}: give {SOCKBUF_MIN}..{SOCKBUF_MAX} bytes (the send "
+                "buffer's low-water mark to what sbreserve grants)")
     if args.so_crypt:
-        from .workloads.net import so_crypt_record_limit, so_crypt_unsupported
+        from .workloads.net import so_crypt_record_limit
         if args.encrypt != "none":
             return f"--so-crypt and --encrypt {args.encrypt}: give one way of encrypting"
-        why = so_crypt_unsupported(args.mode, args.one_pass, args.rx)
-        if why:
-            return why
         if args.mode == "piecemeal" and args.write_size > so_crypt_record_limit(args.so_crypt):
             return (f"--piecemeal: --write-size {args.write_size} is over the "
                     f"{so_crypt_record_limit(args.so_crypt)}-byte {args.so_crypt} record "
@@ -855,6 +856,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "limit (TLS 16384, SSH 32768)")
     sp.add_argument("--card", choices=("bcm5820", "hifn7751"), default="bcm5820",
                     help="the crypto card beside the NIC (and so the bus, see above)")
+    sp.add_argument("--sockbuf", type=int, default=None, metavar="B",
+                    help="both hosts' TCP send and receive buffers (net.inet.tcp.sendspace "
+                         "and recvspace), which bound the window: 2048..233016 (MCLBYTES to "
+                         "what sbreserve grants); default: 16384, OpenBSD 3.x's")
     sp.add_argument("--rx", action="store_true",
                     help="the partner sends (encrypted), the process reads and decrypts "
                          "(with --so-crypt: reads plaintext from its SO_CRYPT socket)")

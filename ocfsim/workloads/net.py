@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import dataclasses
 import random
 import struct
 
@@ -55,7 +54,8 @@ from hw.machine import CardSpec, MachineSpec
 from netinet.if_em import EmIf
 from netinet.partner import Partner, Transfer
 from netinet import socrypt
-from netinet.socket import MSG_EOR, MSG_WAITALL, SOL_SOCKET
+from netinet.mbuf import MCLBYTES, MSIZE
+from netinet.socket import MSG_EOR, MSG_WAITALL, SB_MAX, SOL_SOCKET
 from netinet.stack import NetStack
 from netinet.wire import Faults, Link, NicWire, nic_capture_lag, wire_time
 from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC
@@ -68,7 +68,7 @@ from sim.kernel.profile import DEFAULT_PROFILE
 __all__ = ["net", "net_machine", "NET_CARDS", "ENCRYPTS", "BLOCK", "MAC_BYTES", "PORT",
            "LOCAL_IP", "PARTNER_IP", "NIC_SLOT", "CARD_SLOT", "WRITE_QUANTUM", "MB",
            "SO_CRYPT_FRAMINGS", "SO_CRYPT_MODES", "RecordReader", "RecordError",
-           "encode_records", "so_crypt_unsupported"]
+           "encode_records"]
 
 #: cards a network machine may hold beside the NIC
 NET_CARDS = ("bcm5820", "hifn7751")
@@ -90,6 +90,11 @@ MB = 1 << 20
 #: host DRAM of the network machine: the 4 MiB of the crypto machines
 #: (ocfsim/machines.py) hold the rings, mbufs and /dev/crypto buffers
 DRAM_BYTES = 4 << 20
+#: ``sockbuf`` bounds: the send buffer's low-water mark (MCLBYTES, sosend
+#: waits for that much room) and the most sbreserve grants (uipc_socket2.c:
+#: sb_max * MCLBYTES / (MSIZE + MCLBYTES))
+SOCKBUF_MIN = MCLBYTES
+SOCKBUF_MAX = SB_MAX * MCLBYTES // (MSIZE + MCLBYTES)
 #: simulated time after the transfer for frames in flight (a few frame times)
 DRAIN_PS = 200_000_000
 
@@ -178,7 +183,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
               partner_profile: str | None = None, write_quantum: int | None = WRITE_QUANTUM,
               warmup_bytes: int = 0, timeout_s: float = 120.0, framing: str = "tls1.0",
               mode: str | None = None, one_pass: bool = False,
-              record_size: int | None = None) -> dict:
+              record_size: int | None = None, sockbuf: int | None = None) -> dict:
     """Send (``rx``: receive) ``nbytes`` random bytes (or ``file``) through the NIC.
 
     ``encrypt="so_crypt"``: the process sets SO_CRYPT (netinet.socrypt) on
@@ -190,6 +195,10 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     :class:`RecordReader` and compares the plaintext with the file. With
     ``rx`` the partner sends records made by :func:`encode_records` and the
     process reads plaintext from its SO_CRYPT socket.
+
+    ``sockbuf``: both hosts' TCP socket buffers in bytes (the
+    ``net.inet.tcp.sendspace`` and ``recvspace`` sysctls; None: 16384, the
+    era's default), which bound the window in flight.
 
     ``faults_tx`` / ``faults_rx``: :class:`netinet.wire.Faults` keywords for
     the NIC → partner and partner → NIC directions. ``timeout_s``: the run
@@ -207,9 +216,6 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             raise ValueError(f"framing must be one of {', '.join(SO_CRYPT_FRAMINGS)}")
         if mode is not None and mode not in SO_CRYPT_MODES:
             raise ValueError(f"mode must be one of {', '.join(SO_CRYPT_MODES)}")
-        why = so_crypt_unsupported(mode, one_pass, rx)
-        if why:
-            raise ValueError(why)
         limit = so_crypt_record_limit(framing)
         if record_size is not None and (mode == "piecemeal" or type(record_size) is not int
                                         or not 1 <= record_size <= limit):
@@ -218,6 +224,10 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         if mode == "piecemeal" and write_size > so_crypt_record_limit(framing):
             raise ValueError(f"piecemeal: write_size {write_size} is over the "
                              f"{so_crypt_record_limit(framing)}-byte record limit")
+    if sockbuf is not None and (type(sockbuf) is not int
+                                or not SOCKBUF_MIN <= sockbuf <= SOCKBUF_MAX):
+        raise ValueError(f"sockbuf must be {SOCKBUF_MIN}..{SOCKBUF_MAX} bytes, not {sockbuf!r}")
+    bufs = {"sendspace": sockbuf, "recvspace": sockbuf} if sockbuf else {}
     if encrypt in ("evp", "devcrypto") and write_size % BLOCK:
         raise ValueError(f"write_size {write_size} is not a multiple of the {BLOCK}-byte "
                          "3DES block")
@@ -249,14 +259,15 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
     if sc is None:
         raise RuntimeError("no em NIC attached (the machine needs an em82544 card)")
     ifp = EmIf(sc)
-    stack = NetStack(kernel, LOCAL_IP, write_quantum=write_quantum)
+    stack = NetStack(kernel, LOCAL_IP, write_quantum=write_quantum, **bufs)
     stack.attach(ifp)
     if so:
         socrypt.attach(stack, system.crypto)
     link = Link(host.loop, pcap=pcap, faults_ab=_faults(faults_tx), faults_ba=_faults(faults_rx),
                 capture_lag=nic_capture_lag())
     nic = NicWire(host, sc.dev.slot, link.a)
-    partner = Partner(host.loop, link.b, PARTNER_IP, profile=partner_profile, seed=seed + 1)
+    partner = Partner(host.loop, link.b, PARTNER_IP, profile=partner_profile, seed=seed + 1,
+                      **bufs)
     stack.arp_add(PARTNER_IP, partner.lladdr)
     partner.stack.arp_add(LOCAL_IP, ifp.lladdr)
 
@@ -343,7 +354,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
             errors.append(f"connect: {errorname(err)}")
             return None, None
         if so:
-            extra = {"mode": mode} if mode is not None and "mode" in _transform_fields() else {}
+            extra = {"mode": mode} if mode is not None else {}
             if mode == "piecemeal":
                 # each write is one record, encrypted in pieces of the write
                 # quantum as sosend takes them (docs/so_crypt.md, piecemeal)
@@ -523,6 +534,7 @@ async def net(host, nbytes: int = 65536, write_size: int = WRITE_QUANTUM,
         "ok": not errors and exact and mac_ok and not kernel.catchalls
         and not host.checker_errors() and nic.bad_fcs == 0,
         "bytes": nbytes, "write_size": write_size, "encrypt": encrypt, "rx": rx,
+        "sockbuf": stack.sendspace,
         "direction": "partner → host" if rx else "host → partner",
         "writes": len(recs), "exact": exact, "mac_ok": mac_ok,
         "sim_time_s": secs, "mbps": mbps, **steady,
@@ -720,35 +732,9 @@ def encode_records(framing: str, plain: bytes, size: int, key: bytes, iv: bytes,
 SO_CRYPT_MODES = ("whole-frame", "piecemeal")
 
 
-def _rx_built() -> bool:
-    """Does netinet.socrypt have a receive side (a ``...Rx`` class beside SoCryptTx)?"""
-    return any(isinstance(v, type) and n.startswith("SoCrypt") and n.endswith("Rx")
-               for n, v in vars(socrypt).items())
-
-
 def so_crypt_record_limit(framing: str) -> int:
     """The most plaintext in one record: 2^14 (RFC 2246 §6.2.1), SSH 32768 (RFC 4253 §6.1)."""
     return socrypt.SSH_MAX_PAYLOAD if framing == "ssh2" else socrypt.TLS_MAX_PLAINTEXT
-
-
-def _transform_fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(socrypt.Transform)}
-
-
-def so_crypt_unsupported(mode: str | None = None, one_pass: bool = False,
-                         rx: bool = False) -> str | None:
-    """Why netinet/socrypt.py as it stands cannot run this SO_CRYPT variant
-    (one line), or None when it can. Records are built whole-frame when
-    ``Transform`` has no ``mode``."""
-    fields = _transform_fields()
-    if mode not in (None, "whole-frame") and "mode" not in fields:
-        return (f"--{mode}: netinet.socrypt does not build records {mode} yet "
-                "(only whole-frame)")
-    if one_pass and "one_pass" not in fields:
-        return "--one-pass: netinet.socrypt has no one-pass transform yet"
-    if rx and not _rx_built():
-        return "--rx with --so-crypt: netinet.socrypt has no receive side yet"
-    return None
 
 
 def _ocf_counts(crypto) -> dict[str, int]:

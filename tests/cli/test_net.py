@@ -44,6 +44,9 @@ def refused(argv, capsys) -> str:
     (["net", "--bytes", "100", "--pcap", "sub/dir/"], "names a folder"),
     (["net", "--bytes", "100", "--drop", "1"], "not a rate in [0, 1)"),
     (["net", "--bytes", "100", "--corrupt", "x"], "not a number"),
+    (["net", "--bytes", "100", "--sockbuf", "2047"], "give 2048..233016 bytes"),
+    (["net", "--bytes", "100", "--sockbuf", "233017"], "give 2048..233016 bytes"),
+    (["net", "--bytes", "100", "--sockbuf", "64K"], "invalid int value"),
     (["bench", "table-i", "--mb", "0"], "outside"),
     (["bench", "table-i", "--mb", "101"], "outside"),
     (["bench", "table-i", "--methods", "soft"], "not one of"),
@@ -74,6 +77,25 @@ def test_net_sends_a_file_and_writes_the_capture(empty_cwd, capsys):
                     if dpkt.ethernet.Ethernet(b).data.src == bytes([10, 0, 0, 1]))
     assert sent == data                                # no retransmissions on a clean link
     assert len(frames) == r["frames"]["tx"] + r["frames"]["rx"]
+
+
+def test_net_sockbuf_sets_both_hosts_buffers(empty_cwd, capsys):
+    """--sockbuf 65536: both ends offer a window scale of 1 (65535 << 1 covers
+    65536, RFC 7323 §2.3) and the partner's SYN-ACK its whole 16-bit window;
+    the JSON says the size."""
+    import dpkt
+    status = main(["net", "--bytes", "3000", "--sockbuf", "65536", "--pcap", "w.pcap",
+                   "--json"])
+    r = json.loads(capsys.readouterr()[0])
+    assert status == 0 and r["ok"] and r["sockbuf"] == 65536
+    with open(empty_cwd / "w.pcap", "rb") as f:
+        tcps = [dpkt.ethernet.Ethernet(b).data.data for _, b in dpkt.pcap.Reader(f)]
+    syns = [t for t in tcps if t.flags & dpkt.tcp.TH_SYN]
+    assert len(syns) == 2
+    for t in syns:
+        ws = [o for k, o in dpkt.tcp.parse_opts(t.opts) if k == dpkt.tcp.TCP_OPT_WSCALE]
+        assert ws == [b"\x01"]
+    assert syns[1].win == 65535
 
 
 def test_net_human_output(empty_cwd, capsys):
