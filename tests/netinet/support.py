@@ -128,3 +128,14 @@ def run(tmp_path: Path, client: Callable[[Any, Any, dict], Awaitable[None]], *,
 def payload(n: int, seed: int = 0) -> bytes:
     import random
     return random.Random(seed).randbytes(n)
+
+
+async def read_to_eof(stack, p, fd, chunk: int = 8192) -> bytes:
+    """``recv`` on ``fd`` in ``chunk``-byte reads until EOF; every call must succeed."""
+    buf, got = bytearray(chunk), bytearray()
+    while True:
+        err, n = await stack.sys_recv(p, fd, buf)
+        assert err == 0
+        if n == 0:
+            return bytes(got)
+        got += buf[:n]

@@ -5,7 +5,7 @@ import pytest
 
 from netinet.wire import Faults
 
-from .support import LOCAL, PARTNER, payload, run
+from .support import LOCAL, PARTNER, payload, read_to_eof, run
 from .test_transfer import MB, _client_send, _data_stream
 
 
@@ -137,14 +137,7 @@ def test_a_lost_handshake_ack_is_answered_when_the_syn_ack_comes_again(tmp_path)
         st = r.local.stack
         err, fd = await st.sys_socket(p)
         res["connect"] = await st.sys_connect(p, fd, (PARTNER, 6000))
-        buf, got = bytearray(4096), bytearray()
-        while True:
-            err, n = await st.sys_recv(p, fd, buf)
-            assert err == 0
-            if n == 0:
-                break
-            got += buf[:n]
-        res["got"] = bytes(got)
+        res["got"] = await read_to_eof(st, p, fd, 4096)
         await r.local.kernel.sys_close(p, fd)
     # frame 1 of the local host is the ACK completing the handshake
     r = run(tmp_path, client, serve=lambda pt: pt.source(6000, data),

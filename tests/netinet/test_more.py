@@ -10,7 +10,7 @@ from sim.kernel import PPAUSE
 from sim.kernel.errno import EWOULDBLOCK
 from sim.loop import ms
 
-from .support import LOCAL, PARTNER, payload, run
+from .support import LOCAL, PARTNER, payload, read_to_eof, run
 from .test_transfer import _client_send
 
 
@@ -23,15 +23,7 @@ def _reader(port, total, *, rcvbuf=None, pause=0, chunk=8192):
         res["connect"] = await st.sys_connect(p, fd, (PARTNER, port))
         if pause:
             await k.tsleep(res, PPAUSE, "nanosleep", pause)
-        buf = bytearray(chunk)
-        got = bytearray()
-        while True:
-            err, n = await st.sys_recv(p, fd, buf)
-            assert err == 0
-            if n == 0:
-                break
-            got += buf[:n]
-        res["got"] = bytes(got)
+        res["got"] = await read_to_eof(st, p, fd, chunk)
         await k.sys_close(p, fd)
     return client
 
@@ -78,14 +70,7 @@ def test_an_accepted_socket_has_its_listeners_buffer_sizes(tmp_path):
         assert err == 0
         res["bufs"] = [(await st.sys_getsockopt(p, fd, SOL_SOCKET, o))[1]
                        for o in (SO_RCVBUF, SO_SNDBUF)]
-        buf, got = bytearray(8192), bytearray()
-        while True:
-            err, n = await st.sys_recv(p, fd, buf)
-            assert err == 0
-            if n == 0:
-                break
-            got += buf[:n]
-        res["got"] = bytes(got)
+        res["got"] = await read_to_eof(st, p, fd)
         await k.sys_close(p, fd)
         await k.sys_close(p, lfd)
 

@@ -6,7 +6,7 @@ from netinet.proto import TH_ACK, TH_FIN, TH_RST, TH_SYN
 from netinet.wire import wire_time
 from sim.kernel.errno import errorname
 
-from .support import LOCAL, PARTNER, payload, run
+from .support import LOCAL, PARTNER, payload, read_to_eof, run
 
 MB = 1 << 20
 
@@ -115,15 +115,7 @@ def test_receive_direction_one_megabyte_from_the_partner(tmp_path):
         st = r.local.stack
         err, fd = await st.sys_socket(p)
         res["connect"] = await st.sys_connect(p, fd, (PARTNER, 6000))
-        buf = bytearray(8192)
-        got = bytearray()
-        while True:
-            err, n = await st.sys_recv(p, fd, buf)
-            assert err == 0
-            if n == 0:
-                break
-            got += buf[:n]
-        res["got"] = bytes(got)
+        res["got"] = await read_to_eof(st, p, fd)
         await r.local.kernel.sys_close(p, fd)
     r = run(tmp_path, client, serve=lambda pt: pt.source(6000, data))
     assert r.result["connect"] == 0 and r.result["got"] == data
