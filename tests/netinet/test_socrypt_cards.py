@@ -1,8 +1,10 @@
 """SO_CRYPT on the real cards: a BCM5820 or a Hifn 7751 beside the em NIC
 (the machine of ocfsim/workloads/net.py's ``net_machine``), the records
 built or verified through OCF by the card drivers (ubsec, hifn): the
-IPsec-order cards get MAC and cipher as two requests, and on the BCM5820
-a 20-byte HMAC goes to a separate (software) MAC session. The bytes are
+IPsec-order cards get MAC and cipher as two requests on one session (the
+BCM5820's driver finishes a 20-byte MAC on the host; with one_pass it does
+a TLS record as one packet), a MAC session of its own when OCF refuses
+the pair (on the 5820 a 20-byte one lands on cryptosoft). The bytes are
 checked by the peers (tlslite-ng, paramiko); a card driver unregistered
 mid-stream moves the socket's sessions (EAGAIN inside the kernel) and the
 stream goes on."""
