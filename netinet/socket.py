@@ -43,7 +43,7 @@ from sim.kernel.errno import (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT, EALREADY,
                               EBADMSG, ECONNRESET, EFAULT, EINVAL, EIO, EISCONN, EMSGSIZE,
                               ENOBUFS, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPIPE, EWOULDBLOCK)
 
-from .mbuf import MCLBYTES, MINCLSIZE, MLEN, SockBuf
+from .mbuf import MCLBYTES, MINCLSIZE, MLEN, MSIZE, SockBuf
 from .proto import IPPROTO_TCP, ip_aton
 from .socrypt import (BOTH, RX, SO_CRYPT, SOL_TLS, TLS_APPLICATION_DATA, TLS_GET_RECORD_TYPE,
                       TLS_HDR, TLS_SET_RECORD_TYPE, TX, SoCryptRx, SoCryptTx, check_transform)
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["Socket", "AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_SNDBUF", "SO_RCVBUF",
            "SO_SNDLOWAT", "SO_RCVLOWAT", "SO_ERROR", "SO_TYPE", "TCP_NODELAY", "TCP_MAXSEG",
            "MSG_PEEK", "MSG_EOR", "MSG_WAITALL", "MSG_DONTWAIT", "SHUT_RD", "SHUT_WR", "SHUT_RDWR",
-           "SOMAXCONN", "SB_MAX", "TCP_SENDSPACE", "TCP_RECVSPACE"]
+           "SOMAXCONN", "SB_MAX", "SB_RESERVE_MAX", "TCP_SENDSPACE", "TCP_RECVSPACE"]
 
 # sys/socket.h (OpenBSD 3.x)
 AF_INET = 2
@@ -74,6 +74,9 @@ TCP_NODELAY, TCP_MAXSEG = 0x01, 0x02
 SS_NOFDREF, SS_ISCONNECTED, SS_ISCONNECTING, SS_ISDISCONNECTING = 0x001, 0x002, 0x004, 0x008
 SS_CANTSENDMORE, SS_CANTRCVMORE = 0x010, 0x020
 SB_MAX = 256 * 1024          # uipc_socket2.c sb_max
+#: the largest high-water mark sbreserve grants (uipc_socket2.c:
+#: sb_max * MCLBYTES / (MSIZE + MCLBYTES))
+SB_RESERVE_MAX = SB_MAX * MCLBYTES // (MSIZE + MCLBYTES)
 TCP_SENDSPACE = TCP_RECVSPACE = 16384
 
 
@@ -674,7 +677,7 @@ class Socket(File):
         if level == SOL_SOCKET:
             cnt = max(1, value)
             if name in (SO_SNDBUF, SO_RCVBUF):
-                if cnt > SB_MAX * MCLBYTES // (256 + MCLBYTES):
+                if cnt > SB_RESERVE_MAX:
                     return ENOBUFS              # sbreserve refuses
                 sb = self.snd if name == SO_SNDBUF else self.rcv
                 sb.hiwat, sb.mbmax = cnt, min(2 * cnt, SB_MAX)

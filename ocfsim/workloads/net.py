@@ -54,8 +54,8 @@ from hw.machine import CardSpec, MachineSpec
 from netinet.if_em import EmIf
 from netinet.partner import Partner, Transfer
 from netinet import socrypt
-from netinet.mbuf import MCLBYTES, MSIZE
-from netinet.socket import MSG_EOR, MSG_WAITALL, SB_MAX, SOL_SOCKET
+from netinet.mbuf import MCLBYTES
+from netinet.socket import MSG_EOR, MSG_WAITALL, SB_RESERVE_MAX, SOL_SOCKET
 from netinet.stack import NetStack
 from netinet.wire import Faults, Link, NicWire, nic_capture_lag, wire_time
 from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_SHA1_HMAC
@@ -91,10 +91,9 @@ MB = 1 << 20
 #: (ocfsim/machines.py) hold the rings, mbufs and /dev/crypto buffers
 DRAM_BYTES = 4 << 20
 #: ``sockbuf`` bounds: the send buffer's low-water mark (MCLBYTES, sosend
-#: waits for that much room) and the most sbreserve grants (uipc_socket2.c:
-#: sb_max * MCLBYTES / (MSIZE + MCLBYTES))
+#: waits for that much room) and the most sbreserve grants
 SOCKBUF_MIN = MCLBYTES
-SOCKBUF_MAX = SB_MAX * MCLBYTES // (MSIZE + MCLBYTES)
+SOCKBUF_MAX = SB_RESERVE_MAX
 #: simulated time after the transfer for frames in flight (a few frame times)
 DRAIN_PS = 200_000_000
 
