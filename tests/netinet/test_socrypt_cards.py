@@ -48,7 +48,7 @@ def _name(crypto, sid):
 async def workload(host, framing: str = "tls1.0", mac_len: int = 20, mode: str = "whole-frame",
                    sizes: list | None = None, rx_wire: str = "", unregister_at: int = -1,
                    writes: list | None = None, eor_last: bool = False,
-                   one_pass: bool = False, split: bool = False, soft: bool = False,
+                   one_pass: bool = False, split: bool = False,
                    record_size: int = 16384, write_quantum: int | None = None,
                    timeout_s: float = 5.0) -> dict:
     """Send one write per entry of ``sizes`` (payload(n, i)), or, with
@@ -58,9 +58,7 @@ async def workload(host, framing: str = "tls1.0", mac_len: int = 20, mode: str =
     instead (the last with MSG_EOR when ``eor_last``). ``split``: OCF
     refuses chains of two algorithms, as a card that cannot hold cipher and
     MAC in one session would, so the socket opens a cipher and a separate
-    MAC session. ``soft``: the card's driver is unregistered before the
-    socket opens its sessions (they all land on cryptosoft).
-    ``record_size``: the transform's; ``write_quantum``: the stack's. A
+    MAC session. ``record_size``: the transform's; ``write_quantum``: the stack's. A
     receive that fails reads once more (``again``: that read's errno)."""
     system = await boot(host)
     kernel, crypto = system.kernel, system.crypto
@@ -99,8 +97,6 @@ async def workload(host, framing: str = "tls1.0", mac_len: int = 20, mode: str =
         crypto.unregister(d.cid)
 
     async def proc(p):
-        if soft:
-            await unregister()
         err, fd = await stack.sys_socket(p)
         err = err or await stack.sys_connect(p, fd, (PARTNER_IP, PORT))
         err = err or await stack.sys_setsockopt(p, fd, SOL_SOCKET, socrypt.SO_CRYPT, t)
