@@ -20,7 +20,7 @@ counted (``m_copym`` of a cluster shares it, Stevens vol. 2 §2.9).
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional
+from typing import Iterator, Optional
 
 from sim.memory import HostMemory
 
@@ -184,10 +184,9 @@ class SockBuf:
                 n = 0
         return freed
 
-    def copydata(self, off: int, n: int) -> bytes:
-        """``m_copydata`` of ``n`` bytes from ``off`` (what ``m_copy`` hands the
-        interface: the same bytes, shared by cluster reference)."""
-        out = []
+    def span(self, off: int, n: int) -> Iterator[tuple[Mbuf, int, int]]:
+        """The pieces of ``n`` bytes from ``off``: (mbuf, offset in it, length),
+        in chain order."""
         for m in self.chain:
             if n <= 0:
                 break
@@ -195,10 +194,14 @@ class SockBuf:
                 off -= m.len
                 continue
             take = min(m.len - off, n)
-            out.append(self.pool.read(m, off, take))
+            yield m, off, take
             n -= take
             off = 0
-        return b"".join(out)
+
+    def copydata(self, off: int, n: int) -> bytes:
+        """``m_copydata`` of ``n`` bytes from ``off`` (what ``m_copy`` hands the
+        interface: the same bytes, shared by cluster reference)."""
+        return b"".join(self.pool.read(m, o, k) for m, o, k in self.span(off, n))
 
     def flush(self) -> None:
         self.drop(self.cc)

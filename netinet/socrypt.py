@@ -204,23 +204,33 @@ class _Open:
         self.pad = self.adlen = 0
 
 
-class SoCryptTx:
-    """The transmit side of one socket's SO_CRYPT state."""
+class _SoCryptSide:
+    """What both directions of a socket's SO_CRYPT state hold: the
+    transform, its sequence number and chaining IV, the cipher and MAC
+    parameters OCF sessions are made from, and the per-record cost."""
 
     def __init__(self, so: Any, t: Transform, crypto: Any):
         self.so, self.t, self.crypto = so, t, crypto
         self.kernel = so.stack.kernel
         self.seq = t.seq
         self.iv = t.iv
+        self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
+        self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
+        self.records = 0
+        self.requests = 0
+        self.c_record = _cost(self.kernel.profile, "socrypt.record", RECORD_CYCLES)
+
+
+class SoCryptTx(_SoCryptSide):
+    """The transmit side of one socket's SO_CRYPT state."""
+
+    def __init__(self, so: Any, t: Transform, crypto: Any):
+        super().__init__(so, t, crypto)
         #: the TLS content type of the records being built: the transform's,
         #: or one ``sendmsg`` gave with TLS_SET_RECORD_TYPE for its bytes
         self.rtype = t.rtype
-        self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
-        self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
         self.enc_sid: Optional[int] = None
         self.mac_sid: Optional[int] = None
-        self.records = 0
-        self.requests = 0
         self.pieces = 0
         self.onepass = 0                 # records done as one CRD_F_MAC_ENCRYPT_ALL request
         #: piecemeal: the record being built, and the plaintext of its last
@@ -231,7 +241,6 @@ class SoCryptTx:
         self.carry_half = 0
         self.ncarry = 0
         p = self.kernel.profile
-        self.c_record = _cost(p, "socrypt.record", RECORD_CYCLES)
         self.c_piece = _cost(p, "socrypt.piece", PIECE_CYCLES)
         # the incremental MAC runs the kernel's C HMAC-SHA1 on the host CPU:
         # cryptosoft's own per-request and per-byte costs
@@ -618,7 +627,7 @@ SSH_MAX_PACKET = 35000
 SOL_TLS, TLS_SET_RECORD_TYPE, TLS_GET_RECORD_TYPE = 282, 1, 2
 
 
-class SoCryptRx:
+class SoCryptRx(_SoCryptSide):
     """The receive side of one socket's SO_CRYPT state.
 
     Records are reassembled in the kernel: the mbufs TCP queued on the
@@ -647,27 +656,13 @@ class SoCryptRx:
 
     def __init__(self, so: Any, t: Transform, crypto: Any):
         from .mbuf import SockBuf
-        self.so, self.t, self.crypto = so, t, crypto
-        self.kernel = so.stack.kernel
-        self.seq = t.seq
-        self.iv = t.iv
-        #: the TLS content type of the records being built: the transform's,
-        #: or one ``sendmsg`` gave with TLS_SET_RECORD_TYPE for its bytes
-        self.rtype = t.rtype
-        self.enc_ini = CryptoIni(CRYPTO_3DES_CBC, 192, t.key)
-        self.mac_ini = CryptoIni(CRYPTO_SHA1_HMAC, 8 * len(t.mac_key), t.mac_key, mlen=t.mac_len)
-        self.enc_sid: Optional[int] = None
-        self.mac_sid: Optional[int] = None
+        super().__init__(so, t, crypto)
         self.asm = SockBuf(so.stack.pool, 1 << 30, 1)     # the reassembly buffer
         self.error = 0
-        self.records = 0
-        self.requests = 0
         #: the record being delivered: (content type, offset, bytes left, wire length)
         self.ready: Optional[list] = None
         self.ssh_len: Optional[int] = None     # packet_length once the first block is read
         self.ssh_iv = b""                      # its ciphertext: the IV of the rest
-        p = self.kernel.profile
-        self.c_record = _cost(p, "socrypt.record", RECORD_CYCLES)
         # session and request plumbing: a cipher and a MAC session, as whole frame
         self._tx = SoCryptTx(so, replace(t, mode=WHOLE_FRAME), crypto)
 
@@ -689,18 +684,7 @@ class SoCryptRx:
 
     def _segs(self, off: int, n: int) -> list[tuple[int, int]]:
         """Bus segments of ``n`` reassembled bytes from ``off``."""
-        out = []
-        for m in self.asm.chain:
-            if n <= 0:
-                break
-            if off >= m.len:
-                off -= m.len
-                continue
-            take = min(m.len - off, n)
-            out.append((m.data + off, take))
-            n -= take
-            off = 0
-        return out
+        return [(m.data + o, k) for m, o, k in self.asm.span(off, n)]
 
     def pull(self, want: int) -> int:
         """Move whole mbufs from the socket's receive buffer to the reassembly
