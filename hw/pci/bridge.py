@@ -81,13 +81,23 @@ VENDOR_DEC, DEVICE_21152, CLASS_PCI_PCI_BRIDGE = 0x1011, 0x0024, 0x060400
 #: read fetch one dword. PREFETCH_DWORDS is the most, the completion buffer's size.
 PREFETCH_DWORDS = 32
 LINE_DWORDS = 16
-#: posted-write entries per direction (21150 datasheet: room for an address
-#: and 8 dwords before the bridge stops accepting)
+#: posted-write dwords per direction in the path's FIFO (beside the target
+#: core's FIFO_DEPTH: 12 dwords in all). Not a datasheet's depth: the 21150's
+#: "the address and at least 8 Dwords of data" (21150 datasheet §4.5.1) is
+#: the free space it needs before it accepts a posted write, not its size. The
+#: sizes published are 88 bytes of posted-write buffering (address and data,
+#: up to three transactions) per direction in the 21150 and 21152 (their
+#: datasheets' feature lists), 152 bytes upstream and 88 downstream in the
+#: 21154 (its datasheet's feature list)
 POSTED_DEPTH = 8
 #: delayed reads each direction holds at once, each with a completion buffer of
-#: PREFETCH_DWORDS (PCI 2.3 §3.3.3.3 lets a bridge hold several; the 21152's
-#: successors of the same kind queue up to four per direction, Pericom PI7C8140A
-#: datasheet §2.6, delayed reads): one per master of a four-device secondary bus
+#: PREFETCH_DWORDS. PCI 2.3 §3.3.3.3 lets a bridge hold several; the 21150,
+#: 21152 and 21154 hold up to three per direction (their datasheets' feature
+#: lists), the Pericom PI7C8140A up to four (its datasheet §2.6, read
+#: transactions). The model follows the PI7C8140A's four, one per master of the quad
+#: card's four-chip secondary bus, so that no chip's read is refused an entry
+#: (with three, a fourth chip's read is retried unlatched until one frees);
+#: its read buffering (4 x 32 dwords) is more than the 21152's 72 bytes
 DELAYED_ENTRIES = 4
 #: a target seeing AD[30:0]: the paths decode a whole 2 GiB half and keep bit 31
 _HALF = 1 << 31
