@@ -568,7 +568,13 @@ def cmd_net(args) -> int:
     problem = _net_problem(args, BLOCK)
     if problem:
         raise UsageError(problem)
-    spec = net_machine(args.card)
+    if args.machine:
+        from .machines import leaf_kinds
+        spec = _standard(args, ("card",))
+        args.card = next(k for k in leaf_kinds(spec) if k != "em82544")
+    else:
+        args.card = args.card or "bcm5820"
+        spec = net_machine(args.card)
     make_parent(args.pcap)
     t0 = time.perf_counter()
     size = args.bytes or os.path.getsize(args.file)
@@ -582,7 +588,8 @@ def cmd_net(args) -> int:
              "pcap": _abs(args.pcap), "sockbuf": args.sockbuf, **_wire_faults(args)},
             backend=args.backend, vcd=_abs(args.vcd))
     result = {k: v for k, v in r.items() if not k.startswith("_")}
-    result.update(card=args.card, backend=args.backend, seed=args.seed, file=args.file,
+    result.update(card=args.card, machine=args.machine, backend=args.backend, seed=args.seed,
+                  file=args.file,
                   clock_mhz=spec.clock_mhz, bus_width=spec.bus_width,
                   bus_period_ps=spec.period_ps, sim_cycles=r["_cycles"], wall_s=r["_wall_s"],
                   wall_total_s=time.perf_counter() - t0,
@@ -608,7 +615,8 @@ def cmd_net(args) -> int:
             if res["ok"] else "FAILED"
         lines = [f"ocfsim net: {what} {res['direction']} over TCP through the em NIC, "
                  f"writes of {res['write_size']} B, {enc[res['encrypt']]}; "
-                 f"{res['bus_width']}-bit/{res['clock_mhz']} MHz PCI, profile {res['profile']}, "
+                 + (f"machine {res['machine']}: " if res["machine"] else "")
+                 + f"{res['bus_width']}-bit/{res['clock_mhz']} MHz PCI, profile {res['profile']}, "
                  f"socket buffers {res['sockbuf']} B, backend {res['backend']}",
                  f"  verified         {res['bytes']} bytes, {verdict}",
                  f"  throughput       {res['mbps']:.2f} Mbit/s over {si_time(res['sim_time_s'])} "
@@ -854,8 +862,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="SO_CRYPT, whole frame: the most plaintext bytes per record (a "
                          "write is cut into records of this size); default: the framing's "
                          "limit (TLS 16384, SSH 32768)")
-    sp.add_argument("--card", choices=("bcm5820", "hifn7751"), default="bcm5820",
-                    help="the crypto card beside the NIC (and so the bus, see above)")
+    sp.add_argument("--card", choices=("bcm5820", "hifn7751"), default=None,
+                    help="the crypto card beside the NIC (and so the bus, see above); "
+                         "default bcm5820")
+    from .machines import STANDARD, has_nic
+    sp.add_argument("--machine", default=None,
+                    choices=sorted(n for n, make in STANDARD.items() if has_nic(make())),
+                    help="a standard machine with the NIC instead of --card: "
+                         "s2567-5820-em-64-66 is the socket paper's (docs/network.md)")
     sp.add_argument("--sockbuf", type=int, default=None, metavar="B",
                     help="both hosts' TCP send and receive buffers (net.inet.tcp.sendspace "
                          "and recvspace), which bound the window: 2048..233016 (MCLBYTES to "

@@ -26,6 +26,7 @@ NAMES = {
     (0x13A3, 0x0005): "Hifn 7751 Security Processor",
     (0x0CF5, 0xD0A1): "ocfsim DMA test card",
     (0x1011, 0x0024): "DEC 21152 PCI-to-PCI Bridge",
+    (0x8086, 0x100C): "Intel 82544GC Gigabit Ethernet Controller (Copper)",
 }
 #: command register flags shown (PCI 2.3 §6.2.2)
 CMD_FLAGS = {COMMAND.memory_space: "memory space", COMMAND.bus_master: "bus master"}

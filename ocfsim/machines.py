@@ -6,7 +6,8 @@ from ocf.cryptodefs import CRYPTO_3DES_CBC, CRYPTO_DES_CBC, CRYPTO_SHA1_HMAC
 __all__ = ["dma_machine", "crypto_machine", "machine", "crypto_kinds", "card_kinds",
            "MAX_CARDS", "CRYPTO_KINDS", "CARD_KINDS", "CARD_ALGORITHMS",
            "ocf_four_5820", "s2567_four_5820", "s2567_two_5820", "quad7751_machine",
-           "four_7751_primary", "shared_line_slots", "STANDARD", "leaf_kinds"]
+           "four_7751_primary", "shared_line_slots", "STANDARD", "leaf_kinds",
+           "s2567_5820_em", "has_nic"]
 
 #: cards per machine: slots 1..15 exist (IDSEL = AD[16+slot]); eight keeps the
 #: arbiter and the Verilator build small
@@ -148,6 +149,21 @@ def four_7751_primary() -> MachineSpec:
     return machine(["hifn7751"] * 4, clock_mhz=33)
 
 
+def s2567_5820_em() -> MachineSpec:
+    """The socket-crypto paper's machine (Burnside and Keromytis §IV-C: "a
+    Gbit Ethernet card and a Broadcom 5820 ... on the 64/66 bus"): the
+    5820 and the em NIC in the S2567's two 3.3 V 64-bit/66 MHz slots, the
+    only two that run at 66 MHz. ``ocfsim net --machine``'s machine, the
+    one ``ocfsim net --card bcm5820`` builds."""
+    from .workloads.net import net_machine
+    return net_machine("bcm5820")
+
+
+def has_nic(spec: MachineSpec) -> bool:
+    """Whether the machine holds the em NIC that ``ocfsim net`` drives."""
+    return "em82544" in leaf_kinds(spec)
+
+
 def leaf_kinds(spec: MachineSpec) -> list[str]:
     """The kinds of the machine's devices that are not bridges, in the order
     enumeration finds them (depth first, by slot and device number:
@@ -165,12 +181,14 @@ def leaf_kinds(spec: MachineSpec) -> list[str]:
     return kinds
 
 
-#: the standard machines by name (``ocfsim run|lspci --machine``, ``bench.tables``
-#: and docs/tables.md)
+#: the standard machines by name (``ocfsim run|lspci|net --machine``,
+#: ``bench.tables``, docs/tables.md and docs/network.md); ``net`` takes the
+#: ones with the NIC (:func:`has_nic`)
 STANDARD = {
     "ocf-4x5820": ocf_four_5820,
     "s2567-4x5820-64-33": s2567_four_5820,
     "s2567-2x5820-64-66": s2567_two_5820,
     "quad7751": quad7751_machine,
     "4x7751-primary": four_7751_primary,
+    "s2567-5820-em-64-66": s2567_5820_em,
 }

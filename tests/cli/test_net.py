@@ -47,6 +47,9 @@ def refused(argv, capsys) -> str:
     (["net", "--bytes", "100", "--sockbuf", "2047"], "give 2048..233016 bytes"),
     (["net", "--bytes", "100", "--sockbuf", "233017"], "give 2048..233016 bytes"),
     (["net", "--bytes", "100", "--sockbuf", "64K"], "invalid int value"),
+    (["net", "--bytes", "100", "--machine", "quad7751"], "invalid choice"),
+    (["net", "--bytes", "100", "--machine", "s2567-5820-em-64-66", "--card", "bcm5820"],
+     "is a whole machine: drop --card"),
     (["bench", "table-i", "--mb", "0"], "outside"),
     (["bench", "table-i", "--mb", "101"], "outside"),
     (["bench", "table-i", "--methods", "soft"], "not one of"),
@@ -96,6 +99,25 @@ def test_net_sockbuf_sets_both_hosts_buffers(empty_cwd, capsys):
         ws = [o for k, o in dpkt.tcp.parse_opts(t.opts) if k == dpkt.tcp.TCP_OPT_WSCALE]
         assert ws == [b"\x01"]
     assert syns[1].win == 65535
+
+
+def test_net_on_the_standard_machine(empty_cwd, capsys):
+    """--machine s2567-5820-em-64-66 is the machine --card bcm5820 builds: the
+    same run to the cycle; lspci finds the NIC beside the 5820 on a
+    64-bit/66 MHz bus (82544GC copper: 8086:100c, class 02/00 Ethernet)."""
+    runs = []
+    for how in (["--machine", "s2567-5820-em-64-66"], ["--card", "bcm5820"]):
+        assert main(["net", "--bytes", "3000", "--json", *how]) == 0
+        runs.append(json.loads(capsys.readouterr()[0]))
+    a, b = runs
+    assert a["machine"] == "s2567-5820-em-64-66" and b["machine"] is None
+    assert a["card"] == b["card"] == "bcm5820"
+    assert (a["sim_cycles"], a["mbps"], a["frames"]) == (b["sim_cycles"], b["mbps"], b["frames"])
+    assert main(["lspci", "--machine", "s2567-5820-em-64-66"]) == 0
+    out = capsys.readouterr()[0]
+    assert "bus 00: 64-bit/66 MHz" in out
+    assert "class 020000: Intel 82544GC Gigabit Ethernet Controller (Copper) [8086:100c]" in out
+    assert "Broadcom BCM5820" in out
 
 
 def test_net_human_output(empty_cwd, capsys):
