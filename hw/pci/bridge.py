@@ -46,8 +46,9 @@ A read that ends in master abort on the far bus completes with all ones
 (PPB 1.1 §4.8.1, Master-Abort Mode 0), a posted write that does is dropped;
 both set Received Master Abort in the status register of that side
 (SECONDARY_STATUS for the secondary interface). No I/O forwarding (the I/O
-window reads 0), no ISA/VGA modes, no 64-bit, no discard timer, no special
-cycles.
+window reads 0), no ISA/VGA modes, no 64-bit, no special cycles. A
+completion whose requester does not come back within the discard timer
+(DISCARD_CLOCKS) is discarded and its entry freed (PPB 1.1 §3.2.5.18).
 
 The bridge also arbitrates its secondary bus (:class:`hw.pci.arbiter.Arbiter`,
 its own initiator as master 0) and swizzles the secondary INTx# onto the
@@ -66,7 +67,8 @@ from .initiator import InitiatorState, PciInitiator, Status
 from .target import PciTarget, FIFO_DEPTH, merge_bytes
 
 __all__ = ["PciBridge", "BridgePath", "Kind", "DelayedState", "PREFETCH_DWORDS",
-           "POSTED_DEPTH", "DELAYED_ENTRIES", "VENDOR_DEC", "DEVICE_21152", "CLASS_PCI_PCI_BRIDGE",
+           "POSTED_DEPTH", "DELAYED_ENTRIES", "DISCARD_CLOCKS", "DISCARD_CLOCKS_SHORT",
+           "CTL_PRIMARY_DISCARD", "CTL_SECONDARY_DISCARD", "CTL_DISCARD_STATUS", "VENDOR_DEC", "DEVICE_21152", "CLASS_PCI_PCI_BRIDGE",
            "swizzle"]
 
 #: identification of the 21152 (OpenBSD sys/dev/pci/pcidevs: DEC 0x1011,
@@ -99,6 +101,17 @@ POSTED_DEPTH = 8
 #: (with three, a fourth chip's read is retried unlatched until one frees);
 #: its read buffering (4 x 32 dwords) is more than the 21152's 72 bytes
 DELAYED_ENTRIES = 4
+#: the discard timer: a completion its requester has not come back for within
+#: this many clocks of the far side finishing it is discarded and its entry
+#: freed, 2^15 clocks, or 2^10 with the Bridge Control register's Primary
+#: (bit 8, downstream completions) or Secondary (bit 9, upstream) Discard
+#: Timeout bit set; either expiring sets Discard Timer Status (bit 10, write 1
+#: to clear). PPB 1.1 §3.2.5.18 (Bridge Control) and §5.3 (the requester
+#: must repeat a delayed transaction); the PI7C8140A's default is 2^15 (its
+#: datasheet §2.6, master timeout timer)
+DISCARD_CLOCKS, DISCARD_CLOCKS_SHORT = 1 << 15, 1 << 10
+#: Bridge Control bits of the discard timer (PPB 1.1 §3.2.5.18)
+CTL_PRIMARY_DISCARD, CTL_SECONDARY_DISCARD, CTL_DISCARD_STATUS = 1 << 8, 1 << 9, 1 << 10
 #: a target seeing AD[30:0]: the paths decode a whole 2 GiB half and keep bit 31
 _HALF = 1 << 31
 
@@ -164,11 +177,16 @@ class BridgePath(wiring.Component):
             "other_pending": In(range(FIFO_DEPTH + POSTED_DEPTH + 2)),
             "other_done": In(range(POSTED_DEPTH + 1)),
             "master_abort": Out(1), "target_abort": Out(1),
+            "discard_short": In(1),        # the discard timer is 2^10 clocks, not 2^15
+            "discarded": Out(1),           # a completion was discarded this clock
             "quiet": Out(1),
         })
         self.target = PciTarget(fixed_base=0, fixed_size=_HALF, state_name=f"{name}_tgt_state")
         self.initiator = PciInitiator(depth=PREFETCH_DWORDS, state_name=f"{name}_ini_state")
         self.delayed = Signal(DelayedState, name=f"{name}_delayed")
+        #: every delayed-read entry's state (``delayed`` is entry 0's)
+        self.entry_states = [self.delayed] + [
+            Signal(DelayedState, name=f"{name}_delayed{i}") for i in range(1, entries)]
         self.issue = Signal(IssueState, name=f"{name}_issue")
 
     def elaborate(self, platform):
@@ -342,8 +360,7 @@ class BridgePath(wiring.Component):
         ends, the entry and what is left in its buffer are discarded."""
         n = self.entries
         bus = self.t_pci.bus
-        st = [self.delayed] + [Signal(DelayedState, name=f"{self.name}_delayed{i}")
-                               for i in range(1, n)]
+        st = self.entry_states
         addr = [Signal(32, name=f"{self.name}_dr{i}_addr") for i in range(n)]
         code = [Signal(4, name=f"{self.name}_dr{i}_code") for i in range(n)]
         kind = [Signal(Kind, name=f"{self.name}_dr{i}_kind") for i in range(n)]
@@ -406,6 +423,7 @@ class BridgePath(wiring.Component):
                     with m.Case(i):
                         m.d.sync += st[i].eq(DelayedState.EMPTY)
                         m.d.comb += discard[i].eq(1)
+        self._discard_timer(m, st, discard, ns, s_idx, served_idx)
 
         # ---- far side: the head of the queue, its data, the ordering wait
         head = order.r_data
@@ -442,9 +460,28 @@ class BridgePath(wiring.Component):
                 with m.If((older[i] - self.other_done == 0) & in_full):
                     m.d.sync += st[i].eq(DelayedState.READY)
         m.d.comb += ns.quiet.eq(
-            Cat(*((s == DelayedState.EMPTY) | (s == DelayedState.READY) for s in st)).all()
-            & ~ns.served & ~draining)
+            Cat(*(s == DelayedState.EMPTY for s in st)).all() & ~ns.served & ~draining)
         return ns
+
+    def _discard_timer(self, m, st, discard, ns, s_idx, served_idx):
+        """Each ready entry's discard timer (DISCARD_CLOCKS): it counts the
+        clocks its completion waits for the requester's retry and restarts
+        while the requester takes data; at the limit the entry and its data
+        are discarded, so a master that never comes back cannot hold an entry
+        (a retry after that is a new request)."""
+        limit = Mux(self.discard_short, DISCARD_CLOCKS_SHORT - 1, DISCARD_CLOCKS - 1)
+        expired = Signal(len(st))
+        for i, s in enumerate(st):
+            age = Signal(range(DISCARD_CLOCKS), name=f"{self.name}_dr{i}_age")
+            taking = (ns.serve & (s_idx == i)) | (ns.served & (served_idx == i))
+            with m.If((s != DelayedState.READY) | taking):
+                m.d.sync += age.eq(0)
+            with m.Elif(age >= limit):
+                m.d.comb += [expired[i].eq(1), discard[i].eq(1)]
+                m.d.sync += [s.eq(DelayedState.EMPTY), age.eq(0)]
+            with m.Else():
+                m.d.sync += age.eq(age + 1)
+        m.d.comb += self.discarded.eq(expired.any())
 
     def _runs(self, m, pf, tgt, addr, be, kind):
         """The posted-write FIFO's dwords cut into runs, one burst each: a
@@ -572,7 +609,8 @@ class PciBridge(wiring.Component):
         win_mask = R.MEMORY_WINDOW.mask("base", "limit")
         ctl_mask = R.BRIDGE_CONTROL.mask("parity_error_response", "serr_enable",
                                          "isa_enable", "vga_enable", "master_abort_mode",
-                                         "secondary_bus_reset", "fast_b2b_enable")
+                                         "secondary_bus_reset", "fast_b2b_enable") \
+            | CTL_PRIMARY_DISCARD | CTL_SECONDARY_DISCARD
         devsel = R.STATUS.devsel_timing.value(R.DEVSEL_MEDIUM) \
             | (R.STATUS.mhz66_capable.mask if self.m66 else 0)
         rd = Signal(32)
@@ -593,6 +631,14 @@ class PciBridge(wiring.Component):
         m.d.comb += down.cfg_rdata.eq(rd)
         we, be, wd = down.cfg_we, down.cfg_be, down.cfg_wdata
         stat_clr, sec_clr = Signal(16), Signal(16)
+        ctl_we = Signal()
+        # Bridge Control: the writable bits, and Discard Timer Status set by
+        # either path's discard timer, cleared by writing 1 (PPB 1.1 §3.2.5.18)
+        ctl_new = Mux(ctl_we, merge_bytes(control, wd[16:], be[2:]), control)
+        ctl_clr = Mux(ctl_we & be[3], wd[16:] & CTL_DISCARD_STATUS, 0)
+        ctl_set = Mux(down.discarded | up.discarded, CTL_DISCARD_STATUS, 0)
+        m.d.sync += control.eq((ctl_new & ctl_mask)
+                               | ((control | ctl_set) & CTL_DISCARD_STATUS & ~ctl_clr))
         with m.If(we):
             with m.Switch(down.cfg_reg):
                 with m.Case(R.COMMAND.offset >> 2):
@@ -610,8 +656,8 @@ class PciBridge(wiring.Component):
                 with m.Case(R.PREFETCH_WINDOW.offset >> 2):
                     m.d.sync += pf_win.eq(merge_bytes(pf_win, wd, be) & win_mask)
                 with m.Case(R.BRIDGE_INTERRUPT.offset >> 2):
-                    m.d.sync += [int_line.eq(Mux(be[0], wd[:8], int_line)),
-                                 control.eq(merge_bytes(control, wd[16:], be[2:]) & ctl_mask)]
+                    m.d.sync += int_line.eq(Mux(be[0], wd[:8], int_line))
+                    m.d.comb += ctl_we.eq(1)
         # Received Master/Target Abort: the upstream path's initiator is the
         # primary master, the downstream path's the secondary (PPB 1.1 §3.2.5.7)
         st_set = Cat(Const(0, 12), up.target_abort, up.master_abort)
@@ -621,9 +667,12 @@ class PciBridge(wiring.Component):
         m.d.comb += [up.latency_timer.eq(latency_timer),
                      up.master_enable.eq(command[R.COMMAND.bus_master.lsb]),
                      down.latency_timer.eq(buses[R.BUS_NUMBERS.secondary_latency_timer.lsb:]),
-                     down.master_enable.eq(1)]
+                     down.master_enable.eq(1),
+                     # the downstream path's requesters are on the primary
+                     down.discard_short.eq((control & CTL_PRIMARY_DISCARD) != 0),
+                     up.discard_short.eq((control & CTL_SECONDARY_DISCARD) != 0)]
         return _Txn(command=command, buses=buses, mem_win=mem_win, pf_win=pf_win,
-                    status_event=(st_set | sec_set).any())
+                    status_event=(st_set | sec_set).any() | down.discarded | up.discarded)
 
     def _decode(self, m, h, down, up):
         """Which path claims an address phase (PPB 1.1 §4.1: positive decode

@@ -468,3 +468,75 @@ def test_delayed_reads_prefetch_to_the_21152_boundaries():
     for (code, first, count, fetched), (r, moved) in zip(cases, run(body)):
         assert r == (Status.OK, count, words[first:first + count]), code
         assert moved == fetched, (code, first, moved)
+
+
+def test_discard_timer_frees_an_abandoned_completion():
+    """A delayed read whose requester never repeats it is discarded when the
+    discard timer expires (PPB 1.1 §3.2.5.18: 2^15 clocks, 2^10 with the
+    Primary Discard Timeout bit, Discard Timer Status set, write 1 to clear):
+    the entry is free again, a later read of the same address is a new
+    request fetched afresh (it sees data written after the abandoned fetch),
+    and a completion the requester does come back for is unaffected. The CPU
+    abandons its first read by repeating a different address (the harness
+    replaces its address phase)."""
+    a, b = CARD_BASE + 0x40, CARD_BASE + 0x80
+
+    async def body(bench, ctx, seg):
+        await _setup_window(bench)
+        mem = seg.card_mem.mem.data
+        ctx.set(mem[0x10], 0x1111_1111)
+        ctx.set(mem[0x20], 0x2222_2222)
+        down = seg.bridge.down
+        entries = down.entry_states
+
+        # the CPU's read of a: retried and latched; then it repeats b instead
+        ctx.set(seg.t1_en, 1)
+        ctx.set(seg.t1_addr, a)
+        b_ = seg.host
+        bench.seq ^= 1
+        ctx.set(b_.cpu_op, B_CpuOp.MEM_READ)
+        ctx.set(b_.cpu_addr, a)
+        ctx.set(b_.cpu_seq, bench.seq)
+        for _ in range(200):
+            await ctx.tick()
+            if any(ctx.get(s) != B.DelayedState.EMPTY for s in entries):
+                break
+        ctx.set(seg.t1_addr, b)
+        for _ in range(3000):
+            await ctx.tick()
+            if ctx.get(b_.cpu_ack) == bench.seq:
+                break
+        await ctx.tick()
+        got_b = ctx.get(b_.cpu_rdata), ctx.get(b_.cpu_status)
+        ctx.set(seg.t1_en, 0)
+        held = [ctx.get(s) for s in entries]
+        ctx.set(mem[0x10], 0x3333_3333)          # after the abandoned fetch of a
+        # 2^10 clocks pass with the default (2^15): the completion is still held
+        for _ in range(B.DISCARD_CLOCKS_SHORT + 50):
+            await ctx.tick()
+        still = [ctx.get(s) for s in entries]
+        ctl = await bench.cfg(0, BRIDGE_DEVICE, R.BRIDGE_INTERRUPT.offset)
+        # Primary Discard Timeout on: it expires at once (it has waited longer)
+        await bench.cfg(0, BRIDGE_DEVICE, R.BRIDGE_INTERRUPT.offset,
+                        (ctl & 0xFFFF) | B.CTL_PRIMARY_DISCARD << 16)
+        for _ in range(4):
+            await ctx.tick()
+        after = [ctx.get(s) for s in entries]
+        ctl_after = await bench.cfg(0, BRIDGE_DEVICE, R.BRIDGE_INTERRUPT.offset)
+        again = await bench.cpu(B_CpuOp.MEM_READ, a)
+        # write 1 to clear Discard Timer Status
+        await bench.cfg(0, BRIDGE_DEVICE, R.BRIDGE_INTERRUPT.offset,
+                        (ctl & 0xFFFF) | (B.CTL_PRIMARY_DISCARD | B.CTL_DISCARD_STATUS) << 16)
+        cleared = await bench.cfg(0, BRIDGE_DEVICE, R.BRIDGE_INTERRUPT.offset)
+        return got_b, held, still, ctl, after, ctl_after, again, cleared
+
+    got_b, held, still, ctl, after, ctl_after, again, cleared = run(body)
+    assert got_b == (0x2222_2222, Status.OK)
+    assert sorted(held).count(B.DelayedState.READY) == 1      # a's completion, abandoned
+    assert still == held
+    assert not (ctl >> 16) & B.CTL_DISCARD_STATUS
+    assert all(s == B.DelayedState.EMPTY for s in after)
+    assert (ctl_after >> 16) & B.CTL_DISCARD_STATUS
+    assert again == (0x3333_3333, Status.OK)                  # fetched afresh
+    assert not (cleared >> 16) & B.CTL_DISCARD_STATUS
+    assert (cleared >> 16) & B.CTL_PRIMARY_DISCARD
