@@ -164,7 +164,31 @@ def one_cell(method: str, variant: str | None, size: int, mb: float, warmup_mb: 
            "ok": r["ok"], "errors": r["errors"], "backend": backend,
            "sim_time_s": r["sim_time_s"], "wall_s": time.perf_counter() - t0,
            "wall_s_per_mb": r["_wall_s"] / (r["bytes"] / MB)}
+    row["fixed_wall_s"] = max(0.0, row["wall_s"] - r["_wall_s"])
     return row
+
+
+#: worker counts the projection prints: this machine's two cores and a
+#: 16-worker Dask cluster
+PROJECT_WORKERS = (2, 16)
+
+
+def projection(rows: list[dict], workers=PROJECT_WORKERS) -> dict:
+    """Wall time of the same cells run over the whole 100 MiB file, from
+    each cell's measured rate: its fixed cost (finding the model, start-up)
+    plus its wall seconds per simulated MiB times the MiB of the file and
+    the warm-up; for N workers, the cells dealt longest first to the least
+    loaded worker (the makespan a process pool or a Dask cluster reaches
+    with one cell per task: no cell is split)."""
+    cells = sorted((r["fixed_wall_s"] + r["wall_s_per_mb"] * FILE_MB for r in rows),
+                   reverse=True)
+    out = {"cell_wall_s": max(cells, default=0.0), "serial_s": sum(cells), "workers": {}}
+    for n in workers:
+        load = [0.0] * n
+        for c in cells:
+            load[load.index(min(load))] += c
+        out["workers"][str(n)] = max(load)
+    return out
 
 
 def table_ii(rows: list[dict]) -> list[dict]:
@@ -196,7 +220,7 @@ def run_bench(methods=("evp", "/dev/crypto", "so_crypt"), sizes=SIZES, mb=1.0,
     return {"bench": "table-i", "backend": backend, "seed": seed, "mb": mb,
             "warmup_mb": warmup_mb, "variants": variants,
             **sweep.describe(), "wall_s": time.perf_counter() - t0,
-            "rows": rows, "table_ii": table_ii(rows)}
+            "rows": rows, "table_ii": table_ii(rows), "projection": projection(rows)}
 
 
 def _label(r: dict) -> str:
@@ -244,6 +268,12 @@ def format_table(result: dict) -> str:
              f" paper: socket-crypto paper Tables I and II; 100 MB = 100 MiB; extrapolated "
              f"cells: {result['warmup_mb']} MiB warm-up + {result['mb']} MiB at the steady rate "
              "(see the module docstring)")
+    pr = result["projection"]
+    text += (f"\nprojected wall time of these {len(result['rows'])} cells over the whole "
+             f"{FILE_MB} MiB file, from each cell's measured wall s per simulated MiB: "
+             f"{pr['serial_s'] / 3600:.1f} h on one core, " + ", ".join(
+                 f"{s / 3600:.1f} h on {n} workers" for n, s in pr["workers"].items())
+             + f" (the longest cell {pr['cell_wall_s'] / 3600:.1f} h)")
     return text
 
 

@@ -159,3 +159,23 @@ def test_table_i_one_cell_against_the_paper(capsys):
     assert abs(row["seconds"] - 4.13) / 4.13 < 0.33
     assert set(row) >= {"method", "size", "seconds", "ref_seconds", "mbps", "mb_simulated",
                         "extrapolated"}
+    proj = r["projection"]
+    whole = row["fixed_wall_s"] + row["wall_s_per_mb"] * 100
+    assert proj["serial_s"] == pytest.approx(whole) and proj["workers"]["2"] == pytest.approx(whole)
+
+
+def test_table_i_projection_deals_cells_to_workers():
+    """The projected makespan obeys Graham's bounds for list scheduling:
+    at least the mean load and the longest cell, at most their sum; with a
+    worker per cell it is the longest cell."""
+    import random as _random
+    from bench.table_i import projection
+    rng = _random.Random(3)
+    rows = [{"fixed_wall_s": rng.uniform(1, 30), "wall_s_per_mb": rng.uniform(1, 40)}
+            for _ in range(9)]
+    cells = [r["fixed_wall_s"] + 100 * r["wall_s_per_mb"] for r in rows]
+    p = projection(rows, workers=(1, 2, 16))
+    assert p["serial_s"] == pytest.approx(sum(cells)) == pytest.approx(p["workers"]["1"])
+    assert p["workers"]["16"] == pytest.approx(max(cells)) == pytest.approx(p["cell_wall_s"])
+    w2 = p["workers"]["2"]
+    assert max(sum(cells) / 2, max(cells)) <= w2 + 1e-9 <= sum(cells) / 2 + max(cells) + 1e-9
