@@ -40,7 +40,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, Elaboratable
+from amaranth.hdl import (Module, Signal, Cat, Const, Mux, Elaboratable, ClockDomain,
+                          ClockSignal, ResetSignal)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -397,12 +398,21 @@ def _segment_ports(seg: Segment):
 
 
 class Machine(wiring.Component):
-    def __init__(self, spec: MachineSpec | dict):
+    """The machine. ``reset_cycles`` > 0 (the Verilog export,
+    :func:`sim.experiment.export_verilog`): the machine makes its own reset,
+    high for its first ``reset_cycles`` rising edges (:meth:`_power_on`),
+    and has no ``rst`` input; 0 (pysim): the ``sync`` domain is the
+    simulator's, never reset (every register starts at its reset value)."""
+
+    def __init__(self, spec: MachineSpec | dict, reset_cycles: int = 0):
         if isinstance(spec, dict):
             spec = MachineSpec.from_dict(spec)
         self.spec = spec
-        super().__init__({name: (In if d == "in" else Out)(w)
-                          for name, d, w in _port_list(spec)})
+        self.reset_cycles = reset_cycles
+        ports = {name: (In if d == "in" else Out)(w) for name, d, w in _port_list(spec)}
+        if reset_cycles:
+            ports["clk"] = In(1)          # the clock of the sync domain defined here
+        super().__init__(ports)
         self.bridge = HostBridge(spec.dram_bytes, blackbox_dram=spec.blackbox_dram,
                                  width=spec.bus_width)
         #: bus 0, then each bridge's secondary (bus-number order)
@@ -465,6 +475,8 @@ class Machine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self.spec
+        if self.reset_cycles:
+            self._power_on(m, self.clk, self.reset_cycles)
         m.submodules.bridge = bridge = self.bridge
         m.submodules.arbiter = arb = self.arbiter
         skipped = Signal(Monitor.WIDTH)
@@ -516,6 +528,25 @@ class Machine(wiring.Component):
             m.d.sync += self.attn.eq(self.attn + 1)
         self._quiet(m, blocks, attn_due)
         return m
+
+    @staticmethod
+    def _power_on(m, clk, cycles: int) -> None:
+        """The ``sync`` domain with its reset made here: high for the first
+        ``cycles`` rising edges, then low for good. A down-counter in a
+        reset-less domain on the same clock drives it, so the reset is a
+        register, not an input: Verilator evaluates logic that reads a
+        top-level input on every ``eval()`` (both clock edges), and every
+        register's next state reads the reset; from a register it is
+        evaluated once per rising edge. Held for the same edges as a
+        harness's ``rst`` was (``sim.verilator.runner.RESET_CYCLES``), so a
+        run is cycle for cycle what it was."""
+        m.domains.sync = ClockDomain("sync")
+        m.domains.por = ClockDomain("por", reset_less=True, local=True)
+        m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("por").eq(clk)]
+        left = Signal(range(cycles + 1), init=cycles)
+        with m.If(left != 0):
+            m.d.por += left.eq(left - 1)
+        m.d.comb += ResetSignal("sync").eq(left != 0)
 
     def _segment(self, m, k, seg, skipped):
         """One segment's resolver, agents, monitor and checker; its secondary

@@ -120,8 +120,10 @@ def export_verilog(spec: MachineSpec) -> tuple[str, list]:
     without changing the logic, would give different text and a new build.
     """
     from amaranth.back import verilog
+    from .verilator.runner import RESET_CYCLES
     spec.blackbox_dram = True
-    text = verilog.convert(Machine(spec), name="ocfsim_machine", emit_src=False)
+    top = Machine(spec, reset_cycles=RESET_CYCLES)       # its own reset: no rst input
+    text = verilog.convert(top, name="ocfsim_machine", emit_src=False)
     return text, spec.ports()
 
 

@@ -6,10 +6,12 @@ Verilator together with a small C++ shim (:func:`shim_cpp`) into a shared
 library with an ``extern "C"`` API:
 
 ``ocd_create(period_ps)`` / ``ocd_destroy(h)``
-    the model, with ``clk`` low and ``rst`` high, evaluated once (the
-    initial blocks run: host DRAM is allocated);
+    the model, with ``clk`` low (and ``rst`` high, in a design with an
+    ``rst`` input), evaluated once (the initial blocks run: host DRAM is
+    allocated);
 ``ocd_reset(h, n)``
-    ``n`` rising edges with ``rst`` high, then ``rst`` low;
+    ``n`` rising edges (with ``rst`` high, then ``rst`` low; the machine
+    holds its own reset for these edges: ``hw.machine.Machine._power_on``);
 ``ocd_step(h, n)``
     up to ``n`` bus cycles, returning after the first cycle at whose end
     ``attn`` differs from its value at the call; the cycles run;
@@ -22,7 +24,7 @@ library with an ``extern "C"`` API:
     a VCD or FST of the run (builds made with ``trace="vcd"``/``"fst"``).
 
 The timing is the cocotb bench's (:func:`sim.verilator.runner.wrapper_verilog`):
-falling edges at k·period, rising edges at (k + 1/2)·period, ``rst`` high for
+falling edges at k·period, rising edges at (k + 1/2)·period, reset for
 the first :data:`~sim.verilator.runner.RESET_CYCLES` rising edges; inputs
 written between steps are sampled at the next rising edge; a step ends at a
 falling edge. So both backends run a host's requests cycle for cycle alike
@@ -55,13 +57,13 @@ from .record import Recorder
 from .runner import (_BASE_ARGS, _CXX_STD, MACHINE_MODULE, RESET_CYCLES, _REPO, BuildError,
                      ExperimentError, _cxx_version, _digest, _dram_sources, _jobs,
                      _key_make_vars, _setup_environ, _tail, _run_child, cached_dir, indexed_build,
-                     machine_key, verilator_root, verilator_version)
+                     machine_key, reset_input, verilator_root, verilator_version)
 
 __all__ = ["DirectBackend", "RecordingDirectBackend", "build_direct", "cached_direct",
            "run_direct", "shim_cpp", "trace_kind_of", "TRACE_KINDS"]
 
 #: Bump when the shim or the build recipe below changes; part of the key.
-DIRECT_RECIPE = 2
+DIRECT_RECIPE = 3
 
 #: Trace formats: Verilator option of the build and the C++ writer class.
 TRACE_KINDS = {"vcd": ("--trace", "VerilatedVcdC", "verilated_vcd_c.h"),
@@ -135,7 +137,9 @@ void *ocd_create(uint64_t period_ps) {
 #endif
     s->top = new Vdirect{&s->ctx};
     s->top->clk = 0;
+#ifdef OCD_RST
     s->top->rst = 1;
+#endif
     s->top->eval();
     return s;
 }
@@ -152,9 +156,13 @@ void ocd_destroy(void *h) {
 
 void ocd_reset(void *h, uint64_t n) {
     Shim *s = static_cast<Shim *>(h);
+#ifdef OCD_RST
     s->top->rst = 1;
+#endif
     for (uint64_t k = 0; k < n; k++) cycle(s);
+#ifdef OCD_RST
     s->top->rst = 0;
+#endif
     s->top->eval();
 }
 
@@ -232,8 +240,11 @@ void ocd_trace_close(void *h) {
 """
 
 
-def shim_cpp(ports: Sequence[tuple[str, str, int]], trace: str | None = None) -> str:
-    """The shim's C++ for a machine with these flat ports (index = list order)."""
+def shim_cpp(ports: Sequence[tuple[str, str, int]], trace: str | None = None,
+             reset: bool = True) -> str:
+    """The shim's C++ for a machine with these flat ports (index = list order);
+    ``reset``: it has an ``rst`` input to drive (:func:`~sim.verilator.runner.reset_input`;
+    the machine makes its own)."""
     wide = [n for n, _, w in ports if w > 64]
     if wide:
         raise ValueError(f"ports wider than 64 bits are not supported: {wide}")
@@ -244,6 +255,8 @@ def shim_cpp(ports: Sequence[tuple[str, str, int]], trace: str | None = None) ->
         include = f'#include "{header}"\n#define OCD_TRACE {cls}'
     if {"quiet", "quiet_for", "skip"} <= {n for n, _, _ in ports}:
         include += "\n#define OCD_SKIP 1"     # a machine that can skip idle clocks
+    if reset:
+        include += "\n#define OCD_RST 1"      # a design with an rst input
     return _SHIM_TEMPLATE.replace("@PORTS@", cases).replace("@TRACE_INCLUDE@", include)
 
 
@@ -288,7 +301,7 @@ def build_direct(verilog: str, ports: Sequence[tuple[str, str, int]], *,
     """
     _setup_environ()
     trace = _trace_kind(trace)
-    sources = {f"{MACHINE_MODULE}.v": verilog, _SHIM: shim_cpp(ports, trace),
+    sources = {f"{MACHINE_MODULE}.v": verilog, _SHIM: shim_cpp(ports, trace, reset_input(verilog)),
                **_dram_sources(verilog)}
     headers = _LZ4_FILES if trace == "fst" else {}
     key = {**direct_identity(trace), "sources": sorted({**sources, **headers}.items())}
@@ -419,7 +432,7 @@ class DirectBackend(Backend):
         self.steps = 0
 
     def start(self) -> None:
-        """Reset: :data:`RESET_CYCLES` rising edges with ``rst`` high."""
+        """Reset: the first :data:`RESET_CYCLES` rising edges, in reset."""
         self._lib.ocd_reset(self._h, RESET_CYCLES)
 
     def trace(self, path: str | os.PathLike) -> None:
