@@ -355,7 +355,7 @@ def _port_list(spec: MachineSpec):
         ("cpu_ack", "out", 1), ("cpu_rdata", "out", 32), ("cpu_status", "out", 2),
         ("dram_latency", "in", 4), ("dram_wait_every", "in", 8),
         ("dram_wait_len", "in", 5), ("dram_retry_every", "in", 8),
-        ("dram_abort_every", "in", 8),
+        ("dram_abort_every", "in", 8), ("dram_delayed", "in", 8),
         ("irq", "out", 4), ("attn", "out", 16), ("cycle", "out", 64),
         ("chk_error", "out", len(rules(spec.bus_width))), ("chk_first_cycle", "out", 64),
         ("mon_total", "out", Monitor.WIDTH),
@@ -511,7 +511,7 @@ class Machine(wiring.Component):
         # CPU side and test knobs
         for name in ("cpu_seq", "cpu_op", "cpu_addr", "cpu_wdata", "cpu_be",
                      "dram_latency", "dram_wait_every", "dram_wait_len", "dram_retry_every",
-                     "dram_abort_every"):
+                     "dram_abort_every", "dram_delayed"):
             m.d.comb += getattr(bridge, name).eq(getattr(self, name))
         m.d.comb += [self.cpu_ack.eq(bridge.cpu_ack), self.cpu_rdata.eq(bridge.cpu_rdata),
                      self.cpu_status.eq(bridge.cpu_status)]

@@ -84,6 +84,9 @@ KINDS: dict[str, Kind] = {
     "lost-irq": Kind(BOTH, False, {"count": 1}),
     "dram-retry": Kind(BOTH, True, {"every": 1}),
     "dram-latency": Kind(BOTH, True, {"latency": 15, "wait_every": 4, "wait_len": 31}),
+    # 66 clocks: about 1 µs at 66 MHz, the order of a delayed read of host
+    # memory through a chipset of the period (an estimate, docs/faults.md)
+    "dram-delayed": Kind(BOTH, True, {"delayed": 66}),
     "target-abort": Kind(BOTH, True, {"every": 1}),   # host DRAM aborts transactions
     "master-abort": Kind(BOTH, False),          # a DMA pointer to an undecoded address
     "zero-particle": Kind(("bcm5820",), False),  # a zero-length self-linked particle
@@ -186,7 +189,7 @@ def parse_fault(text: str) -> Fault:
 #: hw/pci/host_bridge.py; a dword register offset inside a 4 KiB BAR)
 _RANGES = {"bar": (0, 5), "reg": (0, 0xFFC), "value": (0, 0xFFFF_FFFF), "count": (1, 1000),
            "every": (1, 255), "latency": (0, 15), "wait_every": (0, 255), "wait_len": (0, 31),
-           "seed": (0, 2**32 - 1)}
+           "delayed": (1, 255), "seed": (0, 2**32 - 1)}
 
 
 def _check_params(name: str, params: dict) -> None:
@@ -335,6 +338,8 @@ class FaultPlan:
             knobs = {"retry_every": f.param("every")}
         elif f.kind == "target-abort":
             knobs = {"abort_every": f.param("every")}
+        elif f.kind == "dram-delayed":
+            knobs = {"delayed": f.param("delayed")}
         else:
             knobs = {k: f.param(k) for k in ("latency", "wait_every", "wait_len")}
         host.set_dram_timing(**knobs)
@@ -407,6 +412,7 @@ INJECTORS: dict[str, Callable] = {
     "bme-off": FaultPlan.command_off, "mse-off": FaultPlan.command_off,
     "lost-irq": FaultPlan.lost_irq, "dram-retry": FaultPlan.dram_timing,
     "dram-latency": FaultPlan.dram_timing, "target-abort": FaultPlan.dram_timing,
+    "dram-delayed": FaultPlan.dram_timing,
     **{k: FaultPlan.handover for k in CORRUPT},
 }
 

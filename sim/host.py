@@ -478,14 +478,17 @@ class Host(HardwarePort):
 
     # ------------------------------------------------------------ test knobs
     def set_dram_timing(self, latency: int = 0, wait_every: int = 0, wait_len: int = 0,
-                        retry_every: int = 0, abort_every: int = 0) -> None:
-        """Host-DRAM target test knobs (see ``hw.pci.host_bridge``)."""
+                        retry_every: int = 0, abort_every: int = 0, delayed: int = 0) -> None:
+        """Host-DRAM target knobs (see ``hw.pci.host_bridge``); ``delayed``:
+        bus clocks a master's read of host memory takes as a delayed
+        transaction (0: answered at DRAM speed)."""
         def knobs():
             self._set("dram_latency", latency)
             self._set("dram_wait_every", wait_every)
             self._set("dram_wait_len", wait_len)
             self._set("dram_retry_every", retry_every)
             self._set("dram_abort_every", abort_every)
+            self._set("dram_delayed", delayed)
         self._write("DRAM timing knobs", knobs)
 
     # ------------------------------------------------------------ statistics

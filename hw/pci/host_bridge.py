@@ -23,6 +23,18 @@ the subsequent-latency limit), ``retry_every`` (every Nth transaction is
 retried) and ``abort_every`` (every Nth transaction ends in target abort
 before its first data phase, PCI 2.3 §3.3.3.2.1: a fault-injection knob,
 like a memory controller signalling an uncorrectable error).
+
+``delayed`` (clocks, 0: off) makes the DRAM target answer reads as a bridge
+whose memory is further away than PCI's 16-clock initial-latency rule
+allows (PCI 2.3 §3.5.1.1) does: as a delayed transaction (§3.3.3.3). The
+first attempt of a read is retried and latched as the one delayed request;
+``delayed`` clocks later its completion is ready, and the master's repeat
+of the same address (PCI 2.3 §3.3.3.3.1: a retried master must repeat the
+request) gets its data, read from DRAM as it then is, and the burst goes
+on at DRAM speed. Reads at other addresses are retried while the entry is
+held. A completion its master does not come back for is discarded after
+2^15 clocks (``DISCARD_CLOCKS``), so no master's absence blocks the others
+for good.
 """
 
 from amaranth.hdl import Module, Signal, Mux, Const
@@ -35,7 +47,13 @@ from .dram import HostDram
 from .initiator import PciInitiator, Status
 from .target import PciTarget, FIFO_DEPTH
 
-__all__ = ["HostBridge", "CpuOp"]
+__all__ = ["HostBridge", "CpuOp", "DISCARD_CLOCKS"]
+
+#: clocks a delayed completion waits for its master before it is dropped:
+#: the PCI specification's recommended 2^15 (the discard timer's default in
+#: bridges of the period, e.g. TI PCI2050B datasheet §3.11, DEC 21152's
+#: Bridge Control bit 8 clear: PPB 1.1 §3.2.5.18)
+DISCARD_CLOCKS = 1 << 15
 
 
 class CpuOp:
@@ -62,7 +80,7 @@ class HostBridge(wiring.Component):
             "cpu_wdata": In(32), "cpu_be": In(4),
             "cpu_ack": Out(1), "cpu_rdata": Out(32), "cpu_status": Out(2),
             "dram_latency": In(4), "dram_wait_every": In(8), "dram_wait_len": In(5),
-            "dram_retry_every": In(8), "dram_abort_every": In(8),
+            "dram_retry_every": In(8), "dram_abort_every": In(8), "dram_delayed": In(8),
             # exact idle skipping: no CPU operation under way or offered, the
             # CPU's initiator, the DRAM target and the DRAM at rest, no DRAM
             # latency or stall being counted down: with these inputs held and
@@ -164,7 +182,6 @@ class HostBridge(wiring.Component):
         with m.If(tgt.started):
             m.d.sync += txns.eq(Mux(txns + 1 >= self.dram_retry_every, 0, txns + 1))
             m.d.sync += retry_this.eq(will_retry)
-        m.d.comb += port.retry.eq(retry_this)
         will_abort = (self.dram_abort_every != 0) & (aborts + 1 >= self.dram_abort_every)
         # the target aborts in the first data clock, before any data moves; reads
         # fetched ahead meanwhile are dropped with the transaction (no side effects)
@@ -174,6 +191,7 @@ class HostBridge(wiring.Component):
         can_go = Signal()
         m.d.comb += can_go.eq((stall_left == 0) & ~retry_this & ~(tgt.started & will_retry))
         is_read = port.cmd_valid & ~port.cmd.write
+        delayed_idle = self._delayed_read(m, tgt, is_read, can_go)
         with m.If(is_read & ~page_open & (latency_left == 0) & (self.dram_latency != 0)):
             m.d.sync += latency_left.eq(self.dram_latency)
             m.d.comb += can_go.eq(0)
@@ -206,7 +224,52 @@ class HostBridge(wiring.Component):
         m.d.sync += rsp_pending.eq(accept & ~port.cmd.write)
         m.d.comb += [port.rsp_valid.eq(rsp_pending), port.rsp_data.eq(dram.rd_data),
                      port.abort.eq(abort_this)]
+        m.d.comb += port.retry.eq(retry_this | self._delay_retry)
         # (txns, aborts, accesses, retry_this, abort_this move only when the
         # target claims a transaction or an access is accepted)
         return ~page_open & (latency_left == 0) & (stall_left == 0) & ~rsp_pending \
-            & ~port.cmd_valid
+            & ~port.cmd_valid & delayed_idle
+
+    def _delayed_read(self, m, tgt, is_read, can_go):
+        """The delayed-read entry (``dram_delayed`` != 0): holds ``can_go``
+        low and retries the first read of a transaction unless it repeats
+        the completed delayed request. Returns "no entry held"."""
+        port = tgt.port
+        first = Signal()                # no read of this transaction accepted yet
+        addr = Signal(32)               # the delayed request's address
+        left = Signal(8)                # clocks until its completion is ready
+        held = Signal(range(DISCARD_CLOCKS))
+        retry = Signal()                # retry this transaction (registered)
+        self._delay_retry = retry
+        with m.If(tgt.started):
+            m.d.sync += retry.eq(0)
+        # the target may ask its first read in the clock it claims (S_DEVSEL)
+        with m.If(port.cmd_valid & port.cmd_ready & ~port.cmd.write):
+            m.d.sync += first.eq(0)
+        with m.Elif(tgt.started):
+            m.d.sync += first.eq(1)
+        asked = is_read & (first | tgt.started) & (self.dram_delayed != 0)
+        with m.FSM(name="dram_delayed") as fsm:
+            with m.State("IDLE"):
+                with m.If(asked):
+                    m.d.comb += can_go.eq(0)
+                    m.d.sync += [addr.eq(port.cmd.addr), left.eq(self.dram_delayed),
+                                 retry.eq(1)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                with m.If(asked):
+                    m.d.comb += can_go.eq(0)
+                    m.d.sync += retry.eq(1)
+                m.d.sync += left.eq(left - 1)
+                with m.If(left == 1):
+                    m.d.sync += held.eq(0)
+                    m.next = "READY"
+            with m.State("READY"):
+                hit = port.cmd.addr == addr
+                with m.If(asked & ~hit):
+                    m.d.comb += can_go.eq(0)
+                    m.d.sync += retry.eq(1)
+                m.d.sync += held.eq(held + 1)
+                with m.If((asked & hit & can_go) | (held == DISCARD_CLOCKS - 1)):
+                    m.next = "IDLE"
+        return fsm.ongoing("IDLE") & ~retry

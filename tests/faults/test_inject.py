@@ -88,3 +88,21 @@ def test_lost_interrupt_and_handover_faults_take_effect():
     assert r["interrupts"] - r["interrupts_delivered"] == 1
     req = r["requests"]
     assert req["dispatched"] == req["ok"] + req["errno_total"] + req["wrong"] + req["lost"]
+
+
+@pytest.mark.parametrize("card", ["bcm5820", "hifn7751"])
+def test_delayed_dram_reads_slow_the_card_and_lose_nothing(card):
+    """Host memory answering the card's reads as delayed transactions (PCI
+    2.3 §3.3.3.3) for the whole run: every request completes with the right
+    bytes (devcrypto checks them against the cryptography package), the
+    card's reads are retried (the abort class), and the run takes longer."""
+    kw = {"alg": "3des", "size": 256, "ops": 8, "threads": 2}
+    plain = run(crypto_machine([card]), "ocfsim.workloads.devcrypto:devcrypto", kw,
+                backend="verilator")
+    slow = run(crypto_machine([card]), "ocfsim.workloads.devcrypto:devcrypto",
+               {**kw, "faults": ["dram-delayed@0us+10ms:delayed=120"]}, backend="verilator")
+    for r in (plain, slow):
+        req = r["requests"]
+        assert r["ok"] and req["ok"] == req["dispatched"] >= 8 and req["lost"] == 0
+    assert slow["breakdown"]["abort"] > plain["breakdown"]["abort"]
+    assert slow["sim_time_s"] > plain["sim_time_s"]

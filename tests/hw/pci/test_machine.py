@@ -181,3 +181,21 @@ def test_dma_copy_exact_on_a_64_bit_bus_under_wait_states(backend):
     for c in r["copies"]:
         assert c["ok"] and c["copied"] and c["tail_untouched"], c
     assert r["checker"] == []
+
+
+@pytest.mark.verilator
+def test_delayed_dram_reads_same_on_both_backends():
+    """Host memory answering reads as delayed transactions (``delayed``
+    clocks, hw/pci/host_bridge.py): two cards' copies exact, every read
+    retried first (the abort class counts the retries), the run longer than
+    without, no PCI rule broken, and pysim and Verilator the same to the
+    cycle and the counter."""
+    runs = {b: dma(b, 256, burst=32, n_cards=2, dram_timing={"delayed": 40})
+            for b in ("pysim", "verilator")}
+    plain = dma("pysim", 256, burst=32, n_cards=2)
+    for r in runs.values():
+        assert r["ok"], r["per_card"]
+        assert r["breakdown"]["abort"] > 0 and plain["breakdown"]["abort"] == 0
+        assert r["sim_cycles"] > plain["sim_cycles"] + 40
+    a, b = runs["pysim"], runs["verilator"]
+    assert (a["sim_cycles"], a["breakdown"]) == (b["sim_cycles"], b["breakdown"])
