@@ -83,15 +83,17 @@ VENDOR_DEC, DEVICE_21152, CLASS_PCI_PCI_BRIDGE = 0x1011, 0x0024, 0x060400
 #: read fetch one dword. PREFETCH_DWORDS is the most, the completion buffer's size.
 PREFETCH_DWORDS = 32
 LINE_DWORDS = 16
-#: posted-write dwords per direction in the path's FIFO (beside the target
-#: core's FIFO_DEPTH: 12 dwords in all). Not a datasheet's depth: the 21150's
-#: "the address and at least 8 Dwords of data" (21150 datasheet §4.5.1) is
-#: the free space it needs before it accepts a posted write, not its size. The
-#: sizes published are 88 bytes of posted-write buffering (address and data,
-#: up to three transactions) per direction in the 21150 and 21152 (their
-#: datasheets' feature lists), 152 bytes upstream and 88 downstream in the
-#: 21154 (its datasheet's feature list)
-POSTED_DEPTH = 8
+#: posted-write dwords per direction in the path's FIFO, beside the target
+#: core's FIFO_DEPTH: 20 data dwords in all, which with two transactions'
+#: addresses is the 88 bytes (22 dwords) of posted-write buffering per
+#: direction of the 21150 and 21152 (address and data, up to three
+#: transactions: their datasheets' feature lists; the 21154 has 152 bytes
+#: upstream, 88 downstream). So a 16-dword burst (a Hifn 7751's) is taken
+#: whole and replayed as one burst of up to POSTED_DEPTH. (The 21150's "the
+#: address and at least 8 Dwords of data", 21150 datasheet §4.5.1, is the
+#: free space it needs before it accepts a posted write, not its size; the
+#: model had 8 here, 12 dwords in all, until it was read so.)
+POSTED_DEPTH = 16
 #: delayed reads each direction holds at once, each with a completion buffer of
 #: PREFETCH_DWORDS. PCI 2.3 §3.3.3.3 lets a bridge hold several; the 21150,
 #: 21152 and 21154 hold up to three per direction (their datasheets' feature
@@ -172,9 +174,9 @@ class BridgePath(wiring.Component):
             "latency_timer": In(8), "master_enable": In(1),
             "cfg_we": Out(1), "cfg_reg": Out(6), "cfg_wdata": Out(32), "cfg_be": Out(4),
             "cfg_rdata": In(32),
-            "pending": Out(range(FIFO_DEPTH + POSTED_DEPTH + 2)),
+            "pending": Out(range(FIFO_DEPTH + 2 * POSTED_DEPTH + 1)),
             "posted_done": Out(range(POSTED_DEPTH + 1)),     # dwords done this clock
-            "other_pending": In(range(FIFO_DEPTH + POSTED_DEPTH + 2)),
+            "other_pending": In(range(FIFO_DEPTH + 2 * POSTED_DEPTH + 1)),
             "other_done": In(range(POSTED_DEPTH + 1)),
             "master_abort": Out(1), "target_abort": Out(1),
             "discard_short": In(1),        # the discard timer is 2^10 clocks, not 2^15

@@ -540,3 +540,33 @@ def test_discard_timer_frees_an_abandoned_completion():
     assert again == (0x3333_3333, Status.OK)                  # fetched afresh
     assert not (cleared >> 16) & B.CTL_DISCARD_STATUS
     assert (cleared >> 16) & B.CTL_PRIMARY_DISCARD
+
+
+def test_a_16_dword_write_burst_crosses_whole():
+    """A secondary master's 16-dword Memory Write (a Hifn 7751's burst) is
+    taken in one transaction: the bridge's posted-write buffering (20 data
+    dwords, the 21152's 88 bytes with two addresses) holds it, where 12
+    dwords disconnected it; it goes out on the primary as one burst, in
+    order, byte-exact in DRAM; a later read of it sees all of it (the read
+    pushes the posted writes, PPB 1.1 chapter 5)."""
+    base = 0xC00                                 # 16-dword aligned
+    words = _pattern(16, 11)
+
+    async def body(bench, ctx, seg):
+        ctx.set(seg.host.dram_latency, 3)
+        await _setup_window(bench)
+        sec_addr, pri_addr = seg.mon[1].by_master[2][0], seg.mon[0].by_master[3][0]
+        s0, p0 = ctx.get(sec_addr), ctx.get(pri_addr)
+        w = await bench.dma(base, len(words), Cmd.MEM_WRITE, words)
+        s1 = ctx.get(sec_addr)
+        r = await bench.dma(base, len(words), Cmd.MEM_READ_LINE)
+        for _ in range(20):
+            await ctx.tick()
+        return w, s1 - s0, ctx.get(pri_addr) - p0, _dram(ctx, seg, base, len(words)), r
+
+    w, sec_txns, pri_txns, mem, r = run(body)
+    assert w[:2] == (Status.OK, 16)
+    assert sec_txns == 1                         # no disconnect on the secondary
+    assert pri_txns == 2                         # the write as one burst, then the read
+    assert mem == words
+    assert r == (Status.OK, 16, words)
