@@ -138,6 +138,7 @@ class IssueState(enum.IntEnum, shape=2):
     IDLE = 0
     WRITE = 1       # a posted write on the far bus
     READ = 2        # the delayed read on the far bus
+    DROP = 3        # the write failed: the rest of its run leaves the FIFO unsent
 
 
 def swizzle(device: int, pin: int) -> int:
@@ -184,7 +185,10 @@ class BridgePath(wiring.Component):
             "quiet": Out(1),
         })
         self.target = PciTarget(fixed_base=0, fixed_size=_HALF, state_name=f"{name}_tgt_state")
-        self.initiator = PciInitiator(depth=PREFETCH_DWORDS, state_name=f"{name}_ini_state")
+        # the far side feeds a run it holds whole, one dword a clock, so the
+        # initiator starts the burst on its first dword (stream_writes)
+        self.initiator = PciInitiator(depth=PREFETCH_DWORDS, state_name=f"{name}_ini_state",
+                                      stream_writes=True)
         self.delayed = Signal(DelayedState, name=f"{name}_delayed")
         #: every delayed-read entry's state (``delayed`` is entry 0's)
         self.entry_states = [self.delayed] + [
@@ -319,13 +323,28 @@ class BridgePath(wiring.Component):
                         m.d.comb += dq.start.eq(1)
                         m.d.sync += [ist.eq(IssueState.READ), type1.eq(dq.h_kind == Kind.CFG1)]
             with m.Case(IssueState.WRITE):
-                # the run's dwords into the initiator (it starts a
-                # transaction once the burst is in its FIFO)
-                m.d.comb += ini.wdata.valid.eq(pf.r_rdy & (left != 0))
-                with m.If(ini.wdata.valid & ini.wdata.ready):
+                # the run's dwords into the initiator, one a clock (the whole
+                # run is in the FIFO: it was closed after its last dword); the
+                # initiator starts the burst on the first
+                feed = Signal()
+                m.d.comb += [ini.wdata.valid.eq(pf.r_rdy & (left != 0)),
+                             feed.eq(ini.wdata.valid & ini.wdata.ready)]
+                with m.If(feed):
                     m.d.comb += pf.r_en.eq(1)
                     m.d.sync += [left.eq(left - 1), fed.eq(fed + 1)]
-                with m.If(ini.done):
+                with m.If(ini.done & (left == feed)):
+                    m.d.sync += ist.eq(IssueState.IDLE)
+                    m.d.comb += self.posted_done.eq(fed + feed)
+                with m.Elif(ini.done):
+                    # master or target abort, or given up, before the run was
+                    # all fed: the write is dropped (PPB 1.1 §4.8.1), and so
+                    # are the dwords of it still in the FIFO
+                    m.d.sync += ist.eq(IssueState.DROP)
+            with m.Case(IssueState.DROP):
+                with m.If(left != 0):
+                    m.d.comb += pf.r_en.eq(1)
+                    m.d.sync += [left.eq(left - 1), fed.eq(fed + 1)]
+                with m.Else():
                     m.d.sync += ist.eq(IssueState.IDLE)
                     m.d.comb += self.posted_done.eq(fed)
             with m.Case(IssueState.READ):
@@ -338,7 +357,8 @@ class BridgePath(wiring.Component):
                          self.target_abort.eq(ini.done_status == Status.TARGET_ABORT)]
 
         m.d.comb += self.pending.eq(tgt.posted + pf.level
-                                    + Mux(ist == IssueState.WRITE, fed, 0))
+                                    + Mux((ist == IssueState.WRITE) | (ist == IssueState.DROP),
+                                          fed, 0))
         m.d.comb += self.quiet.eq(
             t.quiet & tgt.quiet & ini.quiet & (ist == IssueState.IDLE) & (pf.level == 0)
             & (sh.level == 0) & (runs.level == 0) & (open_len == 0)

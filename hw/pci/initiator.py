@@ -13,9 +13,14 @@ dwords). For each command the core reports once on ``done`` with a status:
 A command runs as one or more transactions. A transaction starts when the
 core holds GNT# on an idle bus and the whole next burst fits (writes: its
 data is in the FIFO; reads: the FIFO has room), so IRDY# is never
-deasserted inside a burst. It ends on the last dword, when the latency timer
-has expired and GNT# is gone (§3.5.4), or on target retry/disconnect; the core
-resumes where the data stopped. After a retry REQ# is dropped for two clocks
+deasserted inside a burst. (``stream_writes=True``: the owner promises to
+feed each write command's dwords one a clock, without a gap, from the clock
+its first dword goes in, as a bridge replaying a posted run it already holds
+does; a write transaction may then start once the first dword is in, and the
+data phases, one a clock at most, never overtake the feed.) A transaction
+ends on the last dword, when the latency timer has expired and GNT# is gone
+(§3.5.4), or on target retry/disconnect; the core resumes where the data
+stopped. After a retry REQ# is dropped for two clocks
 (§3.3.3.2.2).
 
 ``width=64`` (PCI 2.3 §3.8): for a memory command from a quadword-aligned
@@ -77,12 +82,18 @@ S_IDLE, S_ADDR, S_DATA, S_STOPPING, S_TURN = InitiatorState
 
 
 class PciInitiator(wiring.Component):
-    def __init__(self, depth: int = 16, *, state_name: str = "state", width: int = 32):
+    def __init__(self, depth: int = 16, *, state_name: str = "state", width: int = 32,
+                 stream_writes: bool = False):
         if depth < 1 or depth > 65535:
             raise ValueError("FIFO depth out of range")
         lines(width)                       # ValueError unless 32 or 64
+        if stream_writes and width != 32:
+            # 64-bit phases move two dwords a clock: they could overtake a
+            # feed of one a clock
+            raise ValueError("stream_writes needs a 32-bit initiator")
         self.depth = depth
         self.width = width
+        self.stream_writes = bool(stream_writes)
         super().__init__({
             "pci":   Out(agent_signature(width)),
             "req":   Out(1),
@@ -163,8 +174,12 @@ class PciInitiator(wiring.Component):
         cmd_is_read = (c.code == Cmd.MEM_READ) | (c.code == Cmd.MEM_READ_LINE) \
             | (c.code == Cmd.MEM_READ_MULT) | (c.code == Cmd.CFG_READ)
         ready_to_go = Signal()
+        # a streamed write goes once its first dword is in: the first data
+        # phase is at least two clocks later (address phase, then IRDY#), by
+        # when the FIFO's output register holds it, and the feed stays ahead
+        written = (wfifo.level != 0) if self.stream_writes else (wfifo.level >= burst)
         m.d.comb += ready_to_go.eq(active & (remaining != 0) & Mux(
-            cmd_is_read, (depth - rfifo.level) >= burst, wfifo.level >= burst))
+            cmd_is_read, (depth - rfifo.level) >= burst, written))
 
         def phase_be(moved_v, remaining_v):
             lo = self._phase_be(c, moved_v, remaining_v)

@@ -570,3 +570,38 @@ def test_a_16_dword_write_burst_crosses_whole():
     assert pri_txns == 2                         # the write as one burst, then the read
     assert mem == words
     assert r == (Status.OK, 16, words)
+
+
+def test_posted_write_master_aborted_mid_feed_is_dropped_whole():
+    """A secondary master's 16-dword write to an address nobody on the
+    primary claims (beyond DRAM) is posted, then master-aborts upstream
+    while the bridge is still feeding its initiator (a streamed replay
+    starts on the first dword). The bridge drops the rest of that run (PPB
+    1.1 §4.8.1: the write is discarded, received master abort is set); the
+    next posted write crosses intact, nothing is left pending, and the
+    bridge goes quiet."""
+    base, nowhere = 0xC00, 0x8000                # DRAM is 16 KiB: 0x8000 is unclaimed
+    lost, words = _pattern(16, 21), _pattern(16, 22)
+
+    async def body(bench, ctx, seg):
+        await _setup_window(bench)
+        ini = seg.bridge.up.initiator
+        w0 = await bench.dma(nowhere, len(lost), Cmd.MEM_WRITE, lost)
+        aborted_with = None
+        for _ in range(200):
+            if ctx.get(ini.done):
+                aborted_with = ctx.get(seg.bridge.up.pending)
+            await ctx.tick()
+        w1 = await bench.dma(base, len(words), Cmd.MEM_WRITE, words)
+        for _ in range(200):
+            await ctx.tick()
+        status = await bench.cfg(0, BRIDGE_DEVICE, R.COMMAND.offset) >> 16
+        return (w0, w1, aborted_with, ctx.get(seg.bridge.up.pending),
+                ctx.get(seg.bridge.up.quiet), _dram(ctx, seg, base, len(words)), status)
+
+    w0, w1, aborted_with, pending, quiet, mem, status = run(body)
+    assert w0[:2] == (Status.OK, 16) and w1[:2] == (Status.OK, 16)   # both posted
+    assert aborted_with is not None and aborted_with > 0   # dwords still to feed at the abort
+    assert R.STATUS.decode(status)["received_master_abort"] == 1
+    assert mem == words
+    assert pending == 0 and quiet == 1
